@@ -1,0 +1,1 @@
+"""Storage backends behind the UnitOfWork port, chosen by URL: memory://, sqlite:///..., postgresql://..."""

@@ -1,0 +1,299 @@
+"""A process-local store with real transaction semantics (all or nothing), for tests and dry runs."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+import numpy as np
+
+from lfr.domain.alert import Alert
+from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead, next_record
+from lfr.domain.errors import Conflict, NotFound, StaleUpdate
+from lfr.domain.evaluation import EvaluationSummary
+from lfr.domain.principal import Principal
+from lfr.domain.watchlist import Subject, Watchlist
+from lfr.domain.window import DeploymentWindow, WindowState
+
+
+@dataclass
+class MemoryState:
+    windows: dict[str, DeploymentWindow] = field(default_factory=dict)
+    watchlists: dict[str, Watchlist] = field(default_factory=dict)
+    subjects: dict[str, Subject] = field(default_factory=dict)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # by subject id
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    alert_sequence: int = 0
+    audit: list[AuditRecord] = field(default_factory=list)
+    head: ChainHead | None = None
+    counters: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    principals: dict[str, Principal] = field(default_factory=dict)
+    token_hashes: dict[str, str] = field(default_factory=dict)  # hash -> principal name
+    password_hashes: dict[str, str] = field(default_factory=dict)
+    evaluations: dict[str, EvaluationSummary] = field(default_factory=dict)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.state = MemoryState()
+        self.lock = threading.RLock()
+
+    def __call__(self) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self)
+
+
+class MemoryUnitOfWork:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> Self:
+        self._store.lock.acquire()
+        self._begin()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._store.lock.release()
+
+    def commit(self) -> None:
+        self._store.state = self._state
+        self._begin()
+
+    def rollback(self) -> None:
+        self._begin()
+
+    def _begin(self) -> None:
+        """Works on shallow copies so an uncommitted change never touches the store's state."""
+        self._state = copy.copy(self._store.state)
+        for name in (
+            "windows",
+            "watchlists",
+            "subjects",
+            "embeddings",
+            "alerts",
+            "counters",
+            "principals",
+            "token_hashes",
+            "password_hashes",
+        ):
+            setattr(self._state, name, dict(getattr(self._state, name)))
+        self._state.audit = list(self._state.audit)
+        self.windows = _Windows(self._state)
+        self.watchlists = _Watchlists(self._state)
+        self.alerts = _Alerts(self._state)
+        self.audit = _Audit(self._state)
+        self.counters = _Counters(self._state)
+        self.principals = _Principals(self._state)
+        self.evaluations = _Evaluations(self._state)
+
+
+class _Windows:
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    def add(self, window: DeploymentWindow) -> None:
+        if window.id in self._s.windows:
+            raise Conflict(f"window {window.id} exists")
+        self._s.windows[window.id] = window
+
+    def get(self, window_id: str) -> DeploymentWindow:
+        try:
+            return self._s.windows[window_id]
+        except KeyError:
+            raise NotFound(f"no window {window_id}") from None
+
+    def update(self, window: DeploymentWindow) -> None:
+        if self.get(window.id).version != window.version - 1:
+            raise StaleUpdate(f"window {window.id} changed concurrently")
+        self._s.windows[window.id] = window
+
+    def find(self, states: Sequence[WindowState] | None = None) -> list[DeploymentWindow]:
+        found = [w for w in self._s.windows.values() if states is None or w.state in states]
+        return sorted(found, key=lambda w: (w.created_at, w.id))
+
+
+class _Watchlists:
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    def add(self, watchlist: Watchlist) -> None:
+        self._s.watchlists[watchlist.id] = watchlist
+
+    def get(self, watchlist_id: str) -> Watchlist:
+        try:
+            return self._s.watchlists[watchlist_id]
+        except KeyError:
+            raise NotFound(f"no watchlist {watchlist_id}") from None
+
+    def update(self, watchlist: Watchlist) -> None:
+        self.get(watchlist.id)
+        self._s.watchlists[watchlist.id] = watchlist
+
+    def all(self) -> list[Watchlist]:
+        return sorted(self._s.watchlists.values(), key=lambda w: (w.created_at, w.id))
+
+    def add_subject(self, subject: Subject, embeddings: np.ndarray) -> None:
+        self.get(subject.watchlist_id)
+        self._s.subjects[subject.id] = subject
+        self._s.embeddings[subject.id] = np.array(embeddings, dtype=np.float32, copy=True)
+
+    def remove_subject(self, watchlist_id: str, subject_id: str) -> None:
+        self.get_subject(watchlist_id, subject_id)
+        del self._s.subjects[subject_id]
+        del self._s.embeddings[subject_id]
+
+    def get_subject(self, watchlist_id: str, subject_id: str) -> Subject:
+        subject = self._s.subjects.get(subject_id)
+        if subject is None or subject.watchlist_id != watchlist_id:
+            raise NotFound(f"no subject {subject_id} in watchlist {watchlist_id}")
+        return subject
+
+    def subjects(self, watchlist_id: str) -> list[Subject]:
+        return sorted(
+            (s for s in self._s.subjects.values() if s.watchlist_id == watchlist_id), key=lambda s: s.id
+        )
+
+    def embeddings(self, watchlist_id: str) -> tuple[list[str], np.ndarray]:
+        watchlist = self.get(watchlist_id)
+        subject_of_row: list[str] = []
+        blocks = []
+        for subject in self.subjects(watchlist_id):
+            block = self._s.embeddings[subject.id]
+            subject_of_row += [subject.id] * block.shape[0]
+            blocks.append(block)
+        if not blocks:
+            return [], np.zeros((0, watchlist.dimension), dtype=np.float32)
+        return subject_of_row, np.concatenate(blocks).astype(np.float32)
+
+    def erase_content(self, watchlist_id: str) -> int:
+        doomed = [s.id for s in self.subjects(watchlist_id)]
+        for subject_id in doomed:
+            del self._s.embeddings[subject_id]
+            del self._s.subjects[subject_id]
+        return len(doomed)
+
+
+class _Alerts:
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    def add(self, alert: Alert) -> Alert:
+        self._s.alert_sequence += 1
+        stored = dataclasses.replace(alert, sequence=self._s.alert_sequence)
+        self._s.alerts[alert.id] = stored
+        return stored
+
+    def get(self, alert_id: str) -> Alert:
+        try:
+            return self._s.alerts[alert_id]
+        except KeyError:
+            raise NotFound(f"no alert {alert_id}") from None
+
+    def update(self, alert: Alert) -> None:
+        if self.get(alert.id).version != alert.version - 1:
+            raise StaleUpdate(f"alert {alert.id} changed concurrently")
+        self._s.alerts[alert.id] = alert
+
+    def find(
+        self, window_ids: Sequence[str] | None = None, after_sequence: int = 0, limit: int = 100
+    ) -> list[Alert]:
+        found = [
+            a
+            for a in self._s.alerts.values()
+            if a.sequence > after_sequence and (window_ids is None or a.window_id in window_ids)
+        ]
+        return sorted(found, key=lambda a: a.sequence)[:limit]
+
+    def purge_raised_before(self, cutoff: datetime) -> int:
+        doomed = [a.id for a in self._s.alerts.values() if a.raised_at < cutoff]
+        for alert_id in doomed:
+            del self._s.alerts[alert_id]
+        return len(doomed)
+
+
+class _Audit:
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    def append(self, event: AuditEvent) -> AuditRecord:
+        record = next_record(self._s.audit[-1] if self._s.audit else None, event)
+        self._s.audit.append(record)
+        self._s.head = ChainHead(record.seq, record.hash)
+        return record
+
+    def records(self, from_seq: int = 1) -> Iterator[AuditRecord]:
+        return iter([r for r in self._s.audit if r.seq >= from_seq])
+
+    def head(self) -> ChainHead | None:
+        return self._s.head
+
+
+class _Counters:
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    def increment(self, counts: dict[tuple[str, str, str], int]) -> None:
+        for key, n in counts.items():
+            self._s.counters[key] = self._s.counters.get(key, 0) + n
+
+    def totals(self, window_id: str | None = None) -> dict[tuple[str, str, str], int]:
+        return {k: n for k, n in self._s.counters.items() if window_id is None or k[0] == window_id}
+
+
+class _Principals:
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    def add(self, principal: Principal) -> None:
+        if principal.name in self._s.principals:
+            raise Conflict(f"{principal.name} already exists")
+        self._s.principals[principal.name] = principal
+
+    def get(self, name: str) -> Principal:
+        try:
+            return self._s.principals[name]
+        except KeyError:
+            raise NotFound(f"no account {name}") from None
+
+    def update(self, principal: Principal) -> None:
+        self.get(principal.name)
+        self._s.principals[principal.name] = principal
+
+    def all(self) -> list[Principal]:
+        return sorted(self._s.principals.values(), key=lambda p: p.name)
+
+    def set_token_hash(self, name: str, token_hash: str) -> None:
+        self.get(name)
+        for old in [h for h, n in self._s.token_hashes.items() if n == name]:
+            del self._s.token_hashes[old]
+        self._s.token_hashes[token_hash] = name
+
+    def find_by_token_hash(self, token_hash: str) -> Principal | None:
+        name = self._s.token_hashes.get(token_hash)
+        return self._s.principals.get(name) if name else None
+
+    def set_password_hash(self, name: str, password_hash: str) -> None:
+        self.get(name)
+        self._s.password_hashes[name] = password_hash
+
+    def password_hash(self, name: str) -> str | None:
+        return self._s.password_hashes.get(name)
+
+
+class _Evaluations:
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    def add(self, summary: EvaluationSummary) -> None:
+        self._s.evaluations[summary.id] = summary
+
+    def for_model(self, model_id: str) -> list[EvaluationSummary]:
+        found = [e for e in self._s.evaluations.values() if e.model_id == model_id]
+        return sorted(found, key=lambda e: e.recorded_at, reverse=True)

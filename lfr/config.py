@@ -1,0 +1,105 @@
+"""Configuration: parsed once at the entry point (YAML file + LFR_* environment), then passed down."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lfr.adapters.embedder import ModelSettings
+from lfr.domain.errors import InvalidInput
+from lfr.domain.evaluation import EquityGate
+from lfr.domain.retention import RetentionPolicy
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(Section):
+    url: str = Field(
+        default="sqlite:///var/lfr.db",
+        description="sqlite:///path (embedded), postgresql+psycopg://... (scale-out), memory://",
+    )
+
+
+class GrpcSettings(Section):
+    listen: str = Field(
+        default="127.0.0.1:50051", description="host:port for camera nodes and control clients"
+    )
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
+    grace_seconds: float = Field(default=5.0, ge=0, le=60, description="graceful shutdown period")
+
+
+class MetricsSettings(Section):
+    enabled: bool = True
+    listen: str = Field(default="127.0.0.1:9464", description="host:port of the Prometheus endpoint")
+
+
+class MatchingSettings(Section):
+    top_k: int = Field(default=5, ge=1, le=50, description="candidates kept on an alert")
+    batch_max: int = Field(default=256, ge=1, le=4096, description="most observations searched at once")
+    batch_wait_ms: float = Field(default=1.5, ge=0, le=50, description="how long to gather a batch")
+    max_crop_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    gate_refresh_seconds: float = Field(default=1.0, gt=0, le=30)
+    gate_max_staleness_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="disarm if windows could not be read for this long"
+    )
+    counter_flush_seconds: float = Field(default=2.0, gt=0, le=60)
+
+
+class RetentionSettings(Section):
+    alert_days: float = Field(default=31, gt=0, le=3650, description="alerts and crops purged after this")
+    watchlist_destroy_hours: float = Field(
+        default=24, ge=0, le=24 * 365, description="a finished deployment's watchlist destroyed after this"
+    )
+    purge_interval_seconds: float = Field(default=300, gt=0, le=86400)
+
+    def policy(self) -> RetentionPolicy:
+        return RetentionPolicy(timedelta(days=self.alert_days), timedelta(hours=self.watchlist_destroy_hours))
+
+
+class PolicySettings(Section):
+    two_person_rule: bool = Field(default=False, description="a confirmed match needs a second officer")
+    equity_gate: EquityGate = Field(
+        default=EquityGate.WARN, description="authorising without a passing evaluation: off, warn or refuse"
+    )
+
+
+class LfrConfig(Section):
+    store: StoreSettings = StoreSettings()
+    grpc: GrpcSettings = GrpcSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    matching: MatchingSettings = MatchingSettings()
+    retention: RetentionSettings = RetentionSettings()
+    policy: PolicySettings = PolicySettings()
+    models: ModelSettings = ModelSettings()
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> LfrConfig:
+    """Reads YAML (if given), then LFR_STORE_URL style environment overrides, then explicit overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise InvalidInput(f"cannot read config file {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise InvalidInput(f"config file {path} must hold a mapping at the top level")
+        data = loaded
+    if url := os.environ.get("LFR_STORE_URL"):
+        data.setdefault("store", {})["url"] = url
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        data.setdefault(section, {})[key] = value
+    try:
+        return LfrConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"invalid configuration: {problems}") from exc

@@ -1,0 +1,172 @@
+"""The interfaces the core needs from the outside world. Adapters implement them; services depend on them.
+
+Storage follows the unit-of-work pattern: one transaction spans a change and its audit record, so an
+alert or a window transition is never durable without its audit entry, nor the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+import numpy as np
+
+from lfr.domain.alert import Alert
+from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead
+from lfr.domain.evaluation import EvaluationSummary
+from lfr.domain.matching import Candidate
+from lfr.domain.principal import Principal
+from lfr.domain.watchlist import Subject, Watchlist
+from lfr.domain.window import DeploymentWindow, WindowState
+
+
+class WindowRepository(Protocol):
+    def add(self, window: DeploymentWindow) -> None: ...
+    def get(self, window_id: str) -> DeploymentWindow:
+        """Raises NotFound."""
+        ...
+
+    def update(self, window: DeploymentWindow) -> None:
+        """Saves `window` if the stored version is `window.version - 1`, else raises StaleUpdate."""
+        ...
+
+    def find(self, states: Sequence[WindowState] | None = None) -> list[DeploymentWindow]: ...
+
+
+class WatchlistRepository(Protocol):
+    def add(self, watchlist: Watchlist) -> None: ...
+    def get(self, watchlist_id: str) -> Watchlist: ...
+    def update(self, watchlist: Watchlist) -> None: ...
+    def all(self) -> list[Watchlist]: ...
+    def add_subject(self, subject: Subject, embeddings: np.ndarray) -> None:
+        """`embeddings` is (n, d) float32 with unit rows."""
+        ...
+
+    def remove_subject(self, watchlist_id: str, subject_id: str) -> None: ...
+    def get_subject(self, watchlist_id: str, subject_id: str) -> Subject: ...
+    def subjects(self, watchlist_id: str) -> list[Subject]: ...
+    def embeddings(self, watchlist_id: str) -> tuple[list[str], np.ndarray]:
+        """Every enrolled embedding as (subject id per row, (n, d) float32), in a stable order."""
+        ...
+
+    def erase_content(self, watchlist_id: str) -> int:
+        """Deletes subjects, images and embeddings; keeps the watchlist row. Returns subjects erased."""
+        ...
+
+
+class AlertRepository(Protocol):
+    def add(self, alert: Alert) -> Alert:
+        """Stores a new alert and returns it with its store-assigned `sequence`."""
+        ...
+
+    def get(self, alert_id: str) -> Alert: ...
+    def update(self, alert: Alert) -> None:
+        """Optimistic: raises StaleUpdate unless the stored version is `alert.version - 1`."""
+        ...
+
+    def find(
+        self, window_ids: Sequence[str] | None = None, after_sequence: int = 0, limit: int = 100
+    ) -> list[Alert]:
+        """Alerts in sequence order, optionally only for some windows."""
+        ...
+
+    def purge_raised_before(self, cutoff: datetime) -> int: ...
+
+
+class AuditLog(Protocol):
+    def append(self, event: AuditEvent) -> AuditRecord:
+        """Appends under a lock on the chain head, so concurrent writers (replicas) cannot fork the chain."""
+        ...
+
+    def records(self, from_seq: int = 1) -> Iterator[AuditRecord]: ...
+    def head(self) -> ChainHead | None: ...
+
+
+class CounterRepository(Protocol):
+    """Counts are all that survive of the faces that did not match."""
+
+    def increment(self, counts: dict[tuple[str, str, str], int]) -> None:
+        """Adds counts keyed by (window id or "", camera id, outcome)."""
+        ...
+
+    def totals(self, window_id: str | None = None) -> dict[tuple[str, str, str], int]: ...
+
+
+class PrincipalRepository(Protocol):
+    def add(self, principal: Principal) -> None: ...
+    def get(self, name: str) -> Principal: ...
+    def update(self, principal: Principal) -> None: ...
+    def all(self) -> list[Principal]: ...
+    def set_token_hash(self, name: str, token_hash: str) -> None: ...
+    def find_by_token_hash(self, token_hash: str) -> Principal | None: ...
+    def set_password_hash(self, name: str, password_hash: str) -> None: ...
+    def password_hash(self, name: str) -> str | None: ...
+
+
+class EvaluationRepository(Protocol):
+    def add(self, summary: EvaluationSummary) -> None: ...
+    def for_model(self, model_id: str) -> list[EvaluationSummary]:
+        """Newest first."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    windows: WindowRepository
+    watchlists: WatchlistRepository
+    alerts: AlertRepository
+    audit: AuditLog
+    counters: CounterRepository
+    principals: PrincipalRepository
+    evaluations: EvaluationRepository
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Rolls back anything not committed."""
+        ...
+
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class VectorIndex(Protocol):
+    """An exact or approximate nearest-neighbour index over one sealed watchlist."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def dimension(self) -> int: ...
+    def search(self, queries: np.ndarray, k: int) -> list[tuple[Candidate, ...]]:
+        """For each unit-norm query row, the top-k subjects by best inner product, best first."""
+        ...
+
+
+class VectorIndexFactory(Protocol):
+    def __call__(self, subject_of_row: Sequence[str], vectors: np.ndarray) -> VectorIndex: ...
+
+
+class AlertPublisher(Protocol):
+    def publish(self, alert: Alert) -> None:
+        """Told only after the alert is durable. Must not block."""
+        ...
+
+
+class CropValidator(Protocol):
+    def __call__(self, crop: bytes | bytearray) -> None:
+        """Raises InvalidCrop if the bytes are not a JPEG within the size limit."""
+        ...
+
+
+class IngestMetrics(Protocol):
+    def observed(self, camera_id: str, outcome: str, count: int = 1) -> None: ...
+    def rejected(self, code: str, count: int = 1) -> None: ...
+    def match_latency(self, seconds: float) -> None: ...
+    def armed(self, window_id: str, is_armed: bool) -> None: ...
+    def alert_raised(self) -> None: ...
+    def alert_adjudicated(self, outcome: str) -> None: ...

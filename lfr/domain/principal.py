@@ -1,0 +1,40 @@
+"""Who is calling: a camera node or a person, with roles that decide what they may do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from lfr.domain.errors import PermissionDenied
+
+
+class PrincipalKind(StrEnum):
+    CAMERA = "camera"
+    USER = "user"
+
+
+class Role(StrEnum):
+    OFFICER = "officer"  # sees alerts of windows they are assigned to, adjudicates them
+    SUPERVISOR = "supervisor"  # authorising officer: creates, authorises and closes windows
+    AUDITOR = "auditor"  # reads the audit log and reports
+    ADMIN = "admin"  # manages watchlists, accounts and retention
+    CAMERA = "camera"  # streams observations
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    kind: PrincipalKind
+    roles: frozenset[Role]
+    active: bool = True
+
+    def has_any(self, *roles: Role) -> bool:
+        return self.active and bool(self.roles.intersection(roles))
+
+    def require(self, *roles: Role) -> None:
+        if not self.has_any(*roles):
+            wanted = " or ".join(sorted(r.value for r in roles))
+            raise PermissionDenied(f"{self.name} needs the role {wanted}")
+
+
+SYSTEM = Principal("system", PrincipalKind.USER, frozenset({Role.ADMIN}))

@@ -1,0 +1,90 @@
+"""Watchlists: built for one deployment, sealed with a content hash, destroyed after it."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import numpy as np
+
+from lfr.domain.errors import WatchlistStateError
+
+
+class WatchlistState(StrEnum):
+    DRAFT = "draft"
+    SEALED = "sealed"
+    DESTROYED = "destroyed"
+
+
+@dataclass(frozen=True, slots=True)
+class Watchlist:
+    id: str
+    name: str
+    model_id: str
+    dimension: int
+    created_by: str
+    created_at: datetime
+    state: WatchlistState = WatchlistState.DRAFT
+    content_hash: str = ""
+    sealed_at: datetime | None = None
+    destroyed_at: datetime | None = None
+
+    def require_editable(self) -> None:
+        if self.state is not WatchlistState.DRAFT:
+            raise WatchlistStateError(f"watchlist {self.id} is {self.state}; only a draft can be changed")
+
+    def require_sealed(self) -> None:
+        if self.state is not WatchlistState.SEALED:
+            raise WatchlistStateError(f"watchlist {self.id} is {self.state}; it must be sealed first")
+
+    def seal(self, content_hash: str, at: datetime) -> Watchlist:
+        self.require_editable()
+        return dataclasses.replace(self, state=WatchlistState.SEALED, content_hash=content_hash, sealed_at=at)
+
+    def destroy(self, at: datetime) -> Watchlist:
+        if self.state is WatchlistState.DESTROYED:
+            raise WatchlistStateError(f"watchlist {self.id} is already destroyed")
+        return dataclasses.replace(self, state=WatchlistState.DESTROYED, destroyed_at=at)
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """A wanted person. `reference_image_jpeg` is what officers see beside the probe crop."""
+
+    id: str
+    watchlist_id: str
+    reference: str  # the force's own case/person reference
+    display_name: str
+    category: str  # e.g. "wanted on warrant", "missing person"
+    reason: str  # why this person is listed
+    image_source: str  # provenance of the reference image (custody image, ...)
+    reference_image_jpeg: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolledSubject:
+    subject: Subject
+    embeddings: np.ndarray  # (n, d) float32, unit rows
+
+
+def content_hash(model_id: str, dimension: int, enrolled: Iterable[EnrolledSubject]) -> str:
+    """SHA-256 over the model, every subject's listing facts, reference image and embeddings, in id order.
+
+    The window records this hash, so what was matched against can be proven afterwards.
+    """
+    digest = hashlib.sha256()
+    digest.update(f"lfr-watchlist-v1\x00{model_id}\x00{dimension}\x00".encode())
+    for item in sorted(enrolled, key=lambda e: e.subject.id):
+        s = item.subject
+        for text in (s.id, s.reference, s.display_name, s.category, s.reason, s.image_source):
+            encoded = text.encode()
+            digest.update(len(encoded).to_bytes(4, "big") + encoded)
+        image = s.reference_image_jpeg or b""
+        digest.update(hashlib.sha256(image).digest())
+        rows = np.ascontiguousarray(item.embeddings, dtype="<f4")
+        digest.update(rows.shape[0].to_bytes(4, "big") + rows.tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lfr.domain.audit import AuditRecord, ChainVerification, verify_chain
+from lfr.domain.ports import UnitOfWorkFactory
+from lfr.domain.principal import Principal, Role
+
+
+class AuditService:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    def export(self, actor: Principal, from_seq: int = 1) -> Iterator[AuditRecord]:
+        actor.require(Role.AUDITOR, Role.ADMIN, Role.SUPERVISOR)
+        with self._uow() as uow:
+            yield from uow.audit.records(from_seq)
+
+    def verify(self, actor: Principal) -> ChainVerification:
+        actor.require(Role.AUDITOR, Role.ADMIN, Role.SUPERVISOR)
+        with self._uow() as uow:
+            head = uow.audit.head()
+            return verify_chain(uow.audit.records(1), head)

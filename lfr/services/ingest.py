@@ -1,0 +1,240 @@
+"""The matcher's hot path: gate, validate, search, decide; keep a match as a durable alert, forget the rest.
+
+Runs synchronously on a batch (the gRPC adapter micro-batches across camera streams and calls this in a
+worker thread) because FAISS is fastest on batches and SQLite commits are cheapest grouped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lfr.domain.alert import Alert
+from lfr.domain.audit import AuditAction, AuditEvent
+from lfr.domain.clock import Clock
+from lfr.domain.embedding import normalised, require_model
+from lfr.domain.errors import InvalidInput, LfrError, ModelMismatch
+from lfr.domain.matching import Candidate, decide
+from lfr.domain.observation import Observation, ObservationResult, Outcome, RejectCode
+from lfr.domain.ports import AlertPublisher, CropValidator, IngestMetrics, UnitOfWorkFactory
+from lfr.domain.window import ArmingGate, DeploymentWindow
+from lfr.services.ids import new_id
+from lfr.services.indexes import IndexCache
+
+logger = logging.getLogger(__name__)
+
+CounterKey = tuple[str, str, str]  # (window id or "", camera id, outcome)
+
+
+@dataclass(slots=True)
+class _Pending:
+    position: int
+    observation: Observation
+    window: DeploymentWindow
+
+
+class ObservationCounters:
+    """In-memory tallies flushed to the store now and then: the only trace a non-match leaves."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[CounterKey] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, key: CounterKey, n: int = 1) -> None:
+        with self._lock:
+            self._counts[key] += n
+
+    def take(self) -> dict[CounterKey, int]:
+        with self._lock:
+            taken, self._counts = dict(self._counts), Counter()
+        return taken
+
+    def put_back(self, counts: dict[CounterKey, int]) -> None:
+        with self._lock:
+            self._counts.update(counts)
+
+
+class IngestService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        gate: Callable[[], ArmingGate],
+        indexes: IndexCache,
+        publisher: AlertPublisher,
+        validate_crop: CropValidator,
+        metrics: IngestMetrics,
+        top_k: int = 5,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._gate = gate
+        self._indexes = indexes
+        self._publisher = publisher
+        self._validate_crop = validate_crop
+        self._metrics = metrics
+        self._top_k = top_k
+        self.counters = ObservationCounters()
+
+    def process(
+        self, batch: Sequence[Observation], authenticated_camera: str | None = None
+    ) -> list[ObservationResult]:
+        started = time.perf_counter()
+        results: list[ObservationResult | None] = [None] * len(batch)
+        gate = self._gate()
+        now = self._clock.now()
+        pending: list[_Pending] = []
+        for position, observation in enumerate(batch):
+            window = gate.armed_window(observation.camera_id, now)
+            refusal = self._screen(observation, window, authenticated_camera)
+            if refusal is not None or window is None:
+                refusal = refusal or ObservationResult(Outcome.NOT_ARMED)
+                results[position] = self._finish(observation, refusal, window.id if window else "")
+            else:
+                pending.append(_Pending(position, observation, window))
+        self._match(pending, results)
+        self._metrics.match_latency(time.perf_counter() - started)
+        return [
+            r if r is not None else ObservationResult.rejected(RejectCode.MALFORMED, "unprocessed")
+            for r in results
+        ]
+
+    def _screen(
+        self, observation: Observation, window: DeploymentWindow | None, authenticated_camera: str | None
+    ) -> ObservationResult | None:
+        """Why this observation must not be matched, or None if it may be."""
+        if authenticated_camera is not None and observation.camera_id != authenticated_camera:
+            return ObservationResult.rejected(
+                RejectCode.CAMERA_MISMATCH,
+                f"observation names camera {observation.camera_id!r} but credentials are for "
+                f"{authenticated_camera!r}",
+            )
+        if window is None:
+            return ObservationResult(Outcome.NOT_ARMED)
+        try:
+            require_model(observation.model_id, window.model_id)
+            self._validate_crop(observation.crop_jpeg)
+        except ModelMismatch as exc:
+            return ObservationResult.rejected(RejectCode.WRONG_MODEL, str(exc))
+        except InvalidInput as exc:
+            return ObservationResult.rejected(RejectCode.BAD_CROP, str(exc))
+        return None
+
+    def _match(self, pending: list[_Pending], results: list[ObservationResult | None]) -> None:
+        by_window: dict[str, list[_Pending]] = {}
+        for item in pending:
+            by_window.setdefault(item.window.id, []).append(item)
+        for items in by_window.values():
+            window = items[0].window
+            try:
+                index = self._indexes.for_window(window)
+            except LfrError as exc:
+                logger.error("window %s cannot match: %s", window.id, exc)
+                for item in items:
+                    results[item.position] = self._finish(
+                        item.observation,
+                        ObservationResult.rejected(RejectCode.STORE_ERROR, "watchlist unavailable"),
+                        window.id,
+                    )
+                continue
+            valid: list[tuple[_Pending, np.ndarray]] = []
+            for item in items:
+                try:
+                    valid.append((item, normalised(item.observation.vector, index.dimension)))
+                except InvalidInput as exc:
+                    results[item.position] = self._finish(
+                        item.observation,
+                        ObservationResult.rejected(RejectCode.BAD_EMBEDDING, str(exc)),
+                        window.id,
+                    )
+            if not valid:
+                continue
+            queries = np.stack([query for _, query in valid])
+            found = index.search(queries, self._top_k)
+            queries.fill(0)
+            for (item, query), candidates in zip(valid, found, strict=True):
+                query.fill(0)
+                decision = decide(candidates, window.threshold)
+                if decision.is_match:
+                    results[item.position] = self._raise_alert(item, decision.candidates)
+                else:
+                    results[item.position] = self._finish(
+                        item.observation, ObservationResult(Outcome.NO_MATCH), window.id
+                    )
+
+    def _raise_alert(self, item: _Pending, candidates: tuple[Candidate, ...]) -> ObservationResult:
+        observation, window = item.observation, item.window
+        best = candidates[0]
+        alert = Alert(
+            id=new_id("alr"),
+            window_id=window.id,
+            camera_id=observation.camera_id,
+            track_id=observation.track_id,
+            subject_id=best.subject_id,
+            score=best.score,
+            threshold=window.threshold,
+            candidates=candidates,
+            captured_at=observation.captured_at,
+            raised_at=self._clock.now(),
+            crop_jpeg=bytes(observation.crop_jpeg),
+            model_id=window.model_id,
+        )
+        try:
+            with self._uow() as uow:
+                stored = uow.alerts.add(alert)
+                uow.audit.append(
+                    AuditEvent(
+                        AuditAction.ALERT_RAISED,
+                        "system",
+                        "alert",
+                        alert.id,
+                        alert.raised_at,
+                        {
+                            "window_id": window.id,
+                            "camera_id": alert.camera_id,
+                            "subject_id": alert.subject_id,
+                            "score": round(alert.score, 6),
+                            "threshold": alert.threshold,
+                        },
+                    )
+                )
+                uow.commit()
+        except LfrError as exc:
+            logger.error("alert for window %s could not be stored: %s", window.id, type(exc).__name__)
+            return self._finish(
+                observation,
+                ObservationResult.rejected(RejectCode.STORE_ERROR, "alert could not be stored"),
+                window.id,
+            )
+        # Only now, with the alert durable, may anyone be told.
+        self._publisher.publish(stored)
+        self._metrics.alert_raised()
+        return self._finish(observation, ObservationResult(Outcome.ALERT, alert_id=stored.id), window.id)
+
+    def _finish(
+        self, observation: Observation, result: ObservationResult, window_id: str
+    ) -> ObservationResult:
+        observation.discard()
+        self.counters.add((window_id, observation.camera_id, str(result.outcome)))
+        self._metrics.observed(observation.camera_id, str(result.outcome))
+        if result.reject_code is not None:
+            self._metrics.rejected(str(result.reject_code))
+        return result
+
+    def flush_counters(self) -> None:
+        counts = self.counters.take()
+        if not counts:
+            return
+        try:
+            with self._uow() as uow:
+                uow.counters.increment(counts)
+                uow.commit()
+        except LfrError:
+            self.counters.put_back(counts)
+            raise

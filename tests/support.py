@@ -1,0 +1,33 @@
+"""Small hand-written fakes and fixtures shared by tests."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from lfr.domain.alert import Alert
+
+
+class NullMetrics:
+    def observed(self, camera_id: str, outcome: str, count: int = 1) -> None: ...
+    def rejected(self, code: str, count: int = 1) -> None: ...
+    def match_latency(self, seconds: float) -> None: ...
+    def armed(self, window_id: str, is_armed: bool) -> None: ...
+    def alert_raised(self) -> None: ...
+    def alert_adjudicated(self, outcome: str) -> None: ...
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def publish(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+
+def tiny_jpeg(marker: bytes = b"", size: int = 24) -> bytes:
+    """A real JPEG; `marker` goes into a COM segment so tests can search for these exact bytes later."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (120, 90, 60)).save(buffer, "JPEG", comment=marker or None)
+    return buffer.getvalue()
