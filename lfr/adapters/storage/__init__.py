@@ -1,1 +1,26 @@
 """Storage backends behind the UnitOfWork port, chosen by URL: memory://, sqlite:///..., postgresql://..."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lfr.domain.errors import InvalidInput
+from lfr.domain.ports import UnitOfWork
+
+
+class Store(Protocol):
+    """A UnitOfWorkFactory that also owns connections."""
+
+    def __call__(self) -> UnitOfWork: ...
+    def close(self) -> None: ...
+
+
+def open_store(url: str) -> Store:
+    """Opens (and for SQL, migrates to the latest schema) the store named by `url`."""
+    if url.startswith("memory://"):
+        from lfr.adapters.storage.memory import MemoryStore
+
+        return MemoryStore()
+    raise InvalidInput(
+        f"unsupported store URL {url!r}: use memory://, sqlite:///PATH or postgresql+psycopg://..."
+    )

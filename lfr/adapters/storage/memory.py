@@ -47,6 +47,9 @@ class MemoryStore:
     def __call__(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
 
+    def close(self) -> None:
+        """Nothing to release; present so MemoryStore satisfies the Store protocol."""
+
 
 class MemoryUnitOfWork:
     def __init__(self, store: MemoryStore) -> None:
