@@ -17,6 +17,15 @@ from lfr.domain.alert import Alert
 from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead, next_record
 from lfr.domain.errors import Conflict, NotFound, StaleUpdate
 from lfr.domain.evaluation import EvaluationSummary
+from lfr.domain.ports import (
+    AlertRepository,
+    AuditLog,
+    CounterRepository,
+    EvaluationRepository,
+    PrincipalRepository,
+    WatchlistRepository,
+    WindowRepository,
+)
 from lfr.domain.principal import Principal
 from lfr.domain.watchlist import Subject, Watchlist
 from lfr.domain.window import DeploymentWindow, WindowState
@@ -52,6 +61,14 @@ class MemoryStore:
 
 
 class MemoryUnitOfWork:
+    windows: WindowRepository
+    watchlists: WatchlistRepository
+    alerts: AlertRepository
+    audit: AuditLog
+    counters: CounterRepository
+    principals: PrincipalRepository
+    evaluations: EvaluationRepository
+
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
