@@ -40,21 +40,53 @@ def world():
     wl = watchlists.create("test", MODEL, DIM, SUPERVISOR)
     people = [unit(rng.normal(size=DIM)) for _ in range(3)]
     subjects = [
-        watchlists.add_subject(wl.id, SubjectSpec(f"ref-{i}", f"P{i}", "wanted", "warrant", "custody"),
-                               np.stack([p, unit(p + 0.05 * rng.normal(size=DIM))]), MODEL, SUPERVISOR)
+        watchlists.add_subject(
+            wl.id,
+            SubjectSpec(f"ref-{i}", f"P{i}", "wanted", "warrant", "custody"),
+            np.stack([p, unit(p + 0.05 * rng.normal(size=DIM))]),
+            MODEL,
+            SUPERVISOR,
+        )
         for i, p in enumerate(people)
     ]
     wl = watchlists.seal(wl.id, SUPERVISOR)
     monitor = ArmingMonitor(store, clock)
     deployments = DeploymentService(store, clock, on_change=monitor.refresh)
-    window = deployments.create(WindowSpec(
-        "find wanted people", "PACE s.1", "High St", frozenset({"cam-1"}), wl.id, 0.8,
-        START + timedelta(minutes=10), START + timedelta(hours=2)), SUPERVISOR)
+    window = deployments.create(
+        WindowSpec(
+            "find wanted people",
+            "PACE s.1",
+            "High St",
+            frozenset({"cam-1"}),
+            wl.id,
+            0.8,
+            START + timedelta(minutes=10),
+            START + timedelta(hours=2),
+        ),
+        SUPERVISOR,
+    )
     publisher = RecordingPublisher()
-    ingest = IngestService(store, clock, monitor.gate, IndexCache(store, faiss_flat_index), publisher,
-                           JpegCropValidator(), NullMetrics())
-    return dict(store=store, clock=clock, deployments=deployments, window=window, monitor=monitor,
-                ingest=ingest, people=people, subjects=subjects, publisher=publisher, rng=rng)
+    ingest = IngestService(
+        store,
+        clock,
+        monitor.gate,
+        IndexCache(store, faiss_flat_index),
+        publisher,
+        JpegCropValidator(),
+        NullMetrics(),
+    )
+    return dict(
+        store=store,
+        clock=clock,
+        deployments=deployments,
+        window=window,
+        monitor=monitor,
+        ingest=ingest,
+        people=people,
+        subjects=subjects,
+        publisher=publisher,
+        rng=rng,
+    )
 
 
 def observe(vector: np.ndarray, camera: str = "cam-1", model: str = MODEL) -> Observation:
@@ -100,14 +132,23 @@ def test_bad_observations_are_rejected_one_by_one(world):
     world["monitor"].refresh()
     nan = world["people"][0].copy()
     nan[3] = np.nan
-    batch = [observe(nan), observe(np.zeros(DIM)), observe(np.ones(DIM + 1)),
-             observe(world["people"][0], model="other"), observe(world["people"][0])]
+    batch = [
+        observe(nan),
+        observe(np.zeros(DIM)),
+        observe(np.ones(DIM + 1)),
+        observe(world["people"][0], model="other"),
+        observe(world["people"][0]),
+    ]
     batch[-1].crop_jpeg = bytearray(b"\xff\xd8\xff not a jpeg \xff\xd9")
     batch.append(observe(world["people"][0]))
     results = ingest.process(batch)
     assert [r.reject_code for r in results[:5]] == [
-        RejectCode.BAD_EMBEDDING, RejectCode.BAD_EMBEDDING, RejectCode.BAD_EMBEDDING,
-        RejectCode.WRONG_MODEL, RejectCode.BAD_CROP]
+        RejectCode.BAD_EMBEDDING,
+        RejectCode.BAD_EMBEDDING,
+        RejectCode.BAD_EMBEDDING,
+        RejectCode.WRONG_MODEL,
+        RejectCode.BAD_CROP,
+    ]
     assert results[5].outcome is Outcome.ALERT
 
 
@@ -121,6 +162,12 @@ def test_audit_chain_records_window_lifecycle_and_alert(world):
         records = list(uow.audit.records())
         head = uow.audit.head()
     actions = [r.action for r in records]
-    assert actions[-6:] == ["window.authorised", "window.armed", "alert.raised", "window.closed",
-                            "window.disarmed", "observations.erased"]
+    assert actions[-6:] == [
+        "window.authorised",
+        "window.armed",
+        "alert.raised",
+        "window.closed",
+        "window.disarmed",
+        "observations.erased",
+    ]
     assert verify_chain(records, head).ok
