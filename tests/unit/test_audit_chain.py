@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -41,7 +42,7 @@ def test_intact_chain_verifies():
     result = verify_chain(records, head_of(records))
     assert (result.ok, result.records_checked, result.first_bad_seq) == (True, 10, None)
     assert records[0].prev_hash == GENESIS_HASH
-    assert all(b.prev_hash == a.hash for a, b in zip(records, records[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
 
 
 def test_edited_details_are_named():

@@ -75,18 +75,18 @@ def world():
         JpegCropValidator(),
         NullMetrics(),
     )
-    return dict(
-        store=store,
-        clock=clock,
-        deployments=deployments,
-        window=window,
-        monitor=monitor,
-        ingest=ingest,
-        people=people,
-        subjects=subjects,
-        publisher=publisher,
-        rng=rng,
-    )
+    return {
+        "store": store,
+        "clock": clock,
+        "deployments": deployments,
+        "window": window,
+        "monitor": monitor,
+        "ingest": ingest,
+        "people": people,
+        "subjects": subjects,
+        "publisher": publisher,
+        "rng": rng,
+    }
 
 
 def observe(vector: np.ndarray, camera: str = "cam-1", model: str = MODEL) -> Observation:

@@ -54,7 +54,7 @@ def test_normalised_is_unit_length_float32():
 
 
 def test_model_mismatch_names_both_models():
-    with pytest.raises(ModelMismatch, match="'b'.*'a'"):
+    with pytest.raises(ModelMismatch, match=r"'b'.*'a'"):
         require_model("b", "a")
 
 

@@ -247,7 +247,7 @@ def test_retention_purges_old_alerts_and_finished_watchlists_with_counts_only(wo
     assert retention.purge().alerts_purged == 1
     with world.store() as uow:
         assert uow.watchlists.subjects(wl) == []
-        purge = [r for r in uow.audit.records() if r.action == "alert.purged"][0]
+        purge = next(r for r in uow.audit.records() if r.action == "alert.purged")
     assert purge.details["count"] == 1
     assert "watchlist.destroyed" in world.actions()
 
