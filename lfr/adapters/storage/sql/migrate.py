@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -14,6 +15,10 @@ from lfr.adapters.storage.sql.tx import translated_errors
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
+# Alembic runs env.py through a module-global `alembic.context`, so two threads of one process must not
+# migrate at the same time. Separate processes (replicas) are serialised by env.py's database lock.
+_ALEMBIC_IS_GLOBAL = threading.Lock()
+
 
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
@@ -24,7 +29,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Runs the migrations in one transaction (env.py serialises concurrent upgraders)."""
-    with translated_errors("migrating the store"), engine.begin() as connection:
+    with _ALEMBIC_IS_GLOBAL, translated_errors("migrating the store"), engine.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
 
 
