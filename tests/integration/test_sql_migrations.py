@@ -87,8 +87,8 @@ def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
     """Separate processes, as replicas are: the database-side migration lock makes them take turns."""
     with temporary_postgres_database() as url:
         opener = "import sys; from lfr.adapters.storage import open_store; open_store(sys.argv[1]).close()"
-        replicas = [subprocess.Popen([sys.executable, "-c", opener, url]) for _ in range(3)]
-        assert [replica.wait(timeout=60) for replica in replicas] == [0, 0, 0]
+        replicas = [subprocess.Popen([sys.executable, "-c", opener, url]) for _ in range(2)]
+        assert [replica.wait(timeout=60) for replica in replicas] == [0, 0]
         engine = create_store_engine(url)
         try:
             assert current_revisions(engine) == (head_revision(),)
