@@ -33,9 +33,15 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture
-def world():
+def store():
+    """The in-memory store here; tests/integration/test_services_on_sql.py reruns these tests on SQLite."""
+    return MemoryStore()
+
+
+@pytest.fixture
+def world(store):
     rng = np.random.default_rng(7)
-    store, clock = MemoryStore(), ManualClock(START)
+    clock = ManualClock(START)
     watchlists = WatchlistService(store, clock)
     wl = watchlists.create("test", MODEL, DIM, SUPERVISOR)
     people = [unit(rng.normal(size=DIM)) for _ in range(3)]

@@ -1,0 +1,143 @@
+"""The packaged migrations build exactly the schema the code uses, and `lfr db` drives them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+from typer.testing import CliRunner
+
+from lfr.adapters.storage import open_store
+from lfr.adapters.storage.sql import SqlStore
+from lfr.adapters.storage.sql.engine import create_store_engine
+from lfr.adapters.storage.sql.migrate import current_revisions, head_revision, upgrade
+from lfr.adapters.storage.sql.schema import metadata
+from lfr.cli.main import app
+from tests.databases import temporary_postgres_database
+
+
+def schema_diff(url: str) -> list[object]:
+    engine = create_store_engine(url)
+    try:
+        upgrade(engine)
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return list(compare_metadata(context, metadata))
+    finally:
+        engine.dispose()
+
+
+def test_migrated_sqlite_schema_equals_the_metadata(sqlite_url: str) -> None:
+    assert schema_diff(sqlite_url) == []
+
+
+@pytest.mark.postgres
+def test_migrated_postgres_schema_equals_the_metadata(postgres_url: str) -> None:
+    with temporary_postgres_database() as url:
+        assert schema_diff(url) == []
+
+
+def test_the_comparison_would_notice_a_missing_migration(sqlite_url: str) -> None:
+    engine = create_store_engine(sqlite_url)
+    try:
+        upgrade(engine)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP INDEX ix_alerts_raised_at")
+            connection.exec_driver_sql("ALTER TABLE principals DROP COLUMN password_hash")
+        with engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), metadata)
+    finally:
+        engine.dispose()
+    kinds = {(d[0], getattr(d[-1], "name", None)) for d in diff if isinstance(d, tuple)}
+    assert ("add_index", "ix_alerts_raised_at") in kinds
+    assert ("add_column", "password_hash") in kinds
+
+
+def test_open_store_creates_the_directory_migrates_and_is_idempotent(sqlite_url: str) -> None:
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).parent.exists()
+    for _ in range(2):
+        store = open_store(sqlite_url)
+        assert isinstance(store, SqlStore)
+        assert current_revisions(store.engine) == (head_revision(),)
+        store.close()
+
+
+def test_sqlite_connections_are_durable_and_enforce_foreign_keys(sqlite_url: str) -> None:
+    store = SqlStore.open(sqlite_url)
+    try:
+        with store.engine.connect() as connection:
+            pragma = {
+                name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            }
+        assert pragma == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 10_000}
+        assert "alembic_version" in inspect(store.engine).get_table_names()
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    """Separate processes, as replicas are: the database-side migration lock makes them take turns."""
+    with temporary_postgres_database() as url:
+        opener = "import sys; from lfr.adapters.storage import open_store; open_store(sys.argv[1]).close()"
+        replicas = [subprocess.Popen([sys.executable, "-c", opener, url]) for _ in range(2)]
+        assert [replica.wait(timeout=60) for replica in replicas] == [0, 0]
+        engine = create_store_engine(url)
+        try:
+            assert current_revisions(engine) == (head_revision(),)
+        finally:
+            engine.dispose()
+
+
+def test_threads_opening_one_store_together_all_succeed(sqlite_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            open_store(sqlite_url).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+
+
+def test_db_cli_reports_then_upgrades_the_configured_store(tmp_path: Path) -> None:
+    database = tmp_path / "cli" / "lfr.db"
+    config = tmp_path / "lfr.yaml"
+    config.write_text(f"store:\n  url: sqlite:///{database}\n")
+    runner = CliRunner()
+    before = runner.invoke(app, ["db", "current", "--config", str(config)], env={"LFR_STORE_URL": ""})
+    assert before.exit_code == 2, before.output
+    assert "current: none" in before.output
+    upgraded = runner.invoke(app, ["db", "upgrade", "--config", str(config)], env={"LFR_STORE_URL": ""})
+    assert upgraded.exit_code == 0, upgraded.output
+    after = runner.invoke(app, ["db", "current", "--config", str(config)], env={"LFR_STORE_URL": ""})
+    assert after.exit_code == 0, after.output
+    assert f"current: {head_revision()}" in after.output
+
+
+def test_db_cli_takes_the_store_url_from_the_environment(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    result = CliRunner().invoke(app, ["db", "upgrade"], env={"LFR_STORE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "env.db").exists()
+
+
+def test_db_cli_fails_cleanly_when_the_database_is_unreachable() -> None:
+    result = CliRunner().invoke(
+        app, ["db", "upgrade"], env={"LFR_STORE_URL": "postgresql://postgres@127.0.0.1:1/nothing"}
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
