@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from lfr.bootstrap import Container, build_container, running_matcher
+from lfr.bootstrap import Container, Running, build_container, running_matcher
 from lfr.config import LfrConfig, load_config
 from lfr.domain.principal import PrincipalKind, Role
 from lfr.v1 import control_pb2 as pb
@@ -66,6 +66,7 @@ class World:
     people: list[np.ndarray]
     rng: np.random.Generator
     channel: grpc.aio.Channel
+    running: Running
     watchlist_id: str = ""
     subject_ids: list[str] = field(default_factory=list)
 
@@ -221,5 +222,5 @@ async def world(config: LfrConfig) -> AsyncIterator[World]:
         running_matcher(container) as running,
         grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
     ):
-        yield World(container, running.port, tokens, people, rng, channel)
+        yield World(container, running.port, tokens, people, rng, channel, running)
     container.close()
