@@ -19,6 +19,13 @@ def _register() -> None:
 
 
 SUBCOMMANDS: list[tuple[str, str, str]] = [
+    ("lfr.cli.serve", "app", "serve"),
+    ("lfr.cli.accounts", "app", "account"),
+    ("lfr.cli.control", "window_app", "window"),
+    ("lfr.cli.control", "watchlist_app", "watchlist"),
+    ("lfr.cli.control", "alerts_app", "alerts"),
+    ("lfr.cli.control", "audit_app", "audit"),
+    ("lfr.cli.demo", "app", "demo"),
     ("lfr.cli.db", "app", "db"),
 ]
 
