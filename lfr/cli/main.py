@@ -18,6 +18,9 @@ def _register() -> None:
         app.add_typer(sub, name=name)
 
 
-SUBCOMMANDS: list[tuple[str, str, str]] = []
+SUBCOMMANDS: list[tuple[str, str, str]] = [
+    ("lfr.cli.camera", "app", "camera"),
+    ("lfr.cli.enrol", "app", "enrol"),
+]
 
 _register()
