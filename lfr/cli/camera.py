@@ -21,7 +21,7 @@ def camera(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     from lfr.adapters.camera.config import load_camera_config
-    from lfr.camera_bootstrap import build_camera_node
+    from lfr.bootstrap import build_camera_node
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
     try:

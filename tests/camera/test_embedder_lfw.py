@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from lfr.adapters.embedder import InsightFaceEmbedder
-from lfr.domain.quality import QualityPolicy, gate
 from lfr.adapters.face_quality import measure
+from lfr.domain.quality import QualityPolicy, gate
 from tests.camera.conftest import Lfw
 
 pytestmark = pytest.mark.models

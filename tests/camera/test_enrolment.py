@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -85,7 +86,8 @@ def test_enrols_each_subject_with_all_usable_images_and_reports_the_rest(
     assert report.subjects_without_images == ["S3"]
     assert report.model_id == embedder.model_id
     report.wipe()
-    assert not s1.embeddings.any() and not any(s1.reference_jpeg)
+    assert not s1.embeddings.any()
+    assert not any(s1.reference_jpeg)
 
 
 @pytest.mark.parametrize(("pick", "expected"), [(Pick.LARGEST, "A"), (Pick.CENTRAL, "B")])
@@ -121,8 +123,8 @@ def test_csv_problems_are_named(tmp_path: Path) -> None:
 
 
 def test_missing_model_files_name_the_folder(tmp_path: Path) -> None:
-    with pytest.raises(ModelPackError, match=str(tmp_path / "models" / "nopack")):
+    with pytest.raises(ModelPackError, match=re.escape(str(tmp_path / "models" / "nopack"))):
         InsightFaceEmbedder(ModelSettings(root=str(tmp_path), pack="nopack"))
     (tmp_path / "models" / "empty").mkdir(parents=True)
-    with pytest.raises(ModelPackError, match="holds no .onnx files"):
+    with pytest.raises(ModelPackError, match=r"holds no \.onnx files"):
         InsightFaceEmbedder(ModelSettings(root=str(tmp_path), pack="empty"))
