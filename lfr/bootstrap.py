@@ -255,6 +255,7 @@ def build_camera_node(
     from lfr.adapters.camera.node import CameraNode, FacePipeline
     from lfr.adapters.embedder import InsightFaceEmbedder
 
+    token = config.matcher.token()  # fail on a missing secret before the slow model load
     registry = registry or CollectorRegistry()
     metrics = CameraMetrics(registry, config.camera_id)
     source = open_source(config.source.uri, config.source.fps)
@@ -272,7 +273,7 @@ def build_camera_node(
     )
     client = MatcherClient(
         config.matcher.address,
-        config.matcher.token(),
+        token,
         config.camera_id,
         embedder.model_id,
         embedder.dimension,
