@@ -38,6 +38,9 @@ from lfr.services.retention import RetentionService
 from lfr.services.watchlists import WatchlistService
 
 if TYPE_CHECKING:
+    from lfr.adapters.camera.config import CameraNodeConfig
+    from lfr.adapters.camera.node import CameraNode
+    from lfr.adapters.embedder import InsightFaceEmbedder
     from lfr.adapters.grpc.server import MatcherServer
 
 logger = logging.getLogger(__name__)
@@ -252,3 +255,50 @@ async def run_matcher(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         container.close()
+
+
+def build_camera_node(
+    config: CameraNodeConfig,
+    registry: CollectorRegistry | None = None,
+    embedder: InsightFaceEmbedder | None = None,
+    serve: bool = True,
+) -> CameraNode:
+    """A ready camera node (another process than the matcher); `embedder` may be shared (tests load the
+    models once), `serve` starts its /metrics endpoint. Camera adapters are imported here so the matcher
+    process never loads OpenCV or onnxruntime."""
+    from lfr.adapters.camera.capture import Capture, LatestFrameSlot, open_source
+    from lfr.adapters.camera.client import MatcherClient
+    from lfr.adapters.camera.metrics import CameraMetrics
+    from lfr.adapters.camera.metrics import serve_metrics as serve_camera_metrics
+    from lfr.adapters.camera.node import CameraNode, FacePipeline
+    from lfr.adapters.embedder import InsightFaceEmbedder
+
+    token = config.matcher.token()  # fail on a missing secret before the slow model load
+    registry = registry or CollectorRegistry()
+    metrics = CameraMetrics(registry, config.camera_id)
+    source = open_source(config.source.uri, config.source.fps)
+    embedder = embedder or InsightFaceEmbedder(config.models)
+    slot = LatestFrameSlot(on_drop=metrics.frames_dropped.inc)
+    pace = (config.source.fps or source.fps) if config.source.realtime else None
+    capture = Capture(source, slot, pace, on_frame=metrics.frames_captured.inc)
+    pipeline = FacePipeline(
+        embedder,
+        config.gate.policy(),
+        config.tracker.policy(),
+        config.crops.policy(),
+        metrics,
+        config.max_faces,
+    )
+    client = MatcherClient(
+        config.matcher.address,
+        token,
+        config.camera_id,
+        embedder.model_id,
+        embedder.dimension,
+        metrics,
+        config.stream.policy(),
+        config.matcher.root_certificates,
+    )
+    if serve and config.metrics.enabled:
+        serve_camera_metrics(registry, config.metrics.listen)
+    return CameraNode(capture, slot, pipeline, client, metrics, config.stream.drain_timeout_s)

@@ -27,6 +27,8 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("lfr.cli.control", "audit_app", "audit"),
     ("lfr.cli.demo", "app", "demo"),
     ("lfr.cli.db", "app", "db"),
+    ("lfr.cli.camera", "app", "camera"),
+    ("lfr.cli.enrol", "app", "enrol"),
 ]
 
 _register()

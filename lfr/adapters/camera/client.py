@@ -1,0 +1,291 @@
+"""Streams observations to the matcher's CameraIngest.Stream and counts its answers.
+
+The node must keep working when the matcher is away: observations wait in a bounded in-memory buffer that
+drops the oldest (counted) when full, the stream reconnects with capped exponential backoff and jitter, and
+at most `max_in_flight` batches are unanswered at a time (so HTTP/2 never buffers thousands). Batches not
+answered when a stream breaks go back to the front of the buffer: an observation may then be matched
+twice, which beats losing an alert. Every buffer is wiped once answered, dropped or at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import grpc
+import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from lfr.adapters.camera.metrics import CameraMetrics
+from lfr.domain.embedding import wipe
+from lfr.domain.observation import FaceQuality
+from lfr.v1 import ingest_pb2, ingest_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+_OUTCOME_NAMES = {
+    ingest_pb2.OUTCOME_ALERT: "alert",
+    ingest_pb2.OUTCOME_NO_MATCH: "no_match",
+    ingest_pb2.OUTCOME_NOT_ARMED: "not_armed",
+    ingest_pb2.OUTCOME_REJECTED: "rejected",
+}
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One face waiting to be sent; mutable so its biometric buffers can be wiped in place."""
+
+    track_id: str
+    captured_at: datetime
+    vector: np.ndarray
+    crop_jpeg: bytearray
+    quality: FaceQuality
+    seq: int = 0
+
+    def wipe(self) -> None:
+        wipe(self.vector)
+        wipe(self.crop_jpeg)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPolicy:
+    buffer_max: int = 256
+    batch_max: int = 16
+    max_in_flight: int = 4  # unanswered batches
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 10.0
+    backoff_multiplier: float = 2.0
+    jitter: float = 0.2  # +- this fraction of each delay, so a fleet does not reconnect in lockstep
+
+
+def backoff_delay(attempt: int, policy: StreamPolicy, rng: random.Random) -> float:
+    base = min(policy.backoff_max_s, policy.backoff_initial_s * policy.backoff_multiplier**attempt)
+    return max(0.0, min(policy.backoff_max_s, base * (1 + policy.jitter * (2 * rng.random() - 1))))
+
+
+@dataclass(slots=True)
+class _Batch:
+    items: list[Outgoing] = field(default_factory=list)
+
+
+class MatcherClient:
+    """Use from one event loop: `submit` queues, `run` streams until `stop` is called."""
+
+    def __init__(
+        self,
+        address: str,
+        token: str,
+        camera_id: str,
+        model_id: str,
+        dimension: int,
+        metrics: CameraMetrics,
+        policy: StreamPolicy | None = None,
+        root_certificates: Path | None = None,
+        on_result: Callable[[ingest_pb2.ObservationResult], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._address = address
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._camera_id = camera_id
+        self._model_id = model_id
+        self._dimension = dimension
+        self._metrics = metrics
+        self._policy = policy or StreamPolicy()
+        self._root_certificates = root_certificates
+        self._on_result = on_result
+        self._rng = rng or random.Random()
+        self._buffer: deque[Outgoing] = deque()
+        self._in_flight: deque[_Batch] = deque()
+        self._next_seq = 1
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.connected = False
+        self.attempts = 0
+        self.dropped = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer) + sum(len(b.items) for b in self._in_flight)
+
+    def submit(self, item: Outgoing) -> None:
+        item.seq = self._next_seq
+        self._next_seq += 1
+        self._buffer.append(item)
+        self._trim()
+        self._metrics.buffered.set(len(self._buffer))
+        self._wake.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until everything submitted was answered; False if `timeout` passed first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.pending and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return not self.pending
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    def wipe_all(self) -> None:
+        for batch in self._in_flight:
+            for item in batch.items:
+                item.wipe()
+        self._in_flight.clear()
+        while self._buffer:
+            self._buffer.popleft().wipe()
+        self._metrics.buffered.set(0)
+
+    async def run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            self.attempts += 1
+            answered = await self._stream_once()
+            self._set_connected(False)
+            self._requeue_in_flight()
+            if self._stopping.is_set():
+                break
+            attempt = 0 if answered else attempt + 1
+            self._metrics.reconnects.inc()
+            delay = backoff_delay(attempt, self._policy, self._rng)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+
+    def _channel(self) -> grpc.aio.Channel:
+        if self._root_certificates is None:
+            return grpc.aio.insecure_channel(self._address)
+        credentials = grpc.ssl_channel_credentials(self._root_certificates.read_bytes())
+        return grpc.aio.secure_channel(self._address, credentials)
+
+    async def _stream_once(self) -> bool:
+        """One stream's life. True if the matcher answered at least once (the backoff then restarts)."""
+        answered = False
+        writer: asyncio.Task[None] | None = None
+        async with self._channel() as channel:
+            call = ingest_pb2_grpc.CameraIngestStub(channel).Stream(metadata=self._metadata)
+            try:
+                await call.wait_for_connection()
+                self._set_connected(True)
+                logger.info("camera %s streaming to %s", self._camera_id, self._address)
+                writer = asyncio.create_task(self._write(call))
+                async for results in call:
+                    answered = True
+                    self._acknowledge(results)
+                    self._wake.set()
+            except grpc.aio.AioRpcError as exc:
+                level = (
+                    logging.ERROR
+                    if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+                    else logging.WARNING
+                )
+                logger.log(
+                    level, "matcher stream to %s failed: %s %s", self._address, exc.code().name, exc.details()
+                )
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+            finally:
+                if writer is not None:
+                    writer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                        await writer
+        return answered
+
+    async def _write(self, call: grpc.aio.StreamStreamCall) -> None:  # type: ignore[type-arg]
+        while True:
+            if self._stopping.is_set() and not self._buffer:
+                # Let the matcher answer what is in flight, then close our side.
+                while self._in_flight:
+                    self._wake.clear()
+                    await self._wake.wait()
+                await call.done_writing()
+                return
+            if not self._buffer or len(self._in_flight) >= self._policy.max_in_flight:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = _Batch(
+                [self._buffer.popleft() for _ in range(min(self._policy.batch_max, len(self._buffer)))]
+            )
+            self._metrics.buffered.set(len(self._buffer))
+            self._in_flight.append(batch)
+            message = self._encode(batch)
+            with self._metrics.stage_seconds["send"].time():
+                await call.write(message)
+            self._metrics.observations_sent.inc(len(batch.items))
+
+    def _encode(self, batch: _Batch) -> ingest_pb2.ObservationBatch:
+        message = ingest_pb2.ObservationBatch()
+        for item in batch.items:
+            captured = Timestamp()
+            captured.FromDatetime(item.captured_at)
+            q = item.quality
+            message.observations.append(
+                ingest_pb2.Observation(
+                    seq=item.seq,
+                    camera_id=self._camera_id,
+                    captured_at=captured,
+                    track_id=item.track_id,
+                    model_id=self._model_id,
+                    dimension=self._dimension,
+                    embedding_f32le=item.vector.astype("<f4", copy=False).tobytes(),
+                    quality=ingest_pb2.FaceQuality(
+                        detector_score=q.detector_score,
+                        face_width_px=q.face_width_px,
+                        face_height_px=q.face_height_px,
+                        interocular_px=q.interocular_px,
+                        sharpness=q.sharpness,
+                        yaw_deg=q.yaw_deg,
+                        pitch_deg=q.pitch_deg,
+                    ),
+                    crop_jpeg=bytes(item.crop_jpeg),
+                )
+            )
+        return message
+
+    def _acknowledge(self, results: ingest_pb2.ObservationResults) -> None:
+        if not self._in_flight:
+            logger.warning("matcher answered a batch that was not sent; ignoring it")
+            return
+        batch = self._in_flight.popleft()
+        sent = {item.seq for item in batch.items}
+        for result in results.results:
+            name = _OUTCOME_NAMES.get(result.outcome)
+            if result.seq not in sent or name is None:
+                logger.warning(
+                    "matcher answered seq %d with outcome %d: not expected", result.seq, result.outcome
+                )
+                continue
+            self._metrics.results[name].inc()
+            if name == "rejected":
+                logger.warning(
+                    "matcher rejected observation %d: %s (%s)", result.seq, result.reject_code, result.reason
+                )
+            if self._on_result is not None:
+                self._on_result(result)
+        for item in batch.items:
+            item.wipe()
+
+    def _requeue_in_flight(self) -> None:
+        while self._in_flight:
+            batch = self._in_flight.pop()
+            self._buffer.extendleft(reversed(batch.items))
+        self._trim()
+        self._metrics.buffered.set(len(self._buffer))
+
+    def _trim(self) -> None:
+        while len(self._buffer) > self._policy.buffer_max:
+            self._buffer.popleft().wipe()
+            self.dropped += 1
+            self._metrics.observations_dropped.inc()
+
+    def _set_connected(self, connected: bool) -> None:
+        self.connected = connected
+        self._metrics.connected.set(1 if connected else 0)

@@ -1,0 +1,136 @@
+"""IoU tracker that decides which faces are worth embedding.
+
+A person walking past a camera is seen in dozens of frames. Embedding and sending every one of them wastes
+the node's CPU and the matcher's, so each track keeps only its best face seen since it last sent one and
+releases it at most once per `min_interval_s`. The first good face of a new track goes at once (an alert
+should not wait); a track that disappears releases whatever best face it still holds. Pure numpy: the
+payload is whatever the caller wants to embed later, and `discard` wipes a payload that lost to a better
+face so no copy of it lingers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerPolicy:
+    min_iou: float = 0.3  # below this overlap a detection starts a new track
+    min_interval_s: float = 1.0  # at most one face per track per this many seconds
+    max_age_s: float = 1.0  # a track unseen this long is over
+    max_tracks: int = 64  # bounds memory when a crowd passes; the stalest tracks end first
+
+
+@dataclass(slots=True)
+class _Track(Generic[P]):
+    id: str
+    box: np.ndarray
+    last_seen: float
+    last_sent: float | None = None
+    best_score: float = float("-inf")
+    best: P | None = None
+    sent: int = field(default=0)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in `a` (n, 4) with every box in `b` (m, 4), x1 y1 x2 y2."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0)
+    area_b = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
+    union = area_a[:, None] + area_b[None, :] - inter
+    out: np.ndarray = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    return out
+
+
+class Tracker(Generic[P]):
+    def __init__(self, policy: TrackerPolicy, discard: Callable[[P], None] = lambda _: None) -> None:
+        self._policy = policy
+        self._discard = discard
+        self._tracks: dict[str, _Track[P]] = {}
+        # A random run prefix keeps track ids unique across node restarts.
+        self._prefix = f"t{secrets.token_hex(3)}"
+        self._counter = itertools.count(1)
+        self.tracks_started = 0
+
+    @property
+    def active(self) -> int:
+        return len(self._tracks)
+
+    def assign(self, boxes: np.ndarray, now: float) -> list[str]:
+        """Track id for each box (n, 4) of this frame: greedy highest-IoU matching, new tracks for others."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        ids: list[str | None] = [None] * boxes.shape[0]
+        tracks = list(self._tracks.values())
+        taken: set[int] = set()
+        if tracks and boxes.shape[0]:
+            overlaps = iou_matrix(np.stack([t.box for t in tracks]), boxes)
+            for flat in np.argsort(overlaps, axis=None, kind="stable")[::-1]:
+                ti, bi = divmod(int(flat), boxes.shape[0])
+                if overlaps[ti, bi] < self._policy.min_iou:
+                    break
+                if ids[bi] is None and ti not in taken:
+                    taken.add(ti)
+                    ids[bi] = tracks[ti].id
+                    tracks[ti].box = boxes[bi].copy()
+                    tracks[ti].last_seen = now
+        for bi, track_id in enumerate(ids):
+            if track_id is None:
+                ids[bi] = self._start(boxes[bi], now)
+        return [i for i in ids if i is not None]
+
+    def offer(self, track_id: str, score: float, payload: P) -> None:
+        """Keep `payload` if it is the track's best since its last send; discard the loser either way."""
+        track = self._tracks.get(track_id)
+        if track is None or score <= track.best_score:
+            self._discard(payload)
+            return
+        if track.best is not None:
+            self._discard(track.best)
+        track.best, track.best_score = payload, score
+
+    def due(self, now: float) -> list[tuple[str, P]]:
+        """Faces to embed and send now: held faces of tracks whose interval has passed, and of tracks that
+        just ended. Ownership of each payload passes to the caller."""
+        released: list[tuple[str, P]] = []
+        for track in list(self._tracks.values()):
+            expired = now - track.last_seen > self._policy.max_age_s
+            interval_over = track.last_sent is None or now - track.last_sent >= self._policy.min_interval_s
+            if track.best is not None and (interval_over or expired):
+                released.append((track.id, track.best))
+                track.best, track.best_score = None, float("-inf")
+                track.last_sent = now
+                track.sent += 1
+            if expired:
+                del self._tracks[track.id]
+        return released
+
+    def clear(self) -> None:
+        for track in self._tracks.values():
+            if track.best is not None:
+                self._discard(track.best)
+        self._tracks.clear()
+
+    def _start(self, box: np.ndarray, now: float) -> str:
+        if len(self._tracks) >= self._policy.max_tracks:
+            stalest = min(self._tracks.values(), key=lambda t: t.last_seen)
+            if stalest.best is not None:
+                self._discard(stalest.best)
+            del self._tracks[stalest.id]
+        track_id = f"{self._prefix}-{next(self._counter)}"
+        self._tracks[track_id] = _Track(track_id, box.copy(), now)
+        self.tracks_started += 1
+        return track_id

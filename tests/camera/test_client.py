@@ -1,0 +1,182 @@
+"""The streaming client against a real grpc.aio server on 127.0.0.1 (a tiny test servicer that answers
+like the matcher): auth metadata, results by outcome, bounded buffer while down, reconnect after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import grpc
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from lfr.adapters.camera.client import MatcherClient, Outgoing, StreamPolicy, backoff_delay
+from lfr.adapters.camera.metrics import CameraMetrics
+from lfr.domain.observation import FaceQuality
+from lfr.v1 import ingest_pb2, ingest_pb2_grpc
+
+FAST = StreamPolicy(buffer_max=8, batch_max=4, max_in_flight=2, backoff_initial_s=0.05, backoff_max_s=0.2)
+
+
+class FakeMatcher(ingest_pb2_grpc.CameraIngestServicer):
+    """Alerts on track "wanted", rejects track "bad", no match otherwise; remembers what it saw."""
+
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+        self.tokens: set[str] = set()
+
+    async def Stream(
+        self, request_iterator: AsyncIterator[ingest_pb2.ObservationBatch], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ingest_pb2.ObservationResults]:
+        self.tokens.update(v for k, v in context.invocation_metadata() if k == "authorization")
+        async for batch in request_iterator:
+            results = ingest_pb2.ObservationResults()
+            for o in batch.observations:
+                self.seqs.append(o.seq)
+                assert len(o.embedding_f32le) == 4 * o.dimension
+                outcome = {"wanted": ingest_pb2.OUTCOME_ALERT, "bad": ingest_pb2.OUTCOME_REJECTED}.get(
+                    o.track_id, ingest_pb2.OUTCOME_NO_MATCH
+                )
+                results.results.append(ingest_pb2.ObservationResult(seq=o.seq, outcome=outcome))
+            yield results
+
+
+async def start_matcher(servicer: FakeMatcher, port: int = 0) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server()
+    ingest_pb2_grpc.add_CameraIngestServicer_to_server(servicer, server)
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    return server, bound
+
+
+def observation(track: str = "t1") -> Outgoing:
+    vector = np.random.default_rng().standard_normal(8).astype(np.float32)
+    return Outgoing(track, datetime.now(UTC), vector, bytearray(b"\xff\xd8\xff jpeg \xff\xd9"), FaceQuality())
+
+
+def client_for(port: int, registry: CollectorRegistry, policy: StreamPolicy = FAST) -> MatcherClient:
+    metrics = CameraMetrics(registry, "cam-1")
+    return MatcherClient(f"127.0.0.1:{port}", "secret-token", "cam-1", "model-x", 8, metrics, policy)
+
+
+def results(registry: CollectorRegistry, outcome: str) -> float:
+    return registry.get_sample_value("lfr_camera_results_total", {"camera": "cam-1", "outcome": outcome}) or 0
+
+
+async def wait_until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_results_are_counted_by_outcome_and_answered_buffers_wiped() -> None:
+    servicer = FakeMatcher()
+    server, port = await start_matcher(servicer)
+    registry = CollectorRegistry()
+    client = client_for(port, registry)
+    running = asyncio.create_task(client.run())
+    sent = [observation(t) for t in ("a", "wanted", "b", "bad", "c")]
+    for item in sent:
+        client.submit(item)
+    assert await client.drain(5)
+    client.stop()
+    await running
+    await server.stop(0)
+    assert sorted(servicer.seqs) == [1, 2, 3, 4, 5]
+    assert servicer.tokens == {"Bearer secret-token"}
+    assert (results(registry, "alert"), results(registry, "rejected"), results(registry, "no_match")) == (
+        1,
+        1,
+        3,
+    )
+    assert all(not item.vector.any() and not any(item.crop_jpeg) for item in sent)
+
+
+async def test_matcher_down_at_start_keeps_retrying_with_a_bounded_buffer() -> None:
+    probe, port = await start_matcher(FakeMatcher())
+    await probe.stop(0)  # a port nobody listens on now
+    registry = CollectorRegistry()
+    client = client_for(port, registry)
+    running = asyncio.create_task(client.run())
+    items = [observation() for _ in range(20)]
+    for item in items:
+        client.submit(item)
+    await wait_until(lambda: client.attempts >= 3)
+    assert client.pending == FAST.buffer_max
+    assert client.dropped == 12
+    assert registry.get_sample_value("lfr_camera_observations_dropped_total", {"camera": "cam-1"}) == 12
+    assert all(not item.vector.any() for item in items[:12])  # dropped oldest first, wiped
+
+    servicer = FakeMatcher()
+    server, _ = await start_matcher(servicer, port)
+    assert await client.drain(5)
+    assert servicer.seqs == list(range(13, 21))
+    client.stop()
+    await running
+    await server.stop(0)
+
+
+async def test_stream_resumes_after_the_matcher_restarts_mid_stream() -> None:
+    first = FakeMatcher()
+    server, port = await start_matcher(first)
+    registry = CollectorRegistry()
+    client = client_for(
+        port, registry, StreamPolicy(buffer_max=100, backoff_initial_s=0.05, backoff_max_s=0.1)
+    )
+    running = asyncio.create_task(client.run())
+    for _ in range(5):
+        client.submit(observation())
+    assert await client.drain(5)
+    await wait_until(lambda: client.connected)
+    await server.stop(0)
+    await wait_until(lambda: not client.connected)
+    for _ in range(5):
+        client.submit(observation())  # while the matcher is away
+    second = FakeMatcher()
+    server, _ = await start_matcher(second, port)
+    assert await client.drain(5)
+    for _ in range(3):
+        client.submit(observation())
+    assert await client.drain(5)
+    client.stop()
+    await running
+    await server.stop(0)
+    assert first.seqs == [1, 2, 3, 4, 5]
+    assert second.seqs == list(range(6, 14))
+    assert results(registry, "no_match") == 13
+    assert (registry.get_sample_value("lfr_camera_reconnects_total", {"camera": "cam-1"}) or 0) >= 1
+
+
+def test_backoff_grows_to_the_cap_with_bounded_jitter() -> None:
+    policy = StreamPolicy(backoff_initial_s=0.1, backoff_max_s=2.0, backoff_multiplier=2.0, jitter=0.2)
+    rng = random.Random(7)
+    delays = [backoff_delay(attempt, policy, rng) for attempt in range(10)]
+    assert 0.08 <= delays[0] <= 0.12
+    assert 0.16 <= delays[1] <= 0.24
+    assert all(d <= 2.0 for d in delays)
+    assert delays[-1] >= 1.6
+    assert len({round(d, 6) for d in delays[6:]}) > 1  # jittered, not lockstep
+
+
+@pytest.mark.parametrize("stop_while", ["connected", "disconnected"])
+async def test_stop_wipes_whatever_is_still_buffered(stop_while: str) -> None:
+    servicer = FakeMatcher()
+    server, port = await start_matcher(servicer)
+    if stop_while == "disconnected":
+        await server.stop(0)
+    registry = CollectorRegistry()
+    client = client_for(port, registry)
+    running = asyncio.create_task(client.run())
+    items = [observation() for _ in range(6)]
+    for item in items:
+        client.submit(item)
+    client.stop()
+    await asyncio.wait_for(running, 5)
+    client.wipe_all()
+    await server.stop(0)
+    assert client.pending == 0
+    assert all(not item.vector.any() and not any(item.crop_jpeg) for item in items)
