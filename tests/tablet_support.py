@@ -18,7 +18,7 @@ from lfr.adapters.faiss_index import faiss_flat_index
 from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.passwords import Argon2Hasher
 from lfr.adapters.storage.memory import MemoryStore
-from lfr.adapters.tablet.app import create_tablet_app
+from lfr.adapters.tablet.app import close_feeds, create_tablet_app
 from lfr.adapters.tablet.context import TabletServices
 from lfr.adapters.tablet.wiring import tablet_services
 from lfr.config import TabletSettings
@@ -158,6 +158,7 @@ class LiveServer:
     """The app under a real uvicorn on 127.0.0.1:0, in a thread (for SSE and the browser)."""
 
     def __init__(self, app: FastAPI) -> None:
+        self.app = app
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.server.config.timeout_graceful_shutdown = 1
@@ -176,5 +177,6 @@ class LiveServer:
         return f"http://127.0.0.1:{port}"
 
     def __exit__(self, *exc: object) -> None:
+        close_feeds(self.app)
         self.server.should_exit = True
         self._thread.join(timeout=10)

@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from lfr.adapters.alert_bus import AlertBroadcaster
 from lfr.adapters.tablet import alerts, auth, deployments, pages
-from lfr.adapters.tablet.context import TabletContext, TabletServices
+from lfr.adapters.tablet.context import FeedControl, TabletContext, TabletServices
 from lfr.adapters.tablet.errors import install_error_handlers
 from lfr.adapters.tablet.security import SecurityHeaders
 from lfr.adapters.tablet.sessions import SessionCodec
@@ -63,6 +63,7 @@ def create_tablet_app(
         cookie_secure=settings.cookie_secure,
         poll_seconds=settings.poll_seconds,
         two_person_rule=two_person_rule,
+        feeds=FeedControl(),
     )
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -71,6 +72,12 @@ def create_tablet_app(
     install_error_handlers(app)
     app.add_middleware(SecurityHeaders, cookie_secure=settings.cookie_secure)
     return app
+
+
+def close_feeds(app: FastAPI) -> None:
+    """Ends the open live feeds (their tablets reconnect and catch up); call before stopping."""
+    ctx: TabletContext = app.state.tablet
+    ctx.feeds.close_all()
 
 
 def read_session_secret(settings: TabletSettings) -> bytes:

@@ -27,6 +27,18 @@ class TabletServices:
     audit: AuditService
 
 
+class FeedControl:
+    """Lets the server end open live feeds, e.g. before a graceful shutdown, so tablets reconnect
+    (to this replica once it is back, or to another) instead of being cut off mid-stream."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+
+    def close_all(self) -> None:
+        """Ends every feed open now; feeds opened afterwards are unaffected."""
+        self.generation += 1
+
+
 @dataclass(frozen=True, slots=True)
 class TabletContext:
     services: TabletServices
@@ -37,3 +49,4 @@ class TabletContext:
     cookie_secure: str  # "auto", "always" or "never"
     poll_seconds: float
     two_person_rule: bool
+    feeds: FeedControl

@@ -44,11 +44,14 @@ async def alert_events(
         waiting_new = asyncio.ensure_future(new.queue.get())
         waiting_changed = asyncio.ensure_future(changed.queue.get())
         quiet = 0.0
+        generation = ctx.feeds.generation
         try:
             while True:
                 async for chunk, sequence in _catch_up(ctx, actor, last):
                     last = sequence
                     yield chunk
+                if ctx.feeds.generation != generation:
+                    return  # the server is stopping or asked feeds to reconnect
                 if ctx.clock.now() >= deadline:
                     yield _event("expired", json.dumps({"detail": "your session expired"}))
                     return

@@ -110,6 +110,7 @@
     }
     const open = openList.children.length;
     openCount.textContent = String(open);
+    openCount.dataset.zero = String(open === 0);
     noOpen.hidden = open > 0;
   }
 
