@@ -18,6 +18,14 @@ def _register() -> None:
         app.add_typer(sub, name=name)
 
 
-SUBCOMMANDS: list[tuple[str, str, str]] = []
+SUBCOMMANDS: list[tuple[str, str, str]] = [
+    ("lfr.cli.serve", "app", "serve"),
+    ("lfr.cli.accounts", "app", "account"),
+    ("lfr.cli.control", "window_app", "window"),
+    ("lfr.cli.control", "watchlist_app", "watchlist"),
+    ("lfr.cli.control", "alerts_app", "alerts"),
+    ("lfr.cli.control", "audit_app", "audit"),
+    ("lfr.cli.demo", "app", "demo"),
+]
 
 _register()

@@ -227,6 +227,15 @@ class IngestService:
             self._metrics.rejected(str(result.reject_code))
         return result
 
+    def refuse(self, camera_id: str, result: ObservationResult) -> ObservationResult:
+        """Counts an observation the transport refused before it could become an Observation (undecodable,
+        or naming another camera than its credentials), so counters and metrics still see it."""
+        self.counters.add(("", camera_id, str(result.outcome)))
+        self._metrics.observed(camera_id, str(result.outcome))
+        if result.reject_code is not None:
+            self._metrics.rejected(str(result.reject_code))
+        return result
+
     def flush_counters(self) -> None:
         counts = self.counters.take()
         if not counts:

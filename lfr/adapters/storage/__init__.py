@@ -21,6 +21,10 @@ def open_store(url: str) -> Store:
         from lfr.adapters.storage.memory import MemoryStore
 
         return MemoryStore()
+    if url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+        from lfr.adapters.storage.sql import SqlStore
+
+        return SqlStore.open(url)
     raise InvalidInput(
         f"unsupported store URL {url!r}: use memory://, sqlite:///PATH or postgresql+psycopg://..."
     )

@@ -144,6 +144,8 @@ class _Watchlists:
         self._s = state
 
     def add(self, watchlist: Watchlist) -> None:
+        if watchlist.id in self._s.watchlists:
+            raise Conflict(f"watchlist {watchlist.id} exists")
         self._s.watchlists[watchlist.id] = watchlist
 
     def get(self, watchlist_id: str) -> Watchlist:
@@ -161,6 +163,8 @@ class _Watchlists:
 
     def add_subject(self, subject: Subject, embeddings: np.ndarray) -> None:
         self.get(subject.watchlist_id)
+        if subject.id in self._s.subjects:
+            raise Conflict(f"subject {subject.id} exists")
         self._s.subjects[subject.id] = subject
         self._s.embeddings[subject.id] = np.array(embeddings, dtype=np.float32, copy=True)
 
@@ -205,6 +209,8 @@ class _Alerts:
         self._s = state
 
     def add(self, alert: Alert) -> Alert:
+        if alert.id in self._s.alerts:
+            raise Conflict(f"alert {alert.id} exists")
         self._s.alert_sequence += 1
         stored = dataclasses.replace(alert, sequence=self._s.alert_sequence)
         self._s.alerts[alert.id] = stored
@@ -312,6 +318,8 @@ class _Evaluations:
         self._s = state
 
     def add(self, summary: EvaluationSummary) -> None:
+        if summary.id in self._s.evaluations:
+            raise Conflict(f"evaluation {summary.id} exists")
         self._s.evaluations[summary.id] = summary
 
     def for_model(self, model_id: str) -> list[EvaluationSummary]:

@@ -1,0 +1,301 @@
+"""Protobuf <-> domain conversions. Pure functions; no service calls, no I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from lfr.domain.alert import Adjudication, Alert, AlertState
+from lfr.domain.audit import AuditRecord, ChainVerification
+from lfr.domain.errors import InvalidInput
+from lfr.domain.observation import FaceQuality, Observation, ObservationResult, Outcome
+from lfr.domain.watchlist import Subject, Watchlist, WatchlistState
+from lfr.domain.window import DeploymentWindow, WindowSpec, WindowState
+from lfr.services.watchlists import SubjectSpec
+from lfr.v1 import control_pb2 as pb
+from lfr.v1 import ingest_pb2 as ipb
+
+MAX_DIMENSION = 4096
+
+
+class MalformedObservation(InvalidInput):
+    """An observation whose bytes cannot even be decoded; rejected on its own, the stream goes on."""
+
+
+# --- time -----------------------------------------------------------------------------------------------
+
+
+def timestamp(when: datetime | None) -> Timestamp | None:
+    if when is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(when.astimezone(UTC))
+    return stamp
+
+
+def from_timestamp(stamp: Timestamp, what: str) -> datetime:
+    """An unset Timestamp reads as 1970; refuse it rather than pretend the camera meant that."""
+    if stamp.seconds == 0 and stamp.nanos == 0:
+        raise InvalidInput(f"{what} is required")
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+# --- embeddings -----------------------------------------------------------------------------------------
+
+
+def embedding_from_bytes(payload: bytes, dimension: int) -> np.ndarray:
+    """Little-endian float32 values, `dimension` of them. Returns a private writable copy so the service
+    can wipe it: the protobuf's own immutable bytes cannot be overwritten from Python."""
+    if not 1 <= dimension <= MAX_DIMENSION:
+        raise MalformedObservation(f"declared dimension {dimension} is outside 1..{MAX_DIMENSION}")
+    if len(payload) != 4 * dimension:
+        raise MalformedObservation(
+            f"embedding has {len(payload)} bytes, expected {4 * dimension} for dimension {dimension}"
+        )
+    return np.frombuffer(payload, dtype="<f4").astype(np.float32, copy=True)
+
+
+def embedding_to_bytes(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+# --- ingest ---------------------------------------------------------------------------------------------
+
+
+def observation(message: ipb.Observation) -> Observation:
+    """Raises MalformedObservation (an InvalidInput) if the message cannot become an Observation."""
+    try:
+        captured_at = from_timestamp(message.captured_at, "captured_at")
+    except (InvalidInput, ValueError, OverflowError) as exc:
+        raise MalformedObservation(f"captured_at: {exc}") from exc
+    if not message.model_id:
+        raise MalformedObservation("model_id is required")
+    quality = message.quality
+    return Observation(
+        camera_id=message.camera_id,
+        captured_at=captured_at,
+        track_id=message.track_id,
+        model_id=message.model_id,
+        vector=embedding_from_bytes(message.embedding_f32le, message.dimension),
+        crop_jpeg=bytearray(message.crop_jpeg),
+        quality=FaceQuality(
+            detector_score=quality.detector_score,
+            face_width_px=quality.face_width_px,
+            face_height_px=quality.face_height_px,
+            interocular_px=quality.interocular_px,
+            sharpness=quality.sharpness,
+            yaw_deg=quality.yaw_deg,
+            pitch_deg=quality.pitch_deg,
+        ),
+    )
+
+
+_OUTCOMES = {
+    Outcome.NOT_ARMED: ipb.OUTCOME_NOT_ARMED,
+    Outcome.NO_MATCH: ipb.OUTCOME_NO_MATCH,
+    Outcome.ALERT: ipb.OUTCOME_ALERT,
+    Outcome.REJECTED: ipb.OUTCOME_REJECTED,
+}
+
+
+def observation_result(seq: int, result: ObservationResult) -> ipb.ObservationResult:
+    return ipb.ObservationResult(
+        seq=seq,
+        outcome=_OUTCOMES[result.outcome],
+        alert_id=result.alert_id or "",
+        reject_code=str(result.reject_code) if result.reject_code is not None else "",
+        reason=result.reason,
+    )
+
+
+# --- windows --------------------------------------------------------------------------------------------
+
+_WINDOW_STATES = {
+    WindowState.PENDING: pb.WINDOW_STATE_PENDING,
+    WindowState.AUTHORISED: pb.WINDOW_STATE_AUTHORISED,
+    WindowState.CLOSED: pb.WINDOW_STATE_CLOSED,
+}
+
+
+def window_spec(request: pb.CreateWindowRequest) -> WindowSpec:
+    if not request.HasField("starts_at") or not request.HasField("ends_at"):
+        raise InvalidInput("starts_at and ends_at are required")
+    return WindowSpec(
+        purpose=request.purpose,
+        legal_basis=request.legal_basis,
+        location=request.location,
+        camera_ids=frozenset(request.camera_ids),
+        watchlist_id=request.watchlist_id,
+        threshold=request.threshold,
+        starts_at=request.starts_at.ToDatetime(tzinfo=UTC),
+        ends_at=request.ends_at.ToDatetime(tzinfo=UTC),
+        assigned_users=frozenset(request.assigned_users),
+    )
+
+
+def window(w: DeploymentWindow, now: datetime) -> pb.Window:
+    return pb.Window(
+        id=w.id,
+        purpose=w.purpose,
+        legal_basis=w.legal_basis,
+        location=w.location,
+        camera_ids=sorted(w.camera_ids),
+        watchlist_id=w.watchlist_id,
+        watchlist_hash=w.watchlist_hash,
+        model_id=w.model_id,
+        threshold=w.threshold,
+        starts_at=timestamp(w.starts_at),
+        ends_at=timestamp(w.ends_at),
+        state=_WINDOW_STATES[w.state],
+        armed=w.is_armed(now),
+        created_by=w.created_by,
+        authorised_by=w.authorised_by or "",
+        authorised_at=timestamp(w.authorised_at),
+        closed_by=w.closed_by or "",
+        closed_at=timestamp(w.closed_at),
+        close_reason=w.close_reason,
+        assigned_users=sorted(w.assigned_users),
+    )
+
+
+# --- watchlists -----------------------------------------------------------------------------------------
+
+_WATCHLIST_STATES = {
+    WatchlistState.DRAFT: pb.WATCHLIST_STATE_DRAFT,
+    WatchlistState.SEALED: pb.WATCHLIST_STATE_SEALED,
+    WatchlistState.DESTROYED: pb.WATCHLIST_STATE_DESTROYED,
+}
+
+
+def watchlist(w: Watchlist, subject_count: int) -> pb.Watchlist:
+    return pb.Watchlist(
+        id=w.id,
+        name=w.name,
+        model_id=w.model_id,
+        dimension=w.dimension,
+        state=_WATCHLIST_STATES[w.state],
+        content_hash=w.content_hash,
+        created_by=w.created_by,
+        created_at=timestamp(w.created_at),
+        subject_count=subject_count,
+    )
+
+
+def subject_spec(request: pb.AddSubjectRequest) -> SubjectSpec:
+    return SubjectSpec(
+        reference=request.reference,
+        display_name=request.display_name,
+        category=request.category,
+        reason=request.reason,
+        image_source=request.image_source,
+        reference_image_jpeg=request.reference_image_jpeg or None,
+    )
+
+
+def subject_embeddings(request: pb.AddSubjectRequest) -> np.ndarray:
+    if not request.embeddings_f32le:
+        raise InvalidInput("a subject needs at least one embedding")
+    try:
+        rows = [embedding_from_bytes(e, request.dimension) for e in request.embeddings_f32le]
+    except MalformedObservation as exc:
+        raise InvalidInput(str(exc)) from exc
+    return np.stack(rows)
+
+
+def subject(s: Subject) -> pb.Subject:
+    return pb.Subject(
+        id=s.id,
+        watchlist_id=s.watchlist_id,
+        reference=s.reference,
+        display_name=s.display_name,
+        category=s.category,
+        reason=s.reason,
+        image_source=s.image_source,
+    )
+
+
+# --- alerts ---------------------------------------------------------------------------------------------
+
+_ALERT_STATES = {
+    AlertState.RAISED: pb.ALERT_STATE_RAISED,
+    AlertState.AWAITING_VERIFICATION: pb.ALERT_STATE_AWAITING_VERIFICATION,
+    AlertState.ADJUDICATED: pb.ALERT_STATE_ADJUDICATED,
+}
+_ADJUDICATIONS = {
+    Adjudication.CONFIRMED: pb.ADJUDICATION_CONFIRMED,
+    Adjudication.FALSE_ALERT: pb.ADJUDICATION_FALSE_ALERT,
+    Adjudication.NOT_ENGAGED: pb.ADJUDICATION_NOT_ENGAGED,
+}
+_ADJUDICATIONS_BACK = {v: k for k, v in _ADJUDICATIONS.items()}
+
+
+def adjudication(value: int) -> Adjudication:
+    try:
+        return _ADJUDICATIONS_BACK[value]  # type: ignore[index]
+    except KeyError:
+        raise InvalidInput("outcome must be confirmed, false_alert or not_engaged") from None
+
+
+def alert(a: Alert, with_crop: bool = False) -> pb.Alert:
+    return pb.Alert(
+        id=a.id,
+        sequence=a.sequence,
+        window_id=a.window_id,
+        camera_id=a.camera_id,
+        track_id=a.track_id,
+        subject_id=a.subject_id,
+        score=a.score,
+        threshold=a.threshold,
+        candidates=[pb.Candidate(subject_id=c.subject_id, score=c.score) for c in a.candidates],
+        captured_at=timestamp(a.captured_at),
+        raised_at=timestamp(a.raised_at),
+        crop_jpeg=a.crop_jpeg if with_crop else b"",
+        state=_ALERT_STATES[a.state],
+        outcome=_ADJUDICATIONS[a.outcome] if a.outcome is not None else pb.ADJUDICATION_UNSPECIFIED,
+        adjudicated_by=a.adjudicated_by or "",
+        adjudicated_at=timestamp(a.adjudicated_at),
+        notes=a.notes,
+        verified_by=a.verified_by or "",
+        version=a.version,
+    )
+
+
+# --- audit ----------------------------------------------------------------------------------------------
+
+
+def audit_record(r: AuditRecord) -> pb.AuditRecord:
+    return pb.AuditRecord(
+        seq=r.seq,
+        at=timestamp(r.at),
+        actor=r.actor,
+        action=r.action,
+        subject_kind=r.subject_kind,
+        subject_id=r.subject_id,
+        details_json=r.details_json,
+        prev_hash=r.prev_hash,
+        hash=r.hash,
+        at_iso=r.at.isoformat(timespec="microseconds"),
+    )
+
+
+def audit_record_from_proto(r: pb.AuditRecord) -> AuditRecord:
+    """Rebuilds the exact hashed record (from at_iso), so an exported log can be verified offline."""
+    return AuditRecord(
+        seq=r.seq,
+        at=datetime.fromisoformat(r.at_iso),
+        actor=r.actor,
+        action=r.action,
+        subject_kind=r.subject_kind,
+        subject_id=r.subject_id,
+        details_json=r.details_json,
+        prev_hash=r.prev_hash,
+        hash=r.hash,
+    )
+
+
+def verification(v: ChainVerification) -> pb.VerifyResponse:
+    return pb.VerifyResponse(
+        ok=v.ok, records_checked=v.records_checked, first_bad_seq=v.first_bad_seq or 0, reason=v.reason
+    )

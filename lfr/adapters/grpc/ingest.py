@@ -1,0 +1,195 @@
+"""CameraIngest.Stream: observations from every camera stream are micro-batched into one FAISS search.
+
+    stream A ─┐                                   ┌─▶ future A1 ─▶ results to A, in order
+    stream B ─┼─▶ queue ─▶ batcher ─▶ matcher thread (IngestService.process, FAISS single-threaded)
+    stream C ─┘                                   └─▶ future C1 ─▶ results to C, in order
+
+Each stream keeps at most `max_in_flight` messages between reading and answering; when that many are
+waiting it stops reading, so HTTP/2 flow control pushes back on the camera instead of buffering without
+bound (see PERF_NOTES.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from grpc import aio
+
+from lfr.adapters.faiss_index import configure_faiss
+from lfr.adapters.grpc import convert
+from lfr.adapters.grpc.interceptors import current_principal
+from lfr.domain.errors import StoreUnavailable
+from lfr.domain.observation import Observation, ObservationResult, RejectCode
+from lfr.services.ingest import IngestService
+from lfr.v1 import ingest_pb2 as ipb
+from lfr.v1 import ingest_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+ProcessBatch = Callable[[Sequence[Observation]], list[ObservationResult]]
+
+
+@dataclass(slots=True)
+class _Job:
+    observations: list[Observation]
+    future: asyncio.Future[list[ObservationResult]]
+
+
+class MicroBatcher:
+    """Gathers observations from all streams for up to `wait_seconds` or `batch_max` observations and
+    processes them in one dedicated thread, so FAISS runs one batched, single-threaded search at a time
+    and the event loop never blocks."""
+
+    def __init__(self, process: ProcessBatch, batch_max: int, wait_seconds: float) -> None:
+        self._process = process
+        self._batch_max = batch_max
+        self._wait = wait_seconds
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="lfr-matcher", initializer=configure_faiss, initargs=(1,)
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="lfr-micro-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if not job.future.done():
+                job.future.set_exception(StoreUnavailable("the matcher is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    def submit(self, observations: list[Observation]) -> asyncio.Future[list[ObservationResult]]:
+        future: asyncio.Future[list[ObservationResult]] = asyncio.get_running_loop().create_future()
+        if not observations:
+            future.set_result([])
+        else:
+            self._queue.put_nowait(_Job(observations, future))
+        return future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = await self._gather(loop)
+            flat = [o for job in jobs for o in job.observations]
+            try:
+                results = await loop.run_in_executor(self._executor, self._process, flat)
+            except Exception as exc:
+                logger.exception("matcher batch failed (%s)", type(exc).__name__)
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(StoreUnavailable("the matcher could not process this batch"))
+                continue
+            start = 0
+            for job in jobs:
+                end = start + len(job.observations)
+                if not job.future.done():  # the stream may have gone away meanwhile
+                    job.future.set_result(results[start:end])
+                start = end
+
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> list[_Job]:
+        jobs = [await self._queue.get()]
+        size = len(jobs[0].observations)
+        deadline = loop.time() + self._wait
+        while size < self._batch_max:
+            try:
+                job = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            jobs.append(job)
+            size += len(job.observations)
+        return jobs
+
+
+class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
+    def __init__(self, ingest: IngestService, batcher: MicroBatcher, max_in_flight: int = 16) -> None:
+        self._ingest = ingest
+        self._batcher = batcher
+        self._max_in_flight = max_in_flight
+
+    async def Stream(
+        self, request_iterator: AsyncIterator[ipb.ObservationBatch], context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[ipb.ObservationResults]:
+        camera = current_principal().name
+        answers: asyncio.Queue[_Answer | None] = asyncio.Queue(maxsize=self._max_in_flight)
+        reader = asyncio.create_task(self._read(request_iterator, camera, answers))
+        try:
+            while (answer := await answers.get()) is not None:
+                yield await answer.results()
+            await reader  # re-raises a read failure (e.g. the client cancelled)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _read(
+        self,
+        request_iterator: AsyncIterator[ipb.ObservationBatch],
+        camera: str,
+        answers: asyncio.Queue[_Answer | None],
+    ) -> None:
+        try:
+            async for message in request_iterator:
+                await answers.put(self._admit(message, camera))  # blocks when max_in_flight are waiting
+        finally:
+            await answers.put(None)
+
+    def _admit(self, message: ipb.ObservationBatch, camera: str) -> _Answer:
+        """Decodes what can be decoded; refuses the rest one by one; submits the good ones."""
+        answer = _Answer(seqs=[o.seq for o in message.observations])
+        accepted: list[Observation] = []
+        for position, item in enumerate(message.observations):
+            if item.camera_id != camera:
+                answer.fixed[position] = self._ingest.refuse(
+                    camera,
+                    ObservationResult.rejected(
+                        RejectCode.CAMERA_MISMATCH,
+                        f"observation names camera {item.camera_id!r} but credentials are for {camera!r}",
+                    ),
+                )
+                continue
+            try:
+                accepted.append(convert.observation(item))
+            except convert.MalformedObservation as exc:
+                answer.fixed[position] = self._ingest.refuse(
+                    camera, ObservationResult.rejected(RejectCode.MALFORMED, str(exc))
+                )
+                continue
+            answer.submitted.append(position)
+        answer.future = self._batcher.submit(accepted)
+        return answer
+
+
+@dataclass(slots=True)
+class _Answer:
+    seqs: list[int]
+    fixed: dict[int, ObservationResult] = field(default_factory=dict)  # refused before matching
+    submitted: list[int] = field(default_factory=list)  # positions sent to the matcher, in order
+    future: asyncio.Future[list[ObservationResult]] | None = None
+
+    async def results(self) -> ipb.ObservationResults:
+        matched = await self.future if self.future is not None else []
+        merged = dict(self.fixed)
+        merged.update(zip(self.submitted, matched, strict=True))
+        return ipb.ObservationResults(
+            results=[convert.observation_result(seq, merged[i]) for i, seq in enumerate(self.seqs)]
+        )

@@ -1,0 +1,90 @@
+"""Builds the matcher's gRPC server from the container: servicers, interceptor, health, reflection."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from lfr.adapters.grpc.control import AlertsServicer, AuditServicer, DeploymentsServicer, WatchlistsServicer
+from lfr.adapters.grpc.ingest import CameraIngestServicer, MicroBatcher
+from lfr.adapters.grpc.interceptors import AuthAndErrorsInterceptor, TokenCache
+from lfr.v1 import control_pb2, control_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+
+if TYPE_CHECKING:
+    from lfr.bootstrap import Container
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    ingest_pb2.DESCRIPTOR.services_by_name["CameraIngest"].full_name,
+    *(s.full_name for s in control_pb2.DESCRIPTOR.services_by_name.values()),
+)
+
+
+class MatcherServer:
+    """The aio server plus what must start and stop with it (the micro-batcher, health statuses)."""
+
+    def __init__(self, server: aio.Server, batcher: MicroBatcher, health: health.aio.HealthServicer) -> None:
+        self.grpc = server
+        self._batcher = batcher
+        self._health = health
+
+    async def start(self) -> None:
+        self._batcher.start()
+        await self.grpc.start()
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float | None) -> None:
+        """NOT_SERVING first so load balancers drain, then let in-flight calls finish within `grace`."""
+        await self._health.enter_graceful_shutdown()
+        await self.grpc.stop(grace)
+        await self._batcher.stop()
+
+    async def wait_for_termination(self) -> None:
+        await self.grpc.wait_for_termination()
+
+
+def create_server(container: Container, address: str) -> tuple[MatcherServer, int]:
+    """Binds `address` (use 127.0.0.1:0 for a free port) and returns the server and its port."""
+    settings = container.config
+    limit = settings.grpc.max_message_bytes
+    server = aio.server(
+        interceptors=[AuthAndErrorsInterceptor(TokenCache(container.principals.authenticate_token))],
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+        ],
+    )
+    batcher = MicroBatcher(
+        container.ingest.process,
+        batch_max=settings.matching.batch_max,
+        wait_seconds=settings.matching.batch_wait_ms / 1000,
+    )
+    ingest_pb2_grpc.add_CameraIngestServicer_to_server(
+        CameraIngestServicer(container.ingest, batcher), server
+    )
+    control_pb2_grpc.add_DeploymentsServicer_to_server(
+        DeploymentsServicer(container.deployments, container.clock), server
+    )
+    control_pb2_grpc.add_WatchlistsServicer_to_server(
+        WatchlistsServicer(container.watchlists, container.forget_watchlist), server
+    )
+    control_pb2_grpc.add_AlertsServicer_to_server(
+        AlertsServicer(container.alerts, container.deployments, container.broadcaster), server
+    )
+    control_pb2_grpc.add_AuditServicer_to_server(AuditServicer(container.audit), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    logger.info("gRPC listening on %s (port %d)", address, port)
+    return MatcherServer(server, batcher, health_servicer), port

@@ -1,0 +1,85 @@
+"""Prometheus metrics for the matcher (the IngestMetrics port). Registered on a registry passed in, never
+at import. Labels are bounded and carry no identity: camera ids (accounts, one per camera node), outcome and
+reject codes (fixed enums), window ids (one per deployment). Nothing about any face."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from lfr.domain.alert import Adjudication
+from lfr.domain.observation import RejectCode
+
+# Match latency spans 0.1 ms (small batch, small list) to a slow SQLite commit of an alert.
+LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+
+
+class PrometheusIngestMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self._faces = Counter(
+            "lfr_faces_received",
+            "Observations received, by camera and outcome",
+            ["camera", "outcome"],
+            registry=registry,
+        )
+        self._rejected = Counter(
+            "lfr_rejected", "Observations rejected, by reason", ["reason"], registry=registry
+        )
+        self._latency = Histogram(
+            "lfr_match_latency_seconds",
+            "Time to decide one micro-batch",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._armed = Gauge(
+            "lfr_window_armed", "1 while a deployment window is armed", ["window"], registry=registry
+        )
+        self._alerts_raised = Counter("lfr_alerts_raised", "Alerts raised (durable)", registry=registry)
+        self._adjudicated = Counter(
+            "lfr_alerts_adjudicated", "Alerts adjudicated, by outcome", ["outcome"], registry=registry
+        )
+        # Label children bound once: `.labels()` costs as much as the increment itself (PERF_NOTES.md).
+        self._rejected_by = {code.value: self._rejected.labels(code.value) for code in RejectCode}
+        self._adjudicated_by = {a.value: self._adjudicated.labels(a.value) for a in Adjudication}
+        self._faces_by: dict[tuple[str, str], Callable[[float], None]] = {}
+        self._lock = threading.Lock()
+        for code in RejectCode:
+            self._rejected_by[code.value].inc(0)
+
+    def observed(self, camera_id: str, outcome: str, count: int = 1) -> None:
+        key = (camera_id, outcome)
+        inc = self._faces_by.get(key)
+        if inc is None:
+            with self._lock:
+                inc = self._faces_by.setdefault(key, self._faces.labels(camera_id, outcome).inc)
+        inc(count)
+
+    def rejected(self, code: str, count: int = 1) -> None:
+        child = self._rejected_by.get(code)
+        if child is not None:  # an unknown code would be an unbounded label: count nothing rather than that
+            child.inc(count)
+
+    def match_latency(self, seconds: float) -> None:
+        self._latency.observe(seconds)
+
+    def armed(self, window_id: str, is_armed: bool) -> None:
+        self._armed.labels(window_id).set(1 if is_armed else 0)
+
+    def alert_raised(self) -> None:
+        self._alerts_raised.inc()
+
+    def alert_adjudicated(self, outcome: str) -> None:
+        child = self._adjudicated_by.get(outcome)
+        if child is not None:
+            child.inc()
+
+
+def serve_metrics(registry: CollectorRegistry, listen: str) -> tuple[WSGIServer, int]:
+    """Serves /metrics on its own port (`host:port`, port 0 for a free one); returns the server and port."""
+    host, _, port = listen.rpartition(":")
+    server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    return server, int(server.server_address[1])

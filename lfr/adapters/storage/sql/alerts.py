@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select, update
+
+from lfr.adapters.storage.sql.audit import lock_chain_head
+from lfr.adapters.storage.sql.schema import alerts as t
+from lfr.adapters.storage.sql.tx import Tx
+from lfr.domain.alert import Adjudication, Alert, AlertState
+from lfr.domain.errors import NotFound, StaleUpdate, StoreUnavailable
+from lfr.domain.matching import Candidate
+
+
+class SqlAlerts:
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
+    def add(self, alert: Alert) -> Alert:
+        # Subscribers catch up with "sequence > last seen", so sequences must become visible in order.
+        # A database sequence alone does not promise that with concurrent writers (a lower number can
+        # commit later); taking the audit chain lock first, which raising an alert needs anyway, does.
+        lock_chain_head(self._tx)
+        row = _to_row(alert)
+        del row["sequence"]
+        inserted = self._tx.first(
+            insert(t).values(row).returning(t.c.sequence), f"adding alert {alert.id}", may_conflict=True
+        )
+        if inserted is None:
+            raise StoreUnavailable(f"adding alert {alert.id}: the database assigned no sequence")
+        return dataclasses.replace(alert, sequence=int(inserted.sequence))
+
+    def get(self, alert_id: str) -> Alert:
+        row = self._tx.first(select(t).where(t.c.id == alert_id), f"reading alert {alert_id}")
+        if row is None:
+            raise NotFound(f"no alert {alert_id}")
+        return _from_row(row)
+
+    def update(self, alert: Alert) -> None:
+        row = _to_row(alert)
+        del row["sequence"]  # assigned once by the store, never rewritten
+        changed = self._tx.run(
+            update(t).where(t.c.id == alert.id, t.c.version == alert.version - 1).values(row),
+            f"updating alert {alert.id}",
+        )
+        if changed != 1:
+            self.get(alert.id)
+            raise StaleUpdate(f"alert {alert.id} changed concurrently")
+
+    def find(
+        self, window_ids: Sequence[str] | None = None, after_sequence: int = 0, limit: int = 100
+    ) -> list[Alert]:
+        query = select(t).where(t.c.sequence > after_sequence).order_by(t.c.sequence).limit(max(limit, 0))
+        if window_ids is not None:
+            query = query.where(t.c.window_id.in_(list(window_ids)))
+        return [_from_row(r) for r in self._tx.rows(query, "listing alerts")]
+
+    def purge_raised_before(self, cutoff: datetime) -> int:
+        return self._tx.run(delete(t).where(t.c.raised_at < cutoff), "purging alerts")
+
+
+def _to_row(a: Alert) -> dict[str, Any]:
+    return {
+        "sequence": a.sequence,
+        "id": a.id,
+        "window_id": a.window_id,
+        "camera_id": a.camera_id,
+        "track_id": a.track_id,
+        "subject_id": a.subject_id,
+        "score": a.score,
+        "threshold": a.threshold,
+        "candidates_json": json.dumps([[c.subject_id, c.score] for c in a.candidates]),
+        "captured_at": a.captured_at,
+        "raised_at": a.raised_at,
+        "crop_jpeg": bytes(a.crop_jpeg),
+        "model_id": a.model_id,
+        "state": a.state.value,
+        "outcome": a.outcome.value if a.outcome is not None else None,
+        "adjudicated_by": a.adjudicated_by,
+        "adjudicated_at": a.adjudicated_at,
+        "notes": a.notes,
+        "verified_by": a.verified_by,
+        "verified_at": a.verified_at,
+        "version": a.version,
+    }
+
+
+def _from_row(r: Row[Any]) -> Alert:
+    return Alert(
+        id=r.id,
+        window_id=r.window_id,
+        camera_id=r.camera_id,
+        track_id=r.track_id,
+        subject_id=r.subject_id,
+        score=r.score,
+        threshold=r.threshold,
+        candidates=tuple(Candidate(str(sid), float(score)) for sid, score in json.loads(r.candidates_json)),
+        captured_at=r.captured_at,
+        raised_at=r.raised_at,
+        crop_jpeg=bytes(r.crop_jpeg),
+        model_id=r.model_id,
+        sequence=int(r.sequence),
+        state=AlertState(r.state),
+        outcome=Adjudication(r.outcome) if r.outcome is not None else None,
+        adjudicated_by=r.adjudicated_by,
+        adjudicated_at=r.adjudicated_at,
+        notes=r.notes,
+        verified_by=r.verified_by,
+        verified_at=r.verified_at,
+        version=r.version,
+    )

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+
+from lfr.adapters.storage.sql.schema import audit_chain_head as h
+from lfr.adapters.storage.sql.schema import audit_records as t
+from lfr.adapters.storage.sql.tx import Tx
+from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead, next_record
+from lfr.domain.errors import StoreUnavailable
+
+HEAD_ROW_ID = 1
+_PAGE = 1000
+
+
+def lock_chain_head(tx: Tx) -> Row[Any]:
+    """Locks the chain head row until the transaction ends and returns it.
+
+    PostgreSQL: SELECT ... FOR UPDATE makes every other appender, in this process or another replica,
+    wait here. SQLite renders no FOR UPDATE; there the transaction already holds the database's single
+    write lock from BEGIN IMMEDIATE.
+    """
+    row = tx.first(select(h).where(h.c.id == HEAD_ROW_ID).with_for_update(), "locking the audit chain")
+    if row is None:
+        raise StoreUnavailable("the audit chain head row is missing: the schema was not migrated")
+    return row
+
+
+class SqlAudit:
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
+    def append(self, event: AuditEvent) -> AuditRecord:
+        head = lock_chain_head(self._tx)
+        previous = None
+        if head.seq > 0:
+            last = self._tx.first(select(t).where(t.c.seq == head.seq), "reading the audit chain")
+            if last is None:
+                raise StoreUnavailable(f"the audit chain head names record {head.seq}, which is missing")
+            previous = _from_row(last)
+        record = next_record(previous, event)
+        doing = f"appending audit record {record.seq}"
+        self._tx.run(insert(t).values(_to_row(record)), doing)
+        self._tx.run(update(h).where(h.c.id == HEAD_ROW_ID).values(seq=record.seq, hash=record.hash), doing)
+        return record
+
+    def records(self, from_seq: int = 1) -> Iterator[AuditRecord]:
+        """Streams in pages by seq, so a long chain is never held in memory at once."""
+        after = from_seq - 1
+        while True:
+            rows = self._tx.rows(
+                select(t).where(t.c.seq > after).order_by(t.c.seq).limit(_PAGE), "reading the audit chain"
+            )
+            yield from (_from_row(r) for r in rows)
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1].seq
+
+    def head(self) -> ChainHead | None:
+        row = self._tx.first(select(h).where(h.c.id == HEAD_ROW_ID), "reading the audit chain head")
+        if row is None or row.seq == 0:
+            return None
+        return ChainHead(int(row.seq), row.hash)
+
+
+def _to_row(r: AuditRecord) -> dict[str, Any]:
+    return {
+        "seq": r.seq,
+        "at_iso": r.at.isoformat(timespec="microseconds"),
+        "actor": r.actor,
+        "action": r.action,
+        "subject_kind": r.subject_kind,
+        "subject_id": r.subject_id,
+        "details_json": r.details_json,
+        "prev_hash": r.prev_hash,
+        "hash": r.hash,
+    }
+
+
+def _from_row(r: Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        seq=int(r.seq),
+        at=datetime.fromisoformat(r.at_iso),
+        actor=r.actor,
+        action=r.action,
+        subject_kind=r.subject_kind,
+        subject_id=r.subject_id,
+        details_json=r.details_json,
+        prev_hash=r.prev_hash,
+        hash=r.hash,
+    )

@@ -1,0 +1,92 @@
+"""One database transaction as the repositories see it; every driver error leaves here as a domain error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Executable, Row
+from sqlalchemy import exc as sa_exc
+
+from lfr.domain.errors import Conflict, InvalidInput, LfrError, StaleUpdate, StoreUnavailable
+
+# PostgreSQL aborts one of two transactions that would otherwise block each other for ever; the loser may
+# retry, exactly as after an optimistic version check fails.
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+
+
+@contextmanager
+def translated_errors(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except LfrError:
+        raise
+    except sa_exc.IntegrityError as exc:
+        raise Conflict(f"{doing}: conflicts with what is stored ({_reason(exc)})") from exc
+    except sa_exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+            raise StaleUpdate(f"{doing}: lost a race with a concurrent transaction") from exc
+        raise StoreUnavailable(f"{doing}: the database failed ({_reason(exc)})") from exc
+    except sa_exc.StatementError as exc:
+        if isinstance(exc.orig, ValueError):
+            raise InvalidInput(f"{doing}: {exc.orig}") from exc
+        raise StoreUnavailable(f"{doing}: {_reason(exc)}") from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise StoreUnavailable(f"{doing}: {exc}") from exc
+
+
+def _reason(exc: sa_exc.StatementError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+
+
+class Tx:
+    """Statements of one unit of work.
+
+    After a failed statement PostgreSQL refuses the rest of the transaction, and COMMIT then quietly
+    rolls back. So a statement that may fail on a constraint (a duplicate id) runs in a savepoint,
+    leaving the unit of work usable as the in-memory store does; any other failure poisons the unit
+    of work, and committing it raises instead of losing the work silently.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect.name
+        self.failure: str | None = None
+
+    def rows(self, statement: Executable, doing: str = "reading") -> Sequence[Row[Any]]:
+        with self._guard(doing):
+            return self.connection.execute(statement).all()
+
+    def first(
+        self, statement: Executable, doing: str = "reading", may_conflict: bool = False
+    ) -> Row[Any] | None:
+        with self._guard(doing, may_conflict):
+            return self.connection.execute(statement).first()
+
+    def run(self, statement: Executable, doing: str = "writing", may_conflict: bool = False) -> int:
+        """Executes a write; returns the number of rows it matched."""
+        with self._guard(doing, may_conflict):
+            result = self.connection.execute(statement)
+            return int(getattr(result, "rowcount", 0))
+
+    @contextmanager
+    def _guard(self, doing: str, may_conflict: bool = False) -> Iterator[None]:
+        try:
+            with translated_errors(doing):
+                if may_conflict and self.dialect == "postgresql":
+                    with self.connection.begin_nested():
+                        yield
+                else:
+                    yield
+        except LfrError as exc:
+            if not (may_conflict and isinstance(exc, Conflict)):
+                self.failure = f"{doing}: {exc}"
+            raise
+
+    def check_committable(self) -> None:
+        if self.failure is not None:
+            raise StoreUnavailable(f"not committed, because an earlier step failed ({self.failure})")
+
+    def reset(self) -> None:
+        self.failure = None

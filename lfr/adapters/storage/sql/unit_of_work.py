@@ -1,0 +1,116 @@
+"""SqlStore: the UnitOfWork port over SQLite (embedded) or PostgreSQL (several matcher replicas)."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from lfr.adapters.storage.sql.alerts import SqlAlerts
+from lfr.adapters.storage.sql.audit import SqlAudit
+from lfr.adapters.storage.sql.counters import SqlCounters
+from lfr.adapters.storage.sql.engine import create_store_engine
+from lfr.adapters.storage.sql.migrate import upgrade
+from lfr.adapters.storage.sql.principals import SqlEvaluations, SqlPrincipals
+from lfr.adapters.storage.sql.tx import Tx, translated_errors
+from lfr.adapters.storage.sql.watchlists import SqlWatchlists
+from lfr.adapters.storage.sql.windows import SqlWindows
+from lfr.domain.errors import StoreUnavailable
+from lfr.domain.ports import (
+    AlertRepository,
+    AuditLog,
+    CounterRepository,
+    EvaluationRepository,
+    PrincipalRepository,
+    WatchlistRepository,
+    WindowRepository,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class SqlStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, migrate: bool = True) -> SqlStore:
+        """Connects, and unless told otherwise brings the schema up to date first."""
+        engine = create_store_engine(url)
+        try:
+            if migrate:
+                upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class SqlUnitOfWork:
+    windows: WindowRepository
+    watchlists: WatchlistRepository
+    alerts: AlertRepository
+    audit: AuditLog
+    counters: CounterRepository
+    principals: PrincipalRepository
+    evaluations: EvaluationRepository
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+        self._tx: Tx | None = None
+
+    def __enter__(self) -> Self:
+        with translated_errors("connecting to the store"):
+            self._connection = self._engine.connect()
+        tx = self._tx = Tx(self._connection)
+        self.windows = SqlWindows(tx)
+        self.watchlists = SqlWatchlists(tx)
+        self.alerts = SqlAlerts(tx)
+        self.audit = SqlAudit(tx)
+        self.counters = SqlCounters(tx)
+        self.principals = SqlPrincipals(tx)
+        self.evaluations = SqlEvaluations(tx)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.rollback()
+        except SQLAlchemyError:
+            # The connection is broken; the pool discards it and the database rolls the work back.
+            # Raising here would hide whatever error ended the unit of work.
+            logger.warning("rollback failed on leaving a unit of work", exc_info=True)
+            connection.invalidate()
+        finally:
+            connection.close()
+
+    def commit(self) -> None:
+        connection, tx = self._live()
+        tx.check_committable()
+        with translated_errors("committing"):
+            connection.commit()
+
+    def rollback(self) -> None:
+        connection, tx = self._live()
+        with translated_errors("rolling back"):
+            connection.rollback()
+        tx.reset()
+
+    def _live(self) -> tuple[Connection, Tx]:
+        if self._connection is None or self._tx is None:
+            raise StoreUnavailable("the unit of work is not open: use it in a with block")
+        return self._connection, self._tx

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Row, delete, insert, select, update
+
+from lfr.adapters.storage.sql.schema import subject_embeddings as e
+from lfr.adapters.storage.sql.schema import subjects as s
+from lfr.adapters.storage.sql.schema import watchlists as t
+from lfr.adapters.storage.sql.tx import Tx
+from lfr.domain.errors import InvalidInput, NotFound
+from lfr.domain.watchlist import Subject, Watchlist, WatchlistState
+
+_F32LE = np.dtype("<f4")
+
+
+class SqlWatchlists:
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
+    def add(self, watchlist: Watchlist) -> None:
+        self._tx.run(
+            insert(t).values(_watchlist_row(watchlist)), f"adding watchlist {watchlist.id}", may_conflict=True
+        )
+
+    def get(self, watchlist_id: str) -> Watchlist:
+        row = self._tx.first(select(t).where(t.c.id == watchlist_id), f"reading watchlist {watchlist_id}")
+        if row is None:
+            raise NotFound(f"no watchlist {watchlist_id}")
+        return _watchlist(row)
+
+    def update(self, watchlist: Watchlist) -> None:
+        changed = self._tx.run(
+            update(t).where(t.c.id == watchlist.id).values(_watchlist_row(watchlist)),
+            f"updating watchlist {watchlist.id}",
+        )
+        if changed != 1:
+            raise NotFound(f"no watchlist {watchlist.id}")
+
+    def all(self) -> list[Watchlist]:
+        rows = self._tx.rows(select(t).order_by(t.c.created_at, t.c.id), "listing watchlists")
+        return [_watchlist(r) for r in rows]
+
+    def add_subject(self, subject: Subject, embeddings: np.ndarray) -> None:
+        self.get(subject.watchlist_id)
+        vectors = np.asarray(embeddings, dtype=_F32LE)
+        if vectors.ndim != 2:
+            raise InvalidInput(f"embeddings must be (n, d), got shape {vectors.shape}")
+        doing = f"adding subject {subject.id}"
+        self._tx.run(insert(s).values(_subject_row(subject)), doing, may_conflict=True)
+        if len(vectors):
+            rows = [
+                {"subject_id": subject.id, "position": i, "vector_f32le": row.tobytes()}
+                for i, row in enumerate(vectors)
+            ]
+            self._tx.run(insert(e).values(rows), doing)
+
+    def remove_subject(self, watchlist_id: str, subject_id: str) -> None:
+        self.get_subject(watchlist_id, subject_id)
+        doing = f"removing subject {subject_id}"
+        self._tx.run(delete(e).where(e.c.subject_id == subject_id), doing)
+        self._tx.run(delete(s).where(s.c.id == subject_id), doing)
+
+    def get_subject(self, watchlist_id: str, subject_id: str) -> Subject:
+        row = self._tx.first(
+            select(s).where(s.c.id == subject_id, s.c.watchlist_id == watchlist_id),
+            f"reading subject {subject_id}",
+        )
+        if row is None:
+            raise NotFound(f"no subject {subject_id} in watchlist {watchlist_id}")
+        return _subject(row)
+
+    def subjects(self, watchlist_id: str) -> list[Subject]:
+        rows = self._tx.rows(
+            select(s).where(s.c.watchlist_id == watchlist_id).order_by(s.c.id),
+            f"listing subjects of {watchlist_id}",
+        )
+        return [_subject(r) for r in rows]
+
+    def embeddings(self, watchlist_id: str) -> tuple[list[str], np.ndarray]:
+        watchlist = self.get(watchlist_id)
+        rows = self._tx.rows(
+            select(e.c.subject_id, e.c.vector_f32le)
+            .join(s, s.c.id == e.c.subject_id)
+            .where(s.c.watchlist_id == watchlist_id)
+            .order_by(e.c.subject_id, e.c.position),
+            f"reading embeddings of {watchlist_id}",
+        )
+        if not rows:
+            return [], np.zeros((0, watchlist.dimension), dtype=np.float32)
+        flat = np.frombuffer(b"".join(r.vector_f32le for r in rows), dtype=_F32LE)
+        return [r.subject_id for r in rows], flat.reshape(len(rows), -1).astype(np.float32)
+
+    def erase_content(self, watchlist_id: str) -> int:
+        doing = f"erasing watchlist {watchlist_id}"
+        doomed = select(s.c.id).where(s.c.watchlist_id == watchlist_id).scalar_subquery()
+        self._tx.run(delete(e).where(e.c.subject_id.in_(doomed)), doing)
+        return self._tx.run(delete(s).where(s.c.watchlist_id == watchlist_id), doing)
+
+
+def _watchlist_row(w: Watchlist) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "name": w.name,
+        "model_id": w.model_id,
+        "dimension": w.dimension,
+        "created_by": w.created_by,
+        "created_at": w.created_at,
+        "state": w.state.value,
+        "content_hash": w.content_hash,
+        "sealed_at": w.sealed_at,
+        "destroyed_at": w.destroyed_at,
+    }
+
+
+def _watchlist(r: Row[Any]) -> Watchlist:
+    return Watchlist(
+        id=r.id,
+        name=r.name,
+        model_id=r.model_id,
+        dimension=r.dimension,
+        created_by=r.created_by,
+        created_at=r.created_at,
+        state=WatchlistState(r.state),
+        content_hash=r.content_hash,
+        sealed_at=r.sealed_at,
+        destroyed_at=r.destroyed_at,
+    )
+
+
+def _subject_row(x: Subject) -> dict[str, Any]:
+    return {
+        "id": x.id,
+        "watchlist_id": x.watchlist_id,
+        "reference": x.reference,
+        "display_name": x.display_name,
+        "category": x.category,
+        "reason": x.reason,
+        "image_source": x.image_source,
+        "reference_image_jpeg": x.reference_image_jpeg,
+    }
+
+
+def _subject(r: Row[Any]) -> Subject:
+    image = r.reference_image_jpeg
+    return Subject(
+        id=r.id,
+        watchlist_id=r.watchlist_id,
+        reference=r.reference,
+        display_name=r.display_name,
+        category=r.category,
+        reason=r.reason,
+        image_source=r.image_source,
+        reference_image_jpeg=bytes(image) if image is not None else None,
+    )

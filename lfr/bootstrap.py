@@ -1,0 +1,236 @@
+"""The one composition root: turns an LfrConfig into wired services, and runs the matcher process.
+
+Entry points (CLI, demo, benchmarks, tests) call `build_container` and `running_matcher` / `run_matcher`;
+nothing else constructs adapters. Other processes' pieces (the tablet web app) plug in as extensions:
+async context managers given the container, entered after the gRPC server starts, left before it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+
+from lfr.adapters.alert_bus import AlertBroadcaster
+from lfr.adapters.faiss_index import faiss_flat_index
+from lfr.adapters.jpeg import JpegCropValidator
+from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
+from lfr.adapters.storage import Store, open_store
+from lfr.config import LfrConfig
+from lfr.domain.clock import Clock, SystemClock
+from lfr.domain.errors import LfrError
+from lfr.services.alerts import AlertService
+from lfr.services.arming import ArmingMonitor
+from lfr.services.audit import AuditService
+from lfr.services.deployments import AuthorisationPolicy, DeploymentService, no_policy
+from lfr.services.indexes import IndexCache
+from lfr.services.ingest import IngestService
+from lfr.services.principals import PrincipalService
+from lfr.services.retention import RetentionService
+from lfr.services.watchlists import WatchlistService
+
+if TYPE_CHECKING:
+    from lfr.adapters.grpc.server import MatcherServer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    """Everything the matcher process is made of; one per process."""
+
+    config: LfrConfig
+    store: Store
+    clock: Clock
+    registry: CollectorRegistry
+    metrics: PrometheusIngestMetrics
+    principals: PrincipalService
+    watchlists: WatchlistService
+    deployments: DeploymentService
+    alerts: AlertService
+    audit: AuditService
+    retention: RetentionService
+    monitor: ArmingMonitor
+    indexes: IndexCache
+    ingest: IngestService
+    broadcaster: AlertBroadcaster
+    extras: dict[str, object] = field(default_factory=dict)  # room for other adapters' shared objects
+
+    def refresh_gate(self) -> None:
+        """Re-reads the windows, drops indexes no live window needs, and builds the armed windows' indexes
+        now rather than on their first observation."""
+        gate = self.monitor.refresh()
+        live = gate.windows()
+        self.indexes.retain_only(live)
+        now = self.clock.now()
+        for window in live:
+            if window.is_armed(now):
+                try:
+                    self.indexes.for_window(window)
+                except LfrError as exc:
+                    logger.error("window %s cannot be matched: %s", window.id, type(exc).__name__)
+
+    def forget_watchlist(self, watchlist_id: str) -> None:
+        """A destroyed watchlist must stop matching at once, not at the next refresh."""
+        keep = [w for w in self.monitor.gate().windows() if w.watchlist_id != watchlist_id]
+        self.indexes.retain_only(keep)
+
+    def flush_counters(self) -> None:
+        self.ingest.flush_counters()
+
+    def purge(self) -> None:
+        report = self.retention.purge()
+        for watchlist_id in report.watchlists_destroyed:
+            self.forget_watchlist(watchlist_id)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_container(
+    config: LfrConfig,
+    *,
+    clock: Clock | None = None,
+    registry: CollectorRegistry | None = None,
+    policy: AuthorisationPolicy = no_policy,
+) -> Container:
+    store = open_store(config.store.url)
+    clock = clock or SystemClock()
+    registry = registry or CollectorRegistry()
+    metrics = PrometheusIngestMetrics(registry)
+    matching = config.matching
+    monitor = ArmingMonitor(
+        store, clock, metrics, max_staleness=timedelta(seconds=matching.gate_max_staleness_seconds)
+    )
+    holder: list[Container] = []  # the deployment service's change hook needs the finished container
+    deployments = DeploymentService(
+        store, clock, on_change=lambda: holder[0].refresh_gate() if holder else None, policy=policy
+    )
+    indexes = IndexCache(store, faiss_flat_index)
+    broadcaster = AlertBroadcaster()
+    ingest = IngestService(
+        store,
+        clock,
+        monitor.gate,
+        indexes,
+        broadcaster,
+        JpegCropValidator(max_bytes=matching.max_crop_bytes),
+        metrics,
+        top_k=matching.top_k,
+    )
+    container = Container(
+        config=config,
+        store=store,
+        clock=clock,
+        registry=registry,
+        metrics=metrics,
+        principals=PrincipalService(store, clock),
+        watchlists=WatchlistService(store, clock),
+        deployments=deployments,
+        alerts=AlertService(store, clock, config.policy.two_person_rule, metrics),
+        audit=AuditService(store),
+        retention=RetentionService(store, clock, config.retention.policy()),
+        monitor=monitor,
+        indexes=indexes,
+        ingest=ingest,
+        broadcaster=broadcaster,
+    )
+    holder.append(container)
+    return container
+
+
+Extension = Callable[[Container], AbstractAsyncContextManager[object]]
+
+
+@dataclass
+class Running:
+    container: Container
+    server: MatcherServer
+    port: int
+    metrics_port: int | None
+
+
+async def _every(seconds: float, what: str, action: Callable[[], None]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await asyncio.to_thread(action)
+        except Exception as exc:
+            logger.error("%s failed (%s); retrying in %.1f s", what, type(exc).__name__, seconds)
+
+
+@contextlib.asynccontextmanager
+async def running_matcher(
+    container: Container, *, listen: str | None = None, extensions: Sequence[Extension] = ()
+) -> AsyncIterator[Running]:
+    """Serves gRPC (and metrics, if enabled) with the background duties running; on exit stops serving
+    within the grace period and flushes the counters."""
+    from lfr.adapters.grpc.server import create_server
+
+    config = container.config
+    await asyncio.to_thread(container.refresh_gate)
+    server, port = create_server(container, listen or config.grpc.listen)
+    metrics_server, metrics_port = None, None
+    if config.metrics.enabled:
+        metrics_server, metrics_port = serve_metrics(container.registry, config.metrics.listen)
+    await server.start()
+    duties = [
+        asyncio.create_task(
+            _every(config.matching.gate_refresh_seconds, "gate refresh", container.refresh_gate)
+        ),
+        asyncio.create_task(
+            _every(config.matching.counter_flush_seconds, "counter flush", container.flush_counters)
+        ),
+        asyncio.create_task(
+            _every(config.retention.purge_interval_seconds, "retention purge", container.purge)
+        ),
+    ]
+    try:
+        async with AsyncExitStack() as stack:
+            for extension in extensions:
+                await stack.enter_async_context(extension(container))
+            yield Running(container, server, port, metrics_port)
+    finally:
+        await server.stop(config.grpc.grace_seconds)
+        for duty in duties:
+            duty.cancel()
+        await asyncio.gather(*duties, return_exceptions=True)
+        try:
+            await asyncio.to_thread(container.flush_counters)
+        except LfrError as exc:
+            logger.error("counters could not be flushed at shutdown (%s)", type(exc).__name__)
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
+
+
+async def run_matcher(
+    config: LfrConfig,
+    *,
+    extensions: Sequence[Extension] = (),
+    on_ready: Callable[[Running], None] | None = None,
+) -> None:
+    """The `lfr serve` process: runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    container = build_container(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with running_matcher(container, extensions=extensions) as running:
+            if on_ready is not None:
+                on_ready(running)
+            await stop.wait()
+            logger.info("shutting down")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        container.close()

@@ -1,0 +1,75 @@
+"""What every lfr sub-command shares: config loading, the gRPC connection, and one-line errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import grpc
+import typer
+from rich.console import Console
+
+from lfr.config import LfrConfig, load_config
+from lfr.domain.errors import LfrError
+
+console = Console()
+errors = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config file (default: built-in, sqlite under ./var/)"),
+]
+ServerOption = Annotated[str, typer.Option("--server", envvar="LFR_SERVER", help="matcher address host:port")]
+TokenOption = Annotated[str, typer.Option("--token", envvar="LFR_TOKEN", help="bearer token (env LFR_TOKEN)")]
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def config_from(path: Path | None) -> LfrConfig:
+    try:
+        return load_config(path)
+    except LfrError as exc:
+        fail(str(exc), 2)
+
+
+@contextlib.contextmanager
+def reported() -> Iterator[None]:
+    """Turns gRPC and domain errors into one line on stderr and a non-zero exit code."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        code = exc.code() if isinstance(exc, grpc.Call) else None
+        details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+        name = code.name if code is not None else "ERROR"
+        fail(f"{name}: {details}", 2 if code is grpc.StatusCode.INVALID_ARGUMENT else 1)
+    except LfrError as exc:
+        fail(f"{type(exc).__name__}: {exc}")
+
+
+class Client:
+    """A synchronous connection to the matcher with the caller's bearer token on every call."""
+
+    def __init__(self, server: str, token: str) -> None:
+        if not token:
+            fail("no token: pass --token or set LFR_TOKEN (issue one with `lfr account token NAME`)")
+        self.channel = grpc.insecure_channel(server)
+        self.metadata = (("authorization", f"Bearer {token}"),)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.channel.close()
+
+
+@contextlib.contextmanager
+def client(server: str, token: str) -> Iterator[Client]:
+    with reported(), Client(server, token) as connected:
+        yield connected

@@ -1,0 +1,357 @@
+"""gRPC client commands for people: `lfr window`, `lfr watchlist`, `lfr alerts`, `lfr audit`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from google.protobuf.json_format import MessageToDict
+from rich.table import Table
+
+from lfr.adapters.grpc import convert
+from lfr.cli.common import DEFAULT_SERVER, ServerOption, TokenOption, client, console, errors, fail
+from lfr.domain.audit import verify_chain
+from lfr.v1 import control_pb2 as pb
+from lfr.v1 import control_pb2_grpc
+
+window_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Deployment windows.")
+watchlist_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Watchlists.")
+alerts_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Alerts.")
+audit_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The audit log.")
+
+
+def _when(text: str | None, default: datetime) -> datetime:
+    if not text:
+        return default
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{text!r} is not an ISO 8601 date-time (e.g. 2026-11-21T10:00+00:00)", 2)
+    if parsed.tzinfo is None:
+        fail(f"{text!r} has no timezone; add one (e.g. +00:00)", 2)
+    return parsed
+
+
+def _show(message: object) -> None:
+    console.print_json(json.dumps(MessageToDict(message, preserving_proto_field_name=True)))  # type: ignore[arg-type]
+
+
+# --- windows --------------------------------------------------------------------------------------------
+
+
+@window_app.command("create")
+def window_create(
+    purpose: Annotated[str, typer.Option(help="why this deployment is necessary")],
+    legal_basis: Annotated[str, typer.Option(help="the legal basis relied on")],
+    location: Annotated[str, typer.Option()],
+    camera: Annotated[list[str], typer.Option("--camera", help="camera id; repeat for several")],
+    watchlist: Annotated[str, typer.Option(help="id of a sealed watchlist")],
+    threshold: Annotated[float, typer.Option(help="alert when similarity >= this, in [0, 1]")],
+    end: Annotated[str | None, typer.Option(help="ISO end time; default start + --minutes")] = None,
+    start: Annotated[str | None, typer.Option(help="ISO start time; default now")] = None,
+    minutes: Annotated[float, typer.Option(help="length when --end is not given")] = 60,
+    assign: Annotated[list[str] | None, typer.Option("--assign", help="officer who sees alerts")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+) -> None:
+    """Request a deployment window (pending until a supervisor authorises it)."""
+    starts = _when(start, datetime.now(UTC))
+    ends = _when(end, starts + timedelta(minutes=minutes))
+    request = pb.CreateWindowRequest(
+        purpose=purpose,
+        legal_basis=legal_basis,
+        location=location,
+        camera_ids=camera,
+        watchlist_id=watchlist,
+        threshold=threshold,
+        starts_at=convert.timestamp(starts),
+        ends_at=convert.timestamp(ends),
+        assigned_users=assign or [],
+    )
+    with client(server, token) as c:
+        window = control_pb2_grpc.DeploymentsStub(c.channel).CreateWindow(request, metadata=c.metadata)
+    console.print(f"created window [bold]{window.id}[/] (pending authorisation)")
+
+
+@window_app.command("authorise")
+def window_authorise(window_id: str, server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") -> None:
+    """Authorise a pending window (supervisors only)."""
+    with client(server, token) as c:
+        window = control_pb2_grpc.DeploymentsStub(c.channel).AuthoriseWindow(
+            pb.WindowRef(window_id=window_id), metadata=c.metadata
+        )
+    console.print(f"window {window.id} authorised by {window.authorised_by}; armed now: {window.armed}")
+
+
+@window_app.command("close")
+def window_close(
+    window_id: str,
+    reason: Annotated[str, typer.Option(help="why the deployment ends")],
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+) -> None:
+    """Close a window early; the matcher disarms within a second."""
+    with client(server, token) as c:
+        window = control_pb2_grpc.DeploymentsStub(c.channel).CloseWindow(
+            pb.CloseWindowRequest(window_id=window_id, reason=reason), metadata=c.metadata
+        )
+    console.print(f"window {window.id} closed")
+
+
+@window_app.command("list")
+def window_list(server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") -> None:
+    """Windows you may see."""
+    with client(server, token) as c:
+        found = control_pb2_grpc.DeploymentsStub(c.channel).ListWindows(
+            pb.ListWindowsRequest(), metadata=c.metadata
+        )
+    table = Table("id", "state", "armed", "location", "cameras", "starts", "ends")
+    for w in found.windows:
+        table.add_row(
+            w.id,
+            pb.WindowState.Name(w.state).removeprefix("WINDOW_STATE_").lower(),
+            "yes" if w.armed else "no",
+            w.location,
+            ",".join(w.camera_ids),
+            w.starts_at.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds"),
+            w.ends_at.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds"),
+        )
+    console.print(table)
+
+
+@window_app.command("show")
+def window_show(window_id: str, server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") -> None:
+    with client(server, token) as c:
+        _show(
+            control_pb2_grpc.DeploymentsStub(c.channel).GetWindow(
+                pb.WindowRef(window_id=window_id), metadata=c.metadata
+            )
+        )
+
+
+# --- watchlists -----------------------------------------------------------------------------------------
+
+
+@watchlist_app.command("create")
+def watchlist_create(
+    name: str,
+    model: Annotated[str, typer.Option(help="id of the model the embeddings come from")],
+    dimension: Annotated[int, typer.Option()] = 512,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+) -> None:
+    with client(server, token) as c:
+        created = control_pb2_grpc.WatchlistsStub(c.channel).CreateWatchlist(
+            pb.CreateWatchlistRequest(name=name, model_id=model, dimension=dimension), metadata=c.metadata
+        )
+    console.print(f"created watchlist [bold]{created.id}[/] (draft)")
+
+
+@watchlist_app.command("add-embeddings")
+def watchlist_add_embeddings(
+    watchlist_id: str,
+    embeddings: Annotated[Path, typer.Argument(help=".npy file: (n, d) float32 embeddings of ONE person")],
+    reference: Annotated[str, typer.Option(help="the force's reference for this person")],
+    name: Annotated[str, typer.Option(help="display name")] = "",
+    category: Annotated[str, typer.Option()] = "",
+    reason: Annotated[str, typer.Option(help="why this person is listed")] = "",
+    image_source: Annotated[str, typer.Option(help="provenance of the reference image")] = "",
+    reference_image: Annotated[Path | None, typer.Option(help="JPEG shown beside alerts")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+) -> None:
+    """Enrol one subject from embeddings made by the watchlist's model."""
+    try:
+        rows = np.atleast_2d(np.load(embeddings, allow_pickle=False)).astype(np.float32)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {embeddings}: {exc}", 2)
+    image = reference_image.read_bytes() if reference_image else b""
+    with client(server, token) as c:
+        stub = control_pb2_grpc.WatchlistsStub(c.channel)
+        watchlist = stub.GetWatchlist(pb.WatchlistRef(watchlist_id=watchlist_id), metadata=c.metadata)
+        subject = stub.AddSubject(
+            pb.AddSubjectRequest(
+                watchlist_id=watchlist_id,
+                reference=reference,
+                display_name=name,
+                category=category,
+                reason=reason,
+                image_source=image_source,
+                reference_image_jpeg=image,
+                model_id=watchlist.model_id,
+                dimension=int(rows.shape[1]),
+                embeddings_f32le=[convert.embedding_to_bytes(row) for row in rows],
+            ),
+            metadata=c.metadata,
+        )
+    console.print(f"added subject {subject.id} ({rows.shape[0]} embeddings)")
+
+
+@watchlist_app.command("seal")
+def watchlist_seal(watchlist_id: str, server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") -> None:
+    with client(server, token) as c:
+        sealed = control_pb2_grpc.WatchlistsStub(c.channel).SealWatchlist(
+            pb.WatchlistRef(watchlist_id=watchlist_id), metadata=c.metadata
+        )
+    console.print(f"sealed {sealed.id}: {sealed.subject_count} subjects, hash {sealed.content_hash}")
+
+
+@watchlist_app.command("destroy")
+def watchlist_destroy(
+    watchlist_id: str,
+    reason: Annotated[str, typer.Option()],
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+) -> None:
+    with client(server, token) as c:
+        control_pb2_grpc.WatchlistsStub(c.channel).DestroyWatchlist(
+            pb.DestroyWatchlistRequest(watchlist_id=watchlist_id, reason=reason), metadata=c.metadata
+        )
+    console.print(f"destroyed {watchlist_id}: subjects, images and embeddings erased")
+
+
+@watchlist_app.command("list")
+def watchlist_list(server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") -> None:
+    with client(server, token) as c:
+        found = control_pb2_grpc.WatchlistsStub(c.channel).ListWatchlists(pb.Empty(), metadata=c.metadata)
+    table = Table("id", "name", "state", "subjects", "model", "hash")
+    for w in found.watchlists:
+        state = pb.WatchlistState.Name(w.state).removeprefix("WATCHLIST_STATE_").lower()
+        table.add_row(w.id, w.name, state, str(w.subject_count), w.model_id, w.content_hash[:16])
+    console.print(table)
+
+
+# --- alerts ---------------------------------------------------------------------------------------------
+
+
+def _alert_line(a: pb.Alert) -> str:
+    state = pb.AlertState.Name(a.state).removeprefix("ALERT_STATE_").lower()
+    raised = a.raised_at.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
+    return (
+        f"#{a.sequence} {a.id} {raised} camera={a.camera_id} subject={a.subject_id} "
+        f"score={a.score:.3f} (threshold {a.threshold:.2f}) {state}"
+    )
+
+
+@alerts_app.command("list")
+def alerts_list(
+    window: Annotated[str, typer.Option(help="only this window")] = "",
+    after: Annotated[int, typer.Option(help="only alerts after this sequence")] = 0,
+    limit: Annotated[int, typer.Option()] = 100,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+) -> None:
+    with client(server, token) as c:
+        found = control_pb2_grpc.AlertsStub(c.channel).ListAlerts(
+            pb.ListAlertsRequest(window_id=window, after_sequence=after, limit=limit), metadata=c.metadata
+        )
+    for a in found.alerts:
+        console.print(_alert_line(a), highlight=False)
+
+
+@alerts_app.command("show")
+def alerts_show(
+    alert_id: str,
+    crop_out: Annotated[Path | None, typer.Option(help="write the face crop to this file")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+) -> None:
+    """Show one alert, crop included. Audited as a consultation."""
+    with client(server, token) as c:
+        alert = control_pb2_grpc.AlertsStub(c.channel).GetAlert(
+            pb.AlertRef(alert_id=alert_id), metadata=c.metadata
+        )
+    if crop_out is not None:
+        crop_out.write_bytes(alert.crop_jpeg)
+    alert.ClearField("crop_jpeg")
+    _show(alert)
+
+
+_OUTCOMES = {
+    "confirmed": pb.ADJUDICATION_CONFIRMED,
+    "false_alert": pb.ADJUDICATION_FALSE_ALERT,
+    "not_engaged": pb.ADJUDICATION_NOT_ENGAGED,
+}
+
+
+@alerts_app.command("adjudicate")
+def alerts_adjudicate(
+    alert_id: str,
+    outcome: Annotated[str, typer.Argument(help="confirmed, false_alert or not_engaged")],
+    notes: Annotated[str, typer.Option()] = "",
+    expected_version: Annotated[int, typer.Option(help="refuse if the alert changed since")] = 0,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+) -> None:
+    if outcome not in _OUTCOMES:
+        fail(f"outcome must be one of {', '.join(_OUTCOMES)}", 2)
+    with client(server, token) as c:
+        decided = control_pb2_grpc.AlertsStub(c.channel).Adjudicate(
+            pb.AdjudicateRequest(
+                alert_id=alert_id, outcome=_OUTCOMES[outcome], notes=notes, expected_version=expected_version
+            ),
+            metadata=c.metadata,
+        )
+    console.print(_alert_line(decided), highlight=False)
+
+
+@alerts_app.command("watch")
+def alerts_watch(
+    window: Annotated[str, typer.Option(help="only this window")] = "",
+    after: Annotated[int, typer.Option(help="catch up from after this sequence")] = 0,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+) -> None:
+    """Print alerts as they become durable (catch-up first); Ctrl-C to stop."""
+    with client(server, token) as c:
+        stream = control_pb2_grpc.AlertsStub(c.channel).Subscribe(
+            pb.SubscribeRequest(window_id=window, after_sequence=after), metadata=c.metadata
+        )
+        try:
+            for alert in stream:
+                console.print(_alert_line(alert), highlight=False)
+        except KeyboardInterrupt:
+            stream.cancel()
+
+
+# --- audit ----------------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") -> None:
+    """Ask the matcher to verify the whole hash chain against its recorded head."""
+    with client(server, token) as c:
+        verdict = control_pb2_grpc.AuditStub(c.channel).Verify(pb.Empty(), metadata=c.metadata)
+    if not verdict.ok:
+        fail(f"audit chain BROKEN at record {verdict.first_bad_seq}: {verdict.reason}")
+    console.print(f"audit chain intact: {verdict.records_checked} records verified")
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Annotated[Path | None, typer.Option(help="JSON lines file; default stdout")] = None,
+    from_seq: Annotated[int, typer.Option("--from", help="first record")] = 1,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+) -> None:
+    """Export records as JSON lines, re-verifying the exported chain locally."""
+    with client(server, token) as c:
+        records = list(
+            control_pb2_grpc.AuditStub(c.channel).Export(
+                pb.ExportRequest(from_seq=from_seq), metadata=c.metadata
+            )
+        )
+    lines = [json.dumps(MessageToDict(r, preserving_proto_field_name=True), sort_keys=True) for r in records]
+    if out is None:
+        for line in lines:
+            print(line)
+    else:
+        out.write_text("".join(line + "\n" for line in lines))
+    if from_seq <= 1:
+        verdict = verify_chain(convert.audit_record_from_proto(r) for r in records)
+        state = "verifies" if verdict.ok else f"is BROKEN at record {verdict.first_bad_seq}: {verdict.reason}"
+        errors.print(f"exported {len(records)} records; the exported chain {state}")

@@ -1,0 +1,36 @@
+"""`lfr serve`: run the matcher until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import typer
+
+from lfr.bootstrap import Running, run_matcher
+from lfr.cli.common import ConfigOption, config_from, fail
+from lfr.domain.errors import LfrError
+
+app = typer.Typer(add_completion=False)
+
+
+@app.callback(invoke_without_command=True)
+def serve(
+    config: ConfigOption = None,
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING, ERROR"),
+) -> None:
+    """Run the matcher: gRPC for cameras and control clients, Prometheus metrics, background duties."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = config_from(config)
+
+    def ready(running: Running) -> None:
+        # One parseable line, so supervisors and tests learn the bound ports.
+        metrics = f" metrics :{running.metrics_port}" if running.metrics_port else ""
+        typer.echo(f"lfr matcher ready: grpc port {running.port}{metrics}", err=False)
+
+    try:
+        asyncio.run(run_matcher(settings, on_ready=ready))
+    except LfrError as exc:
+        fail(str(exc), 2)
+    except OSError as exc:
+        fail(f"cannot start: {exc}", 2)
