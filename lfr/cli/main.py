@@ -26,6 +26,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("lfr.cli.control", "alerts_app", "alerts"),
     ("lfr.cli.control", "audit_app", "audit"),
     ("lfr.cli.demo", "app", "demo"),
+    ("lfr.cli.tablet", "app", "tablet"),
 ]
 
 _register()

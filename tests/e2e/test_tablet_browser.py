@@ -1,15 +1,24 @@
 """The tablet in a real headless Chromium: an alert raised by the matcher appears live, the officer
-decides it, the audit log records it, and an officer from elsewhere never sees it."""
+decides it, the audit log records it, and an officer from elsewhere never sees it.
+
+The first flow runs the whole `lfr serve` composition (gRPC ingest + tablet in one loop); the others use
+the in-process matcher for screenshots and the reconnect check."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
+import numpy as np
 import pytest
 
+from lfr.adapters.passwords import Argon2Hasher
 from lfr.adapters.tablet.app import close_feeds
+from lfr.bootstrap import build_container, running_matcher, serving_tablet
 from lfr.domain.clock import SystemClock
 from lfr.domain.principal import Role
+from lfr.services.passwords import PasswordService
+from tests.integration.conftest import DIM, World, make_accounts, matcher_config, observation, unit
 from tests.tablet_support import PASSWORD, LiveServer, build_world
 
 pytestmark = pytest.mark.browser
@@ -61,6 +70,86 @@ def signed_in_page(browser, base_url: str, name: str, viewport: dict[str, int], 
     page.wait_for_url("**/alerts")
     page.locator('#feed-status[data-state="live"]').wait_for(timeout=5000)
     return page
+
+
+@pytest.fixture
+async def matcher():
+    """`lfr serve` as composed by bootstrap: gRPC matcher and tablet app in one event loop."""
+    config = matcher_config(**{"tablet.listen": "127.0.0.1:0"})
+    container = build_container(config)
+    tokens = make_accounts(container)
+    passwords = PasswordService(container.store, container.clock, Argon2Hasher.fast_for_tests())
+    for name in ("olly", "otto"):
+        passwords.set_password(name, PASSWORD, "test-setup")
+    rng = np.random.default_rng(5)
+    people = [unit(rng.normal(size=DIM)) for _ in range(2)]
+    async with (
+        running_matcher(container, extensions=[serving_tablet]) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        world = World(container, running.port, tokens, people, rng, channel, running)
+        yield world, f"http://127.0.0.1:{container.extras['tablet_port']}"
+    container.close()
+
+
+async def signed_in_tab(browser, base_url: str, name: str, viewport: dict[str, int], problems: list[str]):
+    context = await browser.new_context(viewport=viewport, base_url=base_url, has_touch=True)
+    page = await context.new_page()
+    page.on("console", lambda m: problems.append(f"{name}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"{name}: {e}"))
+    await page.goto("/login")
+    await page.get_by_label("Name").fill(name)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/alerts")
+    await page.locator('#feed-status[data-state="live"]').wait_for(timeout=5000)
+    return page
+
+
+async def test_camera_match_over_grpc_reaches_the_officer_who_decides_it(matcher):
+    """Camera node -> gRPC ingest -> FAISS -> durable alert -> SSE -> Chromium -> decision -> audit."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/setup installs it)")
+    from playwright.async_api import async_playwright
+
+    world, base_url = matcher
+    await world.build_watchlist()
+    window = await world.armed_window()  # assigned to olly only; otto is an officer elsewhere
+    problems: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        olly = await signed_in_tab(browser, base_url, "olly", PORTRAIT, problems)
+        otto = await signed_in_tab(browser, base_url, "otto", LANDSCAPE, problems)
+
+        [answer] = await world.stream("cam-1", [[observation(1, world.people[1])]])
+        alert_id = answer.results[0].alert_id
+        assert alert_id
+        card = olly.locator(f'article[data-alert-id="{alert_id}"]')
+        await card.wait_for(timeout=5000)  # pushed by the live feed: no reload
+        assert await card.locator(".location").inner_text() == "High St"
+        assert await card.locator(".camera").inner_text() == "cam-1"
+        assert "Person 1" in await card.locator(".subject").inner_text()
+        assert "New alert" in await olly.locator("#announcer").inner_text()
+        await card.locator(".probe").evaluate("img => img.decode()")
+
+        await card.get_by_label("Notes (optional)").fill("not the person")
+        await card.get_by_role("button", name="False alert").click()
+        decided = olly.locator(f'#decided-alerts article[data-alert-id="{alert_id}"]')
+        await decided.wait_for(timeout=5000)
+        assert await decided.locator(".state-badge").inner_text() == "False alert"
+
+        assert await otto.locator("article.card").count() == 0
+        assert (await otto.request.get(f"/api/alerts/{alert_id}")).status == 404
+        await browser.close()
+
+    with world.container.store() as uow:
+        trail = [(r.action, r.actor) for r in uow.audit.records() if r.subject_id == alert_id]
+    assert trail[0] == ("alert.raised", "system")
+    assert ("alert.consulted", "olly") in trail
+    assert trail[-1] == ("alert.adjudicated", "olly")
+    assert not [actor for _, actor in trail if actor == "otto"]
+    assert window.id
+    assert problems == []
 
 
 def test_officer_sees_alert_live_decides_it_and_it_is_audited(browser, served):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Generator
+
 import uvicorn
 from fastapi import FastAPI
 
@@ -16,9 +19,17 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def uvicorn_server(app: FastAPI, settings: TabletSettings) -> uvicorn.Server:
-    """A uvicorn Server to `await server.serve()` in an existing asyncio loop (no signal handlers of
-    its own when embedded: the caller owns shutdown and sets `server.should_exit`)."""
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server sharing a process and event loop with the gRPC server: it leaves signals to
+    the process's owner, who stops it by setting `should_exit`."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def uvicorn_server(app: FastAPI, settings: TabletSettings, embedded: bool = False) -> uvicorn.Server:
+    """A uvicorn Server to `await server.serve()`; embedded, it installs no signal handlers."""
     if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
         raise InvalidInput("tablet TLS needs both tls_cert_file and tls_key_file, or neither")
     host, port = split_listen(settings.listen)
@@ -35,4 +46,4 @@ def uvicorn_server(app: FastAPI, settings: TabletSettings) -> uvicorn.Server:
         access_log=False,  # paths carry alert ids; the audit log records who looked at what
         timeout_graceful_shutdown=3,  # live feeds never end by themselves
     )
-    return uvicorn.Server(config)
+    return EmbeddedServer(config) if embedded else uvicorn.Server(config)
