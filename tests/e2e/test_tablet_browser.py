@@ -53,6 +53,7 @@ def served():
     world = build_world(SystemClock(), officers=frozenset({"olivia"}))
     world.add_user("olivia", Role.OFFICER)
     world.add_user("oscar", Role.OFFICER)
+    world.add_user("sam", Role.SUPERVISOR)
     app = world.app()
     with LiveServer(app) as base_url:
         yield world, app, base_url
@@ -67,8 +68,8 @@ def signed_in_page(browser, base_url: str, name: str, viewport: dict[str, int], 
     page.get_by_label("Name").fill(name)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/alerts")
-    page.locator('#feed-status[data-state="live"]').wait_for(timeout=5000)
+    page.wait_for_url("**/alerts" if name != "sam" else "**/deployments")
+    page.locator('[data-state="live"]').first.wait_for(timeout=5000)
     return page
 
 
@@ -200,6 +201,17 @@ def test_officer_sees_alert_live_decides_it_and_it_is_audited(browser, served):
     assert oscar.locator("article.card").count() == 0
     assert oscar.request.get(f"/api/alerts/{alert_id}/crop.jpg").status == 404
     assert not [r for r in records if r.actor == "oscar"]
+
+    world.observe(None)  # a passer-by: deleted at once, counted only
+    world.ingest.flush_counters()
+    supervisor = signed_in_page(browser, base_url, "sam", LANDSCAPE, problems)
+    overview = supervisor.locator(f'article[data-window-id="{world.window.id}"]')
+    overview.wait_for(timeout=5000)
+    assert overview.locator(".state-badge").inner_text() == "Armed"
+    faces = overview.locator(".faces-counters").inner_text()
+    assert "SEEN\n2" in faces.upper()
+    assert "DELETED AT ONCE\n1" in faces.upper()
+    supervisor.screenshot(path=ARTIFACTS / "tablet-deployments-landscape.png")
     assert problems == []  # no script errors and no Content-Security-Policy violations
 
 

@@ -6,6 +6,15 @@
   const template = document.getElementById("window-template");
   const status = document.getElementById("overview-status");
   const REFRESH_MS = 5000;
+  const LABELS = {
+    alert: "Raised an alert", no_match: "No match", rejected: "Rejected", not_armed: "Not armed",
+    open: "Open", awaiting_verification: "Awaiting 2nd officer", confirmed: "Confirmed",
+    false_alert: "False alert", not_engaged: "Not engaged",
+  };
+
+  function labelled(counts) {
+    return Object.entries(counts).sort().map(([key, n]) => [LABELS[key] || key, n]);
+  }
 
   function counters(dl, entries) {
     dl.replaceChildren(...entries.map(([label, value]) => {
@@ -26,8 +35,9 @@
     let text = c.camera_id;
     if (c.connected === true) { state = "connected"; text += " · connected"; }
     else if (c.connected === false) { state = "disconnected"; text += " · not connected"; }
-    if (c.last_activity) text += " · last activity " + lfr.clockTime(c.last_activity);
-    else if (c.connected === null) text += " · no activity seen yet";
+    text += " · " + c.faces_seen + (c.faces_seen === 1 ? " face" : " faces");
+    // Counters carry no times: the last activity is when this server saw them grow.
+    if (c.last_activity) text += ", last at " + lfr.clockTime(c.last_activity);
     li.dataset.state = state;
     li.textContent = text;
     return li;
@@ -45,12 +55,12 @@
       lfr.setText(el, ".purpose", w.purpose);
       lfr.setText(el, ".legal", w.legal_basis);
       lfr.setText(el, ".span", lfr.clockTime(w.starts_at) + " – " + lfr.clockTime(w.ends_at));
-      lfr.setText(el, ".threshold", w.threshold.toFixed(3));
+      lfr.setText(el, ".win-threshold", w.threshold.toFixed(3));
       el.querySelector(".cameras").replaceChildren(...o.cameras.map(camera));
       counters(el.querySelector(".faces-counters"), [
         ["Seen", o.faces_seen], ["Deleted at once", o.faces_discarded],
-        ...Object.entries(o.faces_by_outcome).sort()]);
-      const alerts = Object.entries(o.alerts_by_outcome).sort();
+        ...labelled(o.faces_by_outcome)]);
+      const alerts = labelled(o.alerts_by_outcome);
       counters(el.querySelector(".alert-counters"), alerts.length ? alerts : [["none", 0]]);
       return el;
     }));
