@@ -45,6 +45,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+# Libraries whose debug output could carry request content: SQLAlchemy logs statement parameters (an
+# alert's crop) at INFO, and grpc's internals may dump message bytes. They stay at WARNING whatever the
+# level asked for, so that no face data ever reaches a log.
+QUIET_LOGGERS = ("sqlalchemy", "grpc", "asyncio", "PIL")
+
+
+def configure_logging(level: str = "INFO", filename: str | None = None) -> None:
+    """Process-wide logging for entry points; lfr's own loggers never log biometric data."""
+    logging.basicConfig(
+        level=level.upper(),
+        filename=filename,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
 @dataclass
 class Container:
     """Everything the matcher process is made of; one per process."""

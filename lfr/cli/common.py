@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -14,8 +15,9 @@ from rich.console import Console
 from lfr.config import LfrConfig, load_config
 from lfr.domain.errors import LfrError
 
-console = Console()
-errors = Console(stderr=True)
+# Piped output (scripts, tests) must not be cut at 80 columns: ids are long.
+console = Console(width=None if sys.stdout.isatty() else 240)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 ConfigOption = Annotated[
     Path | None,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import typer
 
-from lfr.bootstrap import Running, run_matcher, serving_tablet
+from lfr.bootstrap import Running, configure_logging, run_matcher, serving_tablet
 from lfr.cli.common import ConfigOption, config_from, fail
 from lfr.domain.errors import LfrError
 
@@ -20,7 +19,7 @@ def serve(
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING, ERROR"),
 ) -> None:
     """Run the matcher: gRPC for cameras and control clients, Prometheus metrics, background duties."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)
     settings = config_from(config)
 
     def ready(running: Running) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from typing import Annotated
 
@@ -21,9 +20,9 @@ def serve(
 ) -> None:
     """Serve the tablet app alone, against the shared store; live feeds re-read it every poll_seconds."""
     from lfr.adapters.tablet.serve import uvicorn_server
-    from lfr.bootstrap import build_container, build_tablet_app
+    from lfr.bootstrap import build_container, build_tablet_app, configure_logging
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)
     settings = config_from(config)
     with reported():
         container = build_container(settings)

@@ -119,11 +119,8 @@ class IngestService:
             return ObservationResult(Outcome.NOT_ARMED)
         try:
             require_model(observation.model_id, window.model_id)
-            self._validate_crop(observation.crop_jpeg)
         except ModelMismatch as exc:
             return ObservationResult.rejected(RejectCode.WRONG_MODEL, str(exc))
-        except InvalidInput as exc:
-            return ObservationResult.rejected(RejectCode.BAD_CROP, str(exc))
         return None
 
     def _match(self, pending: list[_Pending], results: list[ObservationResult | None]) -> None:
@@ -170,6 +167,14 @@ class IngestService:
 
     def _raise_alert(self, item: _Pending, candidates: tuple[Candidate, ...]) -> ObservationResult:
         observation, window = item.observation, item.window
+        # Only a crop that is about to be kept needs decoding; a non-match's crop is wiped unread, and
+        # decoding every crop cost more than the search itself (bench/matcher.py).
+        try:
+            self._validate_crop(observation.crop_jpeg)
+        except InvalidInput as exc:
+            return self._finish(
+                observation, ObservationResult.rejected(RejectCode.BAD_CROP, str(exc)), window.id
+            )
         best = candidates[0]
         alert = Alert(
             id=new_id("alr"),

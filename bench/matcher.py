@@ -1,0 +1,361 @@
+"""End-to-end matcher throughput and latency over loopback gRPC, against FAISS alone on the same data.
+
+    python -m bench.matcher [--subjects 10000] [--streams 8] [--batch 32] [--seconds 10] [--store sqlite]
+
+The matcher (gRPC server, micro-batcher, FAISS, store) runs in this process; the camera streams and the
+alert subscriber run in a second process, as cameras would run on other machines. Two load phases:
+  saturation: every stream keeps `--in-flight` messages outstanding -> sustained embeddings/s;
+  paced:      streams send at `--paced-fraction` of the saturated rate -> latency at a realistic load.
+One observation in `--match-every` is a watchlist face, so alerts flow (stored, audited, pushed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/faiss load: parallelise across requests
+
+import numpy as np
+
+DIM = 512
+MODEL = "bench-model"
+SEED = 20261121
+
+
+@dataclass(frozen=True)
+class Params:
+    subjects: int
+    streams: int
+    batch: int
+    in_flight: int
+    seconds: float
+    warmup: float
+    match_every: int
+    paced_fraction: float
+    store: str
+    batch_wait_ms: float
+    batch_max: int
+
+
+def people(n: int) -> np.ndarray:
+    rows = np.random.default_rng(SEED).normal(size=(n, DIM)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+# --- the matcher side -----------------------------------------------------------------------------------
+
+
+def start_matcher(params: Params, folder: Path) -> tuple[int, dict[str, str], Any, threading.Thread]:
+    from lfr.bootstrap import build_container, running_matcher
+    from lfr.config import load_config
+    from lfr.domain.principal import PrincipalKind, Role
+    from lfr.domain.watchlist import Subject
+    from lfr.domain.window import WindowSpec
+
+    url = "memory://" if params.store == "memory" else f"sqlite:///{folder / 'bench.db'}"
+    config = load_config(
+        None,
+        {
+            "store.url": url,
+            "grpc.listen": "127.0.0.1:0",
+            "metrics.enabled": False,
+            "matching.batch_wait_ms": params.batch_wait_ms,
+            "matching.batch_max": params.batch_max,
+        },
+    )
+    container = build_container(config)
+    sup = container.principals.create("sup", PrincipalKind.USER, [Role.SUPERVISOR, Role.ADMIN], "bench")
+    tokens = {"sup": container.principals.issue_token("sup", "bench")}
+    cameras = [f"cam-{i}" for i in range(params.streams)]
+    for camera in cameras:
+        container.principals.create(camera, PrincipalKind.CAMERA, [], "bench")
+        tokens[camera] = container.principals.issue_token(camera, "bench")
+    wl = container.watchlists.create("bench", MODEL, DIM, sup)
+    vectors = people(params.subjects)
+    with container.store() as uow:  # bulk enrolment in one transaction: setup, not what is measured
+        for i, row in enumerate(vectors):
+            subject = Subject(f"sub_{i:06d}", wl.id, f"ref-{i}", f"P{i}", "wanted", "bench", "synthetic")
+            uow.watchlists.add_subject(subject, row[None, :])
+        uow.commit()
+    container.watchlists.seal(wl.id, sup)
+    now = datetime.now(UTC)
+    spec = WindowSpec(
+        "bench", "bench", "bench", frozenset(cameras), wl.id, 0.6, now, now + timedelta(hours=2)
+    )
+    window = container.deployments.create(spec, sup)
+    container.deployments.authorise(window.id, sup)
+
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def serve() -> None:
+        async with running_matcher(container) as running:
+            state["port"] = running.port
+            state["stop"] = asyncio.Event()
+            state["loop"] = asyncio.get_running_loop()
+            ready.set()
+            await state["stop"].wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    ready.wait(60)
+
+    def stop() -> None:
+        state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(30)
+        container.close()
+
+    return state["port"], tokens, stop, thread
+
+
+def faiss_alone(params: Params, seconds: float = 3.0) -> dict[str, float]:
+    """The same index type, data and thread setting as the matcher, with nothing around it."""
+    from lfr.adapters.faiss_index import FaissFlatIndex, configure_faiss
+
+    configure_faiss(1)
+    index = FaissFlatIndex([f"s{i}" for i in range(params.subjects)], people(params.subjects))
+    rng = np.random.default_rng(1)
+    out = {}
+    for size in (params.batch, params.batch_max):
+        queries = rng.normal(size=(size, DIM)).astype(np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            index.search(queries, 5)
+            done += size
+        out[f"faiss_qps_batch{size}"] = done / (time.perf_counter() - started)
+    return out
+
+
+# --- the camera side (separate process) -----------------------------------------------------------------
+
+
+def load_process(port: int, tokens: dict[str, str], params: Params, rate: float, results: Any) -> None:
+    results.put(asyncio.run(_load(port, tokens, params, rate)))
+
+
+async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) -> dict[str, Any]:
+    import grpc
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from lfr.v1 import control_pb2, control_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+
+    listed = people(params.subjects)
+    rng = np.random.default_rng(7)
+    strangers = rng.normal(size=(2048, DIM)).astype(np.float32)
+    strangers /= np.linalg.norm(strangers, axis=1, keepdims=True)
+    crop = _crop()
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime.now(UTC))
+
+    def obs(camera: str, vector: np.ndarray, track: str) -> Any:
+        return ingest_pb2.Observation(
+            camera_id=camera,
+            captured_at=stamp,
+            track_id=track,
+            model_id=MODEL,
+            dimension=DIM,
+            embedding_f32le=vector.astype("<f4").tobytes(),
+            crop_jpeg=crop,
+        )
+
+    sent_match: dict[str, float] = {}
+    alert_latency: list[float] = []
+    result_latency: list[float] = []
+    counted = {"embeddings": 0}
+    phase = {"measuring": False}
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        subscription = control_pb2_grpc.AlertsStub(channel).Subscribe(
+            control_pb2.SubscribeRequest(), metadata=(("authorization", f"Bearer {tokens['sup']}"),)
+        )
+
+        async def subscriber() -> None:
+            async for alert in subscription:
+                sent = sent_match.pop(alert.track_id, None)
+                if sent is not None and phase["measuring"]:
+                    alert_latency.append(time.perf_counter() - sent)
+
+        async def camera(index: int) -> None:
+            name = f"cam-{index}"
+            pool = [
+                ingest_pb2.ObservationBatch(
+                    observations=[
+                        obs(name, strangers[(k * params.batch + j) % len(strangers)], "s")
+                        for j in range(params.batch)
+                    ]
+                )
+                for k in range(16)
+            ]
+            call = ingest_pb2_grpc.CameraIngestStub(channel).Stream(
+                metadata=(("authorization", f"Bearer {tokens[name]}"),)
+            )
+            in_flight: asyncio.Queue[float] = asyncio.Queue(maxsize=params.in_flight)
+            interval = params.batch * params.streams / rate if rate > 0 else 0.0
+
+            async def reader() -> None:
+                while True:
+                    answer = await call.read()
+                    if answer == grpc.aio.EOF:
+                        return
+                    sent = in_flight.get_nowait()
+                    if phase["measuring"]:
+                        result_latency.append(time.perf_counter() - sent)
+                        counted["embeddings"] += len(answer.results)
+
+            reading = asyncio.create_task(reader())
+            n, next_at = 0, time.perf_counter()
+            while not stop_sending.is_set():
+                message = pool[n % len(pool)]
+                if n % max(1, params.match_every // params.batch) == index % 7:
+                    track = f"{name}-{n}"
+                    person = listed[(n * 31 + index) % len(listed)]
+                    noisy = person + 0.02 * rng.normal(size=DIM).astype(np.float32)
+                    message = ingest_pb2.ObservationBatch(
+                        observations=[*message.observations[1:], obs(name, noisy, track)]
+                    )
+                    sent_match[track] = time.perf_counter()
+                await in_flight.put(time.perf_counter())
+                await call.write(message)
+                n += 1
+                if interval:
+                    next_at += interval
+                    await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            await call.done_writing()
+            await reading
+
+        stop_sending = asyncio.Event()
+        watching = asyncio.create_task(subscriber())
+        cameras = [asyncio.create_task(camera(i)) for i in range(params.streams)]
+        await asyncio.sleep(params.warmup)
+        phase["measuring"] = True
+        started = time.perf_counter()
+        await asyncio.sleep(params.seconds)
+        phase["measuring"] = False
+        elapsed = time.perf_counter() - started
+        stop_sending.set()
+        await asyncio.gather(*cameras)
+        await asyncio.sleep(0.2)
+        subscription.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+
+    def pct(values: list[float], q: float) -> float:
+        return float(np.percentile(values, q) * 1000) if values else float("nan")
+
+    return {
+        "rate": counted["embeddings"] / elapsed,
+        "result_p50_ms": pct(result_latency, 50),
+        "result_p99_ms": pct(result_latency, 99),
+        "alert_p50_ms": pct(alert_latency, 50),
+        "alert_p99_ms": pct(alert_latency, 99),
+        "alerts": len(alert_latency),
+    }
+
+
+def _crop() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (128, 100, 80)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def run_load(port: int, tokens: dict[str, str], params: Params, rate: float) -> dict[str, Any]:
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=load_process, args=(port, tokens, params, rate, results))
+    process.start()
+    outcome: dict[str, Any] = results.get(timeout=params.seconds + params.warmup + 120)
+    process.join(30)
+    return outcome
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--subjects", type=int, default=10_000)
+    parser.add_argument("--streams", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=32, help="observations per gRPC message")
+    parser.add_argument("--in-flight", type=int, default=2, help="messages outstanding per stream")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--match-every", type=int, default=1000, help="one watchlist face per this many")
+    parser.add_argument("--paced-fraction", type=float, default=0.5)
+    parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
+    parser.add_argument("--batch-wait-ms", type=float, default=1.5)
+    parser.add_argument("--batch-max", type=int, default=256)
+    args = parser.parse_args()
+    params = Params(
+        args.subjects,
+        args.streams,
+        args.batch,
+        args.in_flight,
+        args.seconds,
+        args.warmup,
+        args.match_every,
+        args.paced_fraction,
+        args.store,
+        args.batch_wait_ms,
+        args.batch_max,
+    )
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    faiss = faiss_alone(params)
+    with tempfile.TemporaryDirectory(prefix="lfr-bench-") as folder:
+        port, tokens, stop, _ = start_matcher(params, Path(folder))
+        try:
+            saturated = run_load(port, tokens, params, rate=0)
+            paced = run_load(port, tokens, params, rate=saturated["rate"] * params.paced_fraction)
+        finally:
+            stop()
+    best_faiss = faiss[f"faiss_qps_batch{params.batch_max}"]
+    table = Table(
+        title=f"lfr matcher, {params.subjects} subjects x {DIM}-d, {params.streams} streams x "
+        f"{params.batch}/message, store {params.store}, {os.cpu_count()} CPUs"
+    )
+    table.add_column("measure")
+    table.add_column("saturated", justify="right")
+    table.add_column(f"paced ({params.paced_fraction:.0%})", justify="right")
+    table.add_row("end-to-end embeddings/s", f"{saturated['rate']:,.0f}", f"{paced['rate']:,.0f}")
+    table.add_row(
+        "observation -> result p50 ms", f"{saturated['result_p50_ms']:.1f}", f"{paced['result_p50_ms']:.1f}"
+    )
+    table.add_row(
+        "observation -> result p99 ms", f"{saturated['result_p99_ms']:.1f}", f"{paced['result_p99_ms']:.1f}"
+    )
+    table.add_row(
+        "observation -> alert pushed p50 ms",
+        f"{saturated['alert_p50_ms']:.1f}",
+        f"{paced['alert_p50_ms']:.1f}",
+    )
+    table.add_row(
+        "observation -> alert pushed p99 ms",
+        f"{saturated['alert_p99_ms']:.1f}",
+        f"{paced['alert_p99_ms']:.1f}",
+    )
+    table.add_row("alerts measured", str(saturated["alerts"]), str(paced["alerts"]))
+    for key, value in faiss.items():
+        table.add_row(f"FAISS alone q/s ({key.removeprefix('faiss_qps_')}, 1 thread)", f"{value:,.0f}", "")
+    table.add_row(
+        f"end-to-end / FAISS alone (batch{params.batch_max})", f"{saturated['rate'] / best_faiss:.0%}", ""
+    )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
