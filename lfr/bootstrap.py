@@ -38,6 +38,8 @@ from lfr.services.retention import RetentionService
 from lfr.services.watchlists import WatchlistService
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from lfr.adapters.camera.config import CameraNodeConfig
     from lfr.adapters.camera.node import CameraNode
     from lfr.adapters.embedder import InsightFaceEmbedder
@@ -231,6 +233,51 @@ async def running_matcher(
         if metrics_server is not None:
             metrics_server.shutdown()
             metrics_server.server_close()
+
+
+def build_tablet_app(container: Container) -> FastAPI:
+    """The officers' tablet web app over the container's store, clock and live alert broadcaster."""
+    from lfr.adapters.tablet.app import create_tablet_app, read_session_secret
+    from lfr.adapters.tablet.wiring import tablet_services
+
+    config = container.config
+    services = tablet_services(
+        container.store, container.clock, config.policy.two_person_rule, metrics=container.metrics
+    )
+    return create_tablet_app(
+        services,
+        container.broadcaster,
+        container.clock,
+        config.tablet,
+        read_session_secret(config.tablet),
+        config.policy.two_person_rule,
+    )
+
+
+@contextlib.asynccontextmanager
+async def serving_tablet(container: Container) -> AsyncIterator[object]:
+    """Extension for `running_matcher`: the tablet app under uvicorn in the matcher's own event loop,
+    so new alerts reach the live feeds without a database round trip."""
+    from lfr.adapters.tablet.app import close_feeds
+    from lfr.adapters.tablet.serve import uvicorn_server
+
+    app = build_tablet_app(container)
+    server = uvicorn_server(app, container.config.tablet, embedded=True)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises why it could not start (port in use, bad certificate, ...)
+            raise LfrError("the tablet web app stopped while starting")
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    container.extras["tablet_port"] = port
+    logger.info("tablet web app listening on port %d", port)
+    try:
+        yield server
+    finally:
+        close_feeds(app)  # open live feeds would otherwise hold the shutdown to its grace period
+        server.should_exit = True
+        await task
 
 
 async def run_matcher(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -70,6 +70,31 @@ class PolicySettings(Section):
     )
 
 
+class TabletSettings(Section):
+    """The officers' tablet web app. The session secret is read by the tablet adapter (file or env)."""
+
+    enabled: bool = Field(default=True, description="mount the tablet app in `lfr serve`")
+    listen: str = Field(default="127.0.0.1:8443", description="host:port of the tablet web app")
+    session_secret_file: Path | None = Field(
+        default=None,
+        description="file holding the cookie-signing secret; else LFR_TABLET_SESSION_SECRET; "
+        "else a random per-process secret (sessions then end on restart)",
+    )
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        default="auto", description="Secure cookie flag: auto = when the request came over HTTPS"
+    )
+    idle_timeout_minutes: float = Field(default=15, gt=0, le=24 * 60, description="sign out after this")
+    session_max_hours: float = Field(default=12, gt=0, le=72, description="sign out after this regardless")
+    tls_cert_file: Path | None = Field(default=None, description="PEM certificate chain for HTTPS")
+    tls_key_file: Path | None = Field(default=None, description="PEM private key for HTTPS")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1", description="proxies whose X-Forwarded-Proto/For are trusted"
+    )
+    poll_seconds: float = Field(
+        default=1.0, gt=0, le=30, description="how often a live feed re-reads the store (other replicas)"
+    )
+
+
 class LfrConfig(Section):
     store: StoreSettings = StoreSettings()
     grpc: GrpcSettings = GrpcSettings()
@@ -78,6 +103,7 @@ class LfrConfig(Section):
     retention: RetentionSettings = RetentionSettings()
     policy: PolicySettings = PolicySettings()
     models: ModelSettings = ModelSettings()
+    tablet: TabletSettings = TabletSettings()
 
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> LfrConfig:

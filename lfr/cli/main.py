@@ -29,6 +29,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("lfr.cli.db", "app", "db"),
     ("lfr.cli.camera", "app", "camera"),
     ("lfr.cli.enrol", "app", "enrol"),
+    ("lfr.cli.tablet", "app", "tablet"),
 ]
 
 _register()

@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from lfr.bootstrap import Running, configure_logging, run_matcher
+from lfr.bootstrap import Running, configure_logging, run_matcher, serving_tablet
 from lfr.cli.common import ConfigOption, config_from, fail
 from lfr.domain.errors import LfrError
 
@@ -25,10 +25,13 @@ def serve(
     def ready(running: Running) -> None:
         # One parseable line, so supervisors and tests learn the bound ports.
         metrics = f" metrics :{running.metrics_port}" if running.metrics_port else ""
+        tablet = running.container.extras.get("tablet_port")
+        metrics += f" tablet :{tablet}" if tablet else ""
         typer.echo(f"lfr matcher ready: grpc port {running.port}{metrics}", err=False)
 
     try:
-        asyncio.run(run_matcher(settings, on_ready=ready))
+        extensions = [serving_tablet] if settings.tablet.enabled else []
+        asyncio.run(run_matcher(settings, extensions=extensions, on_ready=ready))
     except LfrError as exc:
         fail(str(exc), 2)
     except OSError as exc:

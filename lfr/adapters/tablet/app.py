@@ -1,0 +1,102 @@
+"""The tablet web app factory: everything it uses is handed in, so tests and `lfr serve` wire it alike."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from lfr.adapters.alert_bus import AlertBroadcaster
+from lfr.adapters.tablet import alerts, auth, deployments, pages
+from lfr.adapters.tablet.context import FeedControl, TabletContext, TabletServices
+from lfr.adapters.tablet.errors import install_error_handlers
+from lfr.adapters.tablet.security import SecurityHeaders
+from lfr.adapters.tablet.sessions import SessionCodec
+from lfr.config import TabletSettings
+from lfr.domain.clock import Clock
+from lfr.domain.errors import InvalidInput
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+SECRET_ENV = "LFR_TABLET_SESSION_SECRET"
+MIN_SECRET_BYTES = 32
+ROUTERS = (auth.pages, auth.api, pages.router, alerts.router, deployments.router)
+
+
+def create_tablet_app(
+    services: TabletServices,
+    broadcaster: AlertBroadcaster,
+    clock: Clock,
+    settings: TabletSettings,
+    session_secret: bytes,
+    two_person_rule: bool = False,
+) -> FastAPI:
+    if len(session_secret) < MIN_SECRET_BYTES:
+        raise InvalidInput(f"the tablet session secret must have at least {MIN_SECRET_BYTES} bytes")
+    app = FastAPI(
+        title="lfr officers' tablet API",
+        version="1",
+        description="Live alerts and their adjudication. Sign in at /login; send the session's CSRF "
+        "token as X-CSRF-Token on every POST.",
+        openapi_url="/api/openapi.json",
+        docs_url=None,  # the Swagger and ReDoc pages load scripts from a CDN, which the CSP forbids
+        redoc_url=None,
+    )
+    app.state.tablet = TabletContext(
+        services=services,
+        new_alerts=broadcaster,
+        changed_alerts=AlertBroadcaster(),
+        clock=clock,
+        sessions=SessionCodec(
+            session_secret,
+            clock,
+            idle=timedelta(minutes=settings.idle_timeout_minutes),
+            max_age=timedelta(hours=settings.session_max_hours),
+        ),
+        cookie_secure=settings.cookie_secure,
+        poll_seconds=settings.poll_seconds,
+        two_person_rule=two_person_rule,
+        feeds=FeedControl(),
+    )
+    app.state.templates = Jinja2Templates(directory=HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    for router in ROUTERS:
+        app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(SecurityHeaders, cookie_secure=settings.cookie_secure)
+    return app
+
+
+def close_feeds(app: FastAPI) -> None:
+    """Ends the open live feeds (their tablets reconnect and catch up); call before stopping."""
+    ctx: TabletContext = app.state.tablet
+    ctx.feeds.close_all()
+
+
+def read_session_secret(settings: TabletSettings) -> bytes:
+    """The cookie-signing secret: from the configured file, else the environment, else a random one.
+
+    Replicas behind one load balancer must share it; a random secret signs everyone out on restart.
+    """
+    if settings.session_secret_file is not None:
+        try:
+            secret = settings.session_secret_file.read_bytes().strip()
+        except OSError as exc:
+            raise InvalidInput(
+                f"cannot read tablet session secret {settings.session_secret_file}: {exc.strerror}"
+            ) from exc
+    elif value := os.environ.get(SECRET_ENV):
+        secret = value.encode()
+    else:
+        logger.warning("no tablet session secret configured; using a random one for this process")
+        return secrets.token_bytes(MIN_SECRET_BYTES)
+    if len(secret) < MIN_SECRET_BYTES:
+        raise InvalidInput(f"the tablet session secret must have at least {MIN_SECRET_BYTES} bytes")
+    return secret

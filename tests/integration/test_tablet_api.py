@@ -1,0 +1,384 @@
+"""The tablet's HTTP API over a real uvicorn on 127.0.0.1: sessions, roles, scoping, decisions, audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from lfr.adapters.tablet.app import ROUTERS, create_tablet_app
+from lfr.adapters.tablet.errors import status_for
+from lfr.config import TabletSettings
+from lfr.domain import errors
+from lfr.domain.clock import ManualClock
+from lfr.domain.principal import Role
+from tests.support import tiny_jpeg
+from tests.tablet_support import PASSWORD, SECRET, LiveServer, build_world, csrf_from
+
+START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def world():
+    w = build_world(ManualClock(START), officers=frozenset({"olivia", "owen"}))
+    w.add_user("olivia", Role.OFFICER)
+    w.add_user("owen", Role.OFFICER)
+    w.add_user("oscar", Role.OFFICER)  # not assigned to the window
+    w.add_user("sam", Role.SUPERVISOR)
+    w.add_user("aud", Role.AUDITOR)
+    yield from serve(w)
+
+
+def serve(world):
+    world.clients = []
+    with LiveServer(world.app()) as base_url:
+        world.base_url = base_url
+        yield world
+        for client in world.clients:
+            client.close()
+
+
+def client_for(world, name: str | None = None) -> httpx.Client:
+    client = httpx.Client(base_url=world.base_url)
+    world.clients.append(client)
+    if name is not None:
+        sign_in(client, name)
+    return client
+
+
+def sign_in(client: httpx.Client, name: str, password: str = PASSWORD, **headers: str):
+    token = csrf_from(client.get("/login").text)
+    response = client.post(
+        "/login", data={"username": name, "password": password, "csrf_token": token}, headers=headers
+    )
+    if response.status_code == 303 and not headers:
+        client.headers["X-CSRF-Token"] = client.get("/api/session").json()["csrf_token"]
+    return response
+
+
+def audit(world, action: str):
+    with world.store() as uow:
+        return [r for r in uow.audit.records() if r.action == action]
+
+
+def decide(client, alert_id: str, outcome: str = "false_alert", version: int = 1, **extra):
+    body = {"outcome": outcome, "expected_version": version, **extra}
+    return client.post(f"/api/alerts/{alert_id}/adjudication", json=body)
+
+
+def test_sign_in_issues_a_hardened_session_cookie(world):
+    client = client_for(world)
+    response = sign_in(client, "olivia")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/alerts"
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Secure" not in cookie  # plain HTTP in this test; see the next test for HTTPS
+    page = client.get("/alerts")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert "<script>" not in page.text  # no inline script: the CSP would block it
+    assert page.headers["x-frame-options"] == "DENY"
+    assert client.get("/api/alerts").headers["cache-control"] == "no-store"
+
+
+def test_cookie_is_secure_over_https(world):
+    # Behind a TLS-terminating proxy: uvicorn trusts X-Forwarded-Proto from 127.0.0.1.
+    client = client_for(world)
+    response = sign_in(client, "olivia", **{"X-Forwarded-Proto": "https"})
+    assert response.status_code == 303
+    assert "Secure" in response.headers["set-cookie"]
+    assert "max-age" in response.headers["strict-transport-security"]
+
+
+def test_wrong_password_and_unknown_name_are_refused_alike(world):
+    client = client_for(world)
+    wrong = sign_in(client, "olivia", "not the password")
+    unknown = sign_in(client, "nobody", PASSWORD)
+    assert wrong.status_code == unknown.status_code == 401
+    assert "unknown name or wrong password" in wrong.text
+    assert "unknown name or wrong password" in unknown.text
+    assert client.get("/api/session").status_code == 401
+
+
+def test_passwords_are_stored_as_argon2_hashes(world):
+    with world.store() as uow:
+        stored = uow.principals.password_hash("olivia")
+    assert stored is not None
+    assert stored.startswith("$argon2id$")
+    assert PASSWORD not in stored
+    with pytest.raises(errors.InvalidInput):
+        world.services.passwords.set_password("olivia", "short", "test")
+
+
+def test_sign_in_without_csrf_token_is_refused(world):
+    client = client_for(world)
+    client.get("/login")
+    response = client.post("/login", data={"username": "olivia", "password": PASSWORD})
+    assert response.status_code == 403
+
+
+def test_officer_sees_only_alerts_of_windows_they_are_assigned_to(world):
+    alert_id = world.observe(0).alert_id
+    olivia, oscar = client_for(world, "olivia"), client_for(world, "oscar")
+    listed = olivia.get("/api/alerts").json()["alerts"]
+    assert [a["id"] for a in listed] == [alert_id]
+    assert listed[0]["subject"]["category"] == "Wanted on warrant"
+    assert listed[0]["location"] == "High Street north"
+    assert oscar.get("/api/alerts").json()["alerts"] == []
+    unknown = oscar.get("/api/alerts/alr_doesnotexist")
+    for path in ("", "/crop.jpg", "/reference.jpg"):
+        hidden = oscar.get(f"/api/alerts/{alert_id}{path}")
+        assert hidden.status_code == 404
+        assert hidden.json()["detail"] == f"no alert {alert_id}"  # same words as for a missing one
+    assert unknown.json()["detail"] == "no alert alr_doesnotexist"
+    assert decide(oscar, alert_id).status_code == 404
+    assert audit(world, "alert.consulted") == []
+    assert audit(world, "alert.adjudicated") == []
+
+
+def test_viewing_a_crop_is_an_audited_consultation_and_listing_is_not(world):
+    alert_id = world.observe(0).alert_id
+    olivia = client_for(world, "olivia")
+    olivia.get("/api/alerts")
+    assert audit(world, "alert.consulted") == []
+    crop = olivia.get(f"/api/alerts/{alert_id}/crop.jpg")
+    assert crop.status_code == 200
+    assert crop.headers["content-type"] == "image/jpeg"
+    assert crop.headers["cache-control"] == "no-store"
+    assert crop.content == tiny_jpeg(b"probe")
+    reference = olivia.get(f"/api/alerts/{alert_id}/reference.jpg")
+    assert reference.content == tiny_jpeg(b"reference", size=64)
+    consulted = audit(world, "alert.consulted")
+    assert [(r.actor, r.subject_id, r.details["channel"]) for r in consulted] == [
+        ("olivia", alert_id, "tablet")
+    ]
+
+
+def test_alert_without_reference_image_says_so(world):
+    alert_id = world.observe(1).alert_id
+    olivia = client_for(world, "olivia")
+    assert olivia.get("/api/alerts").json()["alerts"][0]["reference_url"] is None
+    assert olivia.get(f"/api/alerts/{alert_id}/reference.jpg").status_code == 404
+
+
+def test_adjudication_is_recorded_audited_and_final(world):
+    alert_id = world.observe(0).alert_id
+    olivia, owen = client_for(world, "olivia"), client_for(world, "owen")
+    response = decide(olivia, alert_id, "not_engaged", notes="  lost in crowd ")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["state"], body["outcome"], body["adjudicated_by"], body["notes"]) == (
+        "adjudicated",
+        "not_engaged",
+        "olivia",
+        "lost in crowd",
+    )
+    [record] = audit(world, "alert.adjudicated")
+    assert (record.actor, record.subject_id, record.details["outcome"]) == ("olivia", alert_id, "not_engaged")
+    again = decide(owen, alert_id, "confirmed", version=2)
+    assert again.status_code == 409
+    assert "already adjudicated by olivia" in again.json()["detail"]
+    assert len(audit(world, "alert.adjudicated")) == 1
+
+
+def test_stale_decision_is_refused_with_409(world):
+    alert_id = world.observe(0).alert_id
+    olivia = client_for(world, "olivia")
+    assert decide(olivia, alert_id, version=1).status_code == 200
+    stale = decide(olivia, alert_id, version=1)
+    assert stale.status_code == 409
+    assert stale.json()["error"] == "StaleUpdate"
+    assert "reload" in stale.json()["detail"]
+
+
+@pytest.fixture
+def two_person_world():
+    world = build_world(ManualClock(START), two_person_rule=True, officers=frozenset({"a", "b"}))
+    world.add_user("a", Role.OFFICER)
+    world.add_user("b", Role.OFFICER)
+    yield from serve(world)
+
+
+def test_two_person_rule_needs_a_different_second_officer(two_person_world):
+    world = two_person_world
+    alert_id = world.observe(0).alert_id
+    first, second = client_for(world, "a"), client_for(world, "b")
+    assert first.get("/api/session").json()["two_person_rule"] is True
+    confirmed = decide(first, alert_id, "confirmed").json()
+    assert confirmed["state"] == "awaiting_verification"
+    own = first.post(f"/api/alerts/{alert_id}/verification", json={"agree": True, "expected_version": 2})
+    assert own.status_code == 403
+    verified = second.post(
+        f"/api/alerts/{alert_id}/verification", json={"agree": True, "expected_version": 2}
+    )
+    assert verified.status_code == 200
+    assert (verified.json()["state"], verified.json()["verified_by"]) == ("adjudicated", "b")
+    [record] = audit(world, "alert.verified")
+    assert (record.actor, record.details["agree"]) == ("b", True)
+
+
+def test_roles_decide_who_may_adjudicate_and_read_the_audit_log(world):
+    alert_id = world.observe(0).alert_id
+    auditor, officer = client_for(world, "aud"), client_for(world, "olivia")
+    assert decide(auditor, alert_id).status_code == 403
+    assert officer.get("/api/audit").status_code == 403
+    records = auditor.get("/api/audit", params={"limit": 1000}).json()
+    assert "alert.raised" in [r["action"] for r in records]
+    assert auditor.get("/deployments").status_code == 200
+    assert officer.get("/deployments", headers={"accept": "text/html"}).status_code == 403
+
+
+def test_missing_or_forged_csrf_token_is_refused(world):
+    alert_id = world.observe(0).alert_id
+    olivia, owen = client_for(world, "olivia"), client_for(world, "owen")
+    body = {"outcome": "false_alert", "expected_version": 1}
+    missing = olivia.post(f"/api/alerts/{alert_id}/adjudication", json=body, headers={"X-CSRF-Token": ""})
+    forged = olivia.post(
+        f"/api/alerts/{alert_id}/adjudication",
+        json=body,
+        headers={"X-CSRF-Token": owen.headers["X-CSRF-Token"]},  # a real token, of another session
+    )
+    assert missing.status_code == forged.status_code == 403
+    assert "CSRF" in forged.json()["detail"]
+    assert audit(world, "alert.adjudicated") == []
+
+
+def test_every_state_changing_route_demands_a_csrf_token(world):
+    client = client_for(world, "olivia")
+    del client.headers["X-CSRF-Token"]
+    changing = [
+        (route.path, method)
+        for router in ROUTERS
+        for route in router.routes
+        for method in getattr(route, "methods", set()) - {"GET", "HEAD", "OPTIONS"}
+    ]
+    assert len(changing) >= 4
+    for path, method in changing:
+        response = client.request(method, path.replace("{alert_id}", "alr_x"), json={})
+        assert response.status_code == 403, (method, path)
+
+
+def test_idle_session_expires_and_activity_keeps_it_alive(world):
+    olivia = client_for(world, "olivia")
+    for _ in range(3):
+        world.clock.advance(timedelta(minutes=10))
+        assert olivia.get("/api/session").status_code == 200  # activity restarts the idle clock
+    world.clock.advance(timedelta(minutes=16))
+    expired = olivia.get("/api/session")
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["detail"]
+    page = olivia.get("/alerts", headers={"accept": "text/html"}, follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/login")
+
+
+def test_session_ends_after_its_maximum_age_whatever_the_activity(world):
+    olivia = client_for(world, "olivia")
+    for _ in range(12 * 6 + 1):
+        world.clock.advance(timedelta(minutes=10))
+        response = olivia.get("/api/session")
+    assert response.status_code == 401
+
+
+def test_tampered_session_cookie_is_not_accepted(world):
+    olivia = client_for(world, "olivia")
+    value = olivia.cookies["lfr_session"]
+    olivia.cookies.set("lfr_session", value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1])
+    assert olivia.get("/api/session").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"outcome": "arrested", "expected_version": 1},
+        {"outcome": "confirmed"},
+        {"outcome": "confirmed", "expected_version": 0},
+        {"outcome": "confirmed", "expected_version": 1, "notes": "x" * 2001},
+        {"outcome": "confirmed", "expected_version": 1, "decided_by": "someone else"},
+        [],
+    ],
+)
+def test_malformed_adjudication_body_is_422_and_changes_nothing(world, body):
+    alert_id = world.observe(0).alert_id
+    olivia = client_for(world, "olivia")
+    response = olivia.post(f"/api/alerts/{alert_id}/adjudication", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"] == "InvalidInput"
+    assert olivia.get("/api/alerts").json()["alerts"][0]["state"] == "raised"
+
+
+def test_unknown_or_malformed_alert_id(world):
+    olivia = client_for(world, "olivia")
+    assert olivia.get("/api/alerts/alr_0000").status_code == 404
+    assert decide(olivia, "alr_0000").status_code == 404
+    assert olivia.get("/api/alerts/..%2Fetc").status_code in (404, 422)
+    assert olivia.get("/api/alerts/" + "a" * 65).status_code == 422
+
+
+def test_deployment_overview_shows_counts_for_supervisors_only(world):
+    world.observe(0)
+    world.observe(None)
+    world.observe(None, camera="cam-2")
+    world.ingest.flush_counters()
+    supervisor, officer = client_for(world, "sam"), client_for(world, "olivia")
+    [window] = supervisor.get("/api/deployments/overview").json()["windows"]
+    assert window["window"]["armed"] is True
+    assert window["window"]["seconds_left"] == pytest.approx(timedelta(hours=2).total_seconds())
+    assert (window["faces_seen"], window["faces_discarded"]) == (3, 2)
+    assert window["faces_by_outcome"] == {"alert": 1, "no_match": 2}
+    assert window["alerts_by_outcome"] == {"open": 1}
+    assert [(c["camera_id"], c["faces_seen"], c["connected"]) for c in window["cameras"]] == [
+        ("cam-1", 2, None),
+        ("cam-2", 1, None),
+    ]
+    assert officer.get("/api/deployments/overview").status_code == 403
+    assert [w["location"] for w in officer.get("/api/deployments").json()] == ["High Street north"]
+    assert client_for(world, "oscar").get("/api/deployments").json() == []
+
+
+def test_openapi_documents_the_json_api_only(world):
+    schema = client_for(world).get("/api/openapi.json").json()
+    paths = set(schema["paths"])
+    assert "/api/alerts/{alert_id}/adjudication" in paths
+    assert "/api/deployments/overview" in paths
+    assert not {"/login", "/logout", "/alerts", "/deployments", "/"} & paths
+    assert client_for(world).get("/docs").status_code == 404  # it would load a CDN script
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (errors.InvalidInput, 422),
+        (errors.InvalidCrop, 422),
+        (errors.NotFound, 404),
+        (errors.Conflict, 409),
+        (errors.AlreadyAdjudicated, 409),
+        (errors.StaleUpdate, 409),
+        (errors.Unauthenticated, 401),
+        (errors.PermissionDenied, 403),
+        (errors.StoreUnavailable, 503),
+    ],
+)
+def test_domain_errors_map_to_http_status(error, status):
+    assert status_for(error("x")) == status
+
+
+def test_store_outage_is_503(world):
+    olivia = client_for(world, "olivia")
+
+    def broken(*args, **kwargs):
+        raise errors.StoreUnavailable("database unreachable")
+
+    world.services.views.cards = broken  # a hand-made failure of the store, not a mock of behaviour
+    response = olivia.get("/api/alerts")
+    assert response.status_code == 503
+    assert response.json()["detail"] == "database unreachable"
+
+
+def test_short_session_secret_is_refused(world):
+    with pytest.raises(errors.InvalidInput):
+        create_tablet_app(world.services, world.broadcaster, world.clock, TabletSettings(), SECRET[:8])

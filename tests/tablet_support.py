@@ -1,0 +1,182 @@
+"""A small deployment for tablet tests and the tablet benchmark: a sealed watchlist, an armed window,
+real FAISS matching into the in-memory store, and the tablet app wired to it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+import uvicorn
+from fastapi import FastAPI
+
+from lfr.adapters.alert_bus import AlertBroadcaster
+from lfr.adapters.faiss_index import faiss_flat_index
+from lfr.adapters.jpeg import JpegCropValidator
+from lfr.adapters.passwords import Argon2Hasher
+from lfr.adapters.storage.memory import MemoryStore
+from lfr.adapters.tablet.app import close_feeds, create_tablet_app
+from lfr.adapters.tablet.context import TabletServices
+from lfr.adapters.tablet.wiring import tablet_services
+from lfr.config import TabletSettings
+from lfr.domain.clock import Clock
+from lfr.domain.observation import Observation, ObservationResult
+from lfr.domain.principal import SYSTEM, Principal, PrincipalKind, Role
+from lfr.domain.watchlist import Subject
+from lfr.domain.window import DeploymentWindow, WindowSpec
+from lfr.services.arming import ArmingMonitor
+from lfr.services.indexes import IndexCache
+from lfr.services.ingest import IngestService
+from lfr.services.watchlists import SubjectSpec, WatchlistService
+from tests.support import NullMetrics, tiny_jpeg
+
+DIM = 16
+MODEL = "model-a"
+PASSWORD = "correct horse battery"
+SECRET = b"s" * 32
+SUPERVISOR = Principal("sup", PrincipalKind.USER, frozenset({Role.SUPERVISOR}))
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+@dataclass
+class TabletWorld:
+    store: MemoryStore
+    clock: Clock
+    broadcaster: AlertBroadcaster
+    services: TabletServices
+    ingest: IngestService
+    window: DeploymentWindow
+    people: list[np.ndarray]
+    subjects: list[Subject]
+    settings: TabletSettings
+    two_person_rule: bool
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(3))
+
+    def app(self) -> FastAPI:
+        return create_tablet_app(
+            self.services, self.broadcaster, self.clock, self.settings, SECRET, self.two_person_rule
+        )
+
+    def observe(self, person: int | None = 0, camera: str = "cam-1") -> ObservationResult:
+        """One face through the matcher: a listed person (by index) or a stranger (None)."""
+        vector = self.people[person] if person is not None else unit(self.rng.normal(size=DIM))
+        observation = Observation(
+            camera, self.clock.now(), "t1", MODEL, np.array(vector), bytearray(tiny_jpeg(b"probe"))
+        )
+        return self.ingest.process([observation])[0]
+
+    def add_user(self, name: str, *roles: Role) -> Principal:
+        principal = self.services.principals.create(name, PrincipalKind.USER, roles, "test")
+        self.services.passwords.set_password(name, PASSWORD, "test")
+        return principal
+
+
+def build_world(
+    clock: Clock, two_person_rule: bool = False, officers: frozenset[str] = frozenset({"olivia"})
+) -> TabletWorld:
+    store, broadcaster, rng = MemoryStore(), AlertBroadcaster(), np.random.default_rng(11)
+    watchlists = WatchlistService(store, clock)
+    wl = watchlists.create("tablet", MODEL, DIM, SUPERVISOR)
+    people = [unit(rng.normal(size=DIM)) for _ in range(2)]
+    subjects = [
+        watchlists.add_subject(
+            wl.id,
+            SubjectSpec(
+                f"REF-{i}",
+                f"Person {i}",
+                "Wanted on warrant",
+                "Failed to appear at court",
+                "custody image",
+                tiny_jpeg(b"reference", size=64) if i == 0 else None,
+            ),
+            p[None, :],
+            MODEL,
+            SUPERVISOR,
+        )
+        for i, p in enumerate(people)
+    ]
+    wl = watchlists.seal(wl.id, SUPERVISOR)
+    monitor = ArmingMonitor(store, clock, max_staleness=timedelta(days=1))
+    services = tablet_services(
+        store, clock, two_person_rule=two_person_rule, hasher=Argon2Hasher.fast_for_tests()
+    )
+    now = clock.now()
+    window = services.deployments.create(
+        WindowSpec(
+            "find wanted people",
+            "PACE s.1",
+            "High Street north",
+            frozenset({"cam-1", "cam-2"}),
+            wl.id,
+            0.8,
+            now - timedelta(minutes=1),
+            now + timedelta(hours=2),
+            assigned_users=officers,
+        ),
+        SYSTEM,
+    )
+    services.deployments.authorise(window.id, SUPERVISOR)
+    monitor.refresh()
+    ingest = IngestService(
+        store,
+        clock,
+        monitor.gate,
+        IndexCache(store, faiss_flat_index),
+        broadcaster,
+        JpegCropValidator(),
+        NullMetrics(),
+    )
+    return TabletWorld(
+        store,
+        clock,
+        broadcaster,
+        services,
+        ingest,
+        window,
+        people,
+        subjects,
+        TabletSettings(),
+        two_person_rule,
+    )
+
+
+def csrf_from(html: str) -> str:
+    found = re.search(r'name="csrf-token" content="([^"]+)"', html) or re.search(
+        r'name="csrf_token" value="([^"]+)"', html
+    )
+    assert found, "page carries no CSRF token"
+    return found.group(1)
+
+
+class LiveServer:
+    """The app under a real uvicorn on 127.0.0.1:0, in a thread (for SSE and the browser)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.server.config.timeout_graceful_shutdown = 1
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve())
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        while not self.server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("tablet test server did not start")
+            threading.Event().wait(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        close_feeds(self.app)
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
