@@ -16,13 +16,16 @@ class JpegCropValidator:
         self._max_bytes = max_bytes
         self._max_side_px = max_side_px
 
-    def __call__(self, crop: bytes | bytearray) -> None:
+    def check_envelope(self, crop: bytes | bytearray) -> None:
         if not crop:
             raise InvalidCrop("face crop is empty")
         if len(crop) > self._max_bytes:
             raise InvalidCrop(f"face crop is {len(crop)} bytes, the limit is {self._max_bytes}")
         if not (crop[:3] == b"\xff\xd8\xff" and crop[-2:] == b"\xff\xd9"):
             raise InvalidCrop("face crop is not a complete JPEG")
+
+    def __call__(self, crop: bytes | bytearray) -> None:
+        self.check_envelope(crop)
         try:
             with Image.open(io.BytesIO(crop)) as image:
                 if image.format != "JPEG":

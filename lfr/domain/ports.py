@@ -158,8 +158,12 @@ class AlertPublisher(Protocol):
 
 
 class CropValidator(Protocol):
+    def check_envelope(self, crop: bytes | bytearray) -> None:
+        """Cheap checks for every observation (size, JPEG start and end markers); raises InvalidCrop."""
+        ...
+
     def __call__(self, crop: bytes | bytearray) -> None:
-        """Raises InvalidCrop if the bytes are not a JPEG within the size limit."""
+        """Full check, decoding the image, for a crop that will be kept; raises InvalidCrop."""
         ...
 
 

@@ -119,8 +119,13 @@ class IngestService:
             return ObservationResult(Outcome.NOT_ARMED)
         try:
             require_model(observation.model_id, window.model_id)
+            # Decoding waits until a crop is about to be kept (it costs more than the search); the
+            # envelope check is microseconds and still refuses truncated, foreign or oversized crops.
+            self._validate_crop.check_envelope(observation.crop_jpeg)
         except ModelMismatch as exc:
             return ObservationResult.rejected(RejectCode.WRONG_MODEL, str(exc))
+        except InvalidInput as exc:
+            return ObservationResult.rejected(RejectCode.BAD_CROP, str(exc))
         return None
 
     def _match(self, pending: list[_Pending], results: list[ObservationResult | None]) -> None:

@@ -158,6 +158,22 @@ def test_bad_observations_are_rejected_one_by_one(world):
     assert results[5].outcome is Outcome.ALERT
 
 
+def test_malformed_crops_are_rejected_even_for_strangers(world):
+    ingest = world["ingest"]
+    world["deployments"].authorise(world["window"].id, SUPERVISOR)
+    world["clock"].advance(timedelta(minutes=15))
+    world["monitor"].refresh()
+    stranger = unit(world["rng"].normal(size=DIM))
+    truncated, oversized, empty = observe(stranger), observe(stranger), observe(stranger)
+    truncated.crop_jpeg = truncated.crop_jpeg[:-10]
+    oversized.crop_jpeg = bytearray(b"\xff\xd8\xff" + b"\x00" * 70_000 + b"\xff\xd9")
+    empty.crop_jpeg = bytearray()
+    results = ingest.process([truncated, oversized, empty])
+    assert [r.reject_code for r in results] == [RejectCode.BAD_CROP] * 3
+    assert "complete JPEG" in results[0].reason
+    assert "limit" in results[1].reason
+
+
 def test_audit_chain_records_window_lifecycle_and_alert(world):
     world["deployments"].authorise(world["window"].id, SUPERVISOR)
     world["clock"].advance(timedelta(minutes=15))
