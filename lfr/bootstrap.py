@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from lfr.adapters.camera.node import CameraNode
     from lfr.adapters.embedder import InsightFaceEmbedder
     from lfr.adapters.grpc.server import MatcherServer
+    from lfr.v1 import ingest_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -309,9 +310,12 @@ def build_camera_node(
     registry: CollectorRegistry | None = None,
     embedder: InsightFaceEmbedder | None = None,
     serve: bool = True,
+    on_sent: Callable[[ingest_pb2.Observation], None] | None = None,
+    on_result: Callable[[ingest_pb2.ObservationResult], None] | None = None,
 ) -> CameraNode:
     """A ready camera node (another process than the matcher); `embedder` may be shared (tests load the
-    models once), `serve` starts its /metrics endpoint. Camera adapters are imported here so the matcher
+    models once), `serve` starts its /metrics endpoint, `on_sent` / `on_result` see each observation
+    as sent and each answer (the demo tallies outcomes and checks what was deleted). Camera adapters are imported here so the matcher
     process never loads OpenCV or onnxruntime."""
     from lfr.adapters.camera.capture import Capture, LatestFrameSlot, open_source
     from lfr.adapters.camera.client import MatcherClient
@@ -345,6 +349,8 @@ def build_camera_node(
         metrics,
         config.stream.policy(),
         config.matcher.root_certificates,
+        on_result=on_result,
+        on_sent=on_sent,
     )
     if serve and config.metrics.enabled:
         serve_camera_metrics(registry, config.metrics.listen)

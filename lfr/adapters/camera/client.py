@@ -90,6 +90,7 @@ class MatcherClient:
         root_certificates: Path | None = None,
         on_result: Callable[[ingest_pb2.ObservationResult], None] | None = None,
         rng: random.Random | None = None,
+        on_sent: Callable[[ingest_pb2.Observation], None] | None = None,
     ) -> None:
         self._address = address
         self._metadata = (("authorization", f"Bearer {token}"),)
@@ -100,6 +101,7 @@ class MatcherClient:
         self._policy = policy or StreamPolicy()
         self._root_certificates = root_certificates
         self._on_result = on_result
+        self._on_sent = on_sent  # sees each observation as encoded for the wire (the demo's deletion check)
         self._rng = rng or random.Random()
         self._buffer: deque[Outgoing] = deque()
         self._in_flight: deque[_Batch] = deque()
@@ -248,6 +250,8 @@ class MatcherClient:
                     crop_jpeg=bytes(item.crop_jpeg),
                 )
             )
+            if self._on_sent is not None:
+                self._on_sent(message.observations[-1])
         return message
 
     def _acknowledge(self, results: ingest_pb2.ObservationResults) -> None:
