@@ -315,8 +315,8 @@ def build_camera_node(
 ) -> CameraNode:
     """A ready camera node (another process than the matcher); `embedder` may be shared (tests load the
     models once), `serve` starts its /metrics endpoint, `on_sent` / `on_result` see each observation
-    as sent and each answer (the demo tallies outcomes and checks what was deleted). Camera adapters are imported here so the matcher
-    process never loads OpenCV or onnxruntime."""
+    as sent and each answer (the demo tallies outcomes and checks what was deleted). Camera adapters
+    are imported here so the matcher process never loads OpenCV or onnxruntime."""
     from lfr.adapters.camera.capture import Capture, LatestFrameSlot, open_source
     from lfr.adapters.camera.client import MatcherClient
     from lfr.adapters.camera.metrics import CameraMetrics

@@ -199,15 +199,20 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
     workdir.mkdir(parents=True, exist_ok=True)
 
     _heading(console, "1. Face models and the people in the clip")
+    given = None
+    if options.images is not None and options.csv is not None:
+        given = user_cast(options.images, options.csv)  # before the slow model load: fail fast
+    if options.models.resolved_root() is None:
+        console.print(
+            f"models     loading {options.models.resolved_pack()} from ~/.insightface; insightface downloads "
+            "it on first use (set LFR_MODEL_ROOT and LFR_MODEL_PACK to use a local pack)"
+        )
     embedder = await asyncio.to_thread(load_embedder, options.models)
     summary.model_id = embedder.model_id
     console.print(
         f"models     {options.models.resolved_pack()} loaded: recogniser {embedder.model_id[:40]}..."
     )
-    if options.images is not None and options.csv is not None:
-        cast = user_cast(options.images, options.csv)
-    else:
-        cast = default_cast(embedder, workdir / "cast")
+    cast = given or default_cast(embedder, workdir / "cast")
     summary.passers_by = len(cast.unlisted)
     plan = plan_clip(cast, options.fps)
     portrait_of = functools.cache(functools.partial(portrait_from_file, embedder))
@@ -647,6 +652,7 @@ async def _wait_for_interrupt(console: Console, tablet: str, password: str) -> N
     )
     try:
         await stop.wait()
+        console.print("stopping")
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -1,0 +1,127 @@
+"""`lfr demo`, the README's main command, run as a user runs it: a subprocess over real models, a real
+matcher, tablet and camera node. Its JSON summary is checked, and the store it leaves behind is read
+independently of what the demo says about it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from lfr.adapters.storage import open_store
+from lfr.services.audit import AuditService
+from tests.camera.conftest import model_settings
+
+LFR = [sys.executable, "-c", "from lfr.cli.main import app; app()"]
+
+
+def run_lfr(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LFR, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.fixture(scope="module")
+def model_env() -> dict[str, str]:
+    settings = model_settings()
+    folder = Path(settings.root or "") / "models" / settings.resolved_pack()
+    if not folder.is_dir():
+        pytest.skip(f"model pack not found at {folder}: set LFR_MODEL_ROOT and LFR_MODEL_PACK")
+    return {"LFR_MODEL_ROOT": settings.root or "", "LFR_MODEL_PACK": settings.resolved_pack()}
+
+
+@pytest.mark.models
+def test_demo_alerts_only_for_the_watchlist_inside_the_window_and_keeps_nothing_else(
+    tmp_path: Path, model_env: dict[str, str]
+) -> None:
+    workdir, summary_file = tmp_path / "work", tmp_path / "summary.json"
+    done = run_lfr("demo", "--workdir", str(workdir), "--json-summary", str(summary_file), env=model_env)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    for noise in ("Traceback", "Warning", "WARNING", "Applied providers"):
+        assert noise not in output
+    assert "demo OK" in done.stdout
+    summary = json.loads(summary_file.read_text())
+    assert summary["problems"] == []
+    assert summary["ok"] is True
+
+    listed = {entry["subject_id"]: entry["reference"] for entry in summary["watchlist"]}
+    assert len(listed) == 2
+    before, armed, after = (summary["outcomes"][p] for p in ("before", "armed", "after"))
+    assert before["not_armed"] > 0
+    assert set(before) == {"not_armed"}
+    assert after["not_armed"] > 0
+    assert set(after) == {"not_armed"}
+    assert armed["alert"] > 0
+    assert armed["no_match"] > 0
+    assert "not_armed" not in armed
+    alerts = summary["alerts"]
+    assert len(alerts) == armed["alert"]
+    assert {a["subject"] for a in alerts} == set(listed.values())  # both listed people, nobody else
+    assert all(a["inside_window"] and a["person_on_screen"] for a in alerts)
+    assert all(a["score"] >= a["threshold"] for a in alerts)
+
+    scan = summary["deletion_scan"]
+    assert scan["non_matching_faces"] == before["not_armed"] + armed["no_match"] + after["not_armed"]
+    assert scan["crops_found"] == 0
+    assert scan["embeddings_found"] == 0
+    assert scan["alert_crops_found"] == scan["alert_crops"] == len(alerts)
+    assert scan["enrolled_embeddings_found"] >= 2
+    assert {"lfr.db", "lfr.log", "clip.avi"} <= set(scan["files"])
+    assert summary["audit"]["ok"] is True
+    assert summary["audit"]["records"] > 0
+
+    # What the store holds, read by the test itself: the alerts and counters, nothing else about faces.
+    store = open_store(f"sqlite:///{workdir / 'lfr.db'}")
+    try:
+        with store() as uow:
+            stored = uow.alerts.find(limit=1000)
+            totals = uow.counters.totals()
+        with store() as uow:
+            auditor = uow.principals.get("auditor-demo")
+        verdict = AuditService(store).verify(auditor)
+    finally:
+        store.close()
+    window = summary["window"]
+    starts, ends = datetime.fromisoformat(window["starts_at"]), datetime.fromisoformat(window["ends_at"])
+    assert len(stored) == len(alerts)
+    assert {a.subject_id for a in stored} == set(listed)
+    assert all(starts <= a.raised_at < ends and a.window_id == window["id"] for a in stored)
+    assert totals[("", "cam-demo-1", "not_armed")] == before["not_armed"] + after["not_armed"]
+    assert totals[(window["id"], "cam-demo-1", "no_match")] == armed["no_match"]
+    assert verdict.ok
+
+
+def test_demo_names_the_missing_model_folder(tmp_path: Path) -> None:
+    done = run_lfr("demo", "--model-root", str(tmp_path), "--model-pack", "no-such-pack", timeout=60)
+    assert done.returncode == 2
+    assert f"{tmp_path}/models/no-such-pack" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.models
+def test_demo_names_a_user_image_without_a_face(tmp_path: Path, model_env: dict[str, str]) -> None:
+    import cv2
+    import numpy as np
+    from insightface.data import get_image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    group = get_image("t1")
+    cv2.imwrite(str(images / "wanted.jpg"), group[150:560, 400:650])  # one face of the group photo
+    cv2.imwrite(str(images / "empty-street.jpg"), np.full((200, 200, 3), 120, np.uint8))
+    listing = tmp_path / "watchlist.csv"
+    listing.write_text(
+        "subject_id,name,category,reason,image_source,image_path\nW-1,Wanted,test,test,test,wanted.jpg\n"
+    )
+    done = run_lfr("demo", "--images", str(images), "--csv", str(listing), env=model_env, timeout=120)
+    assert done.returncode == 2
+    assert f"{images / 'empty-street.jpg'}: no face found" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
