@@ -21,7 +21,7 @@ from lfr.demo.portraits import DemoInputError, FaceDetector, cut_portrait
 DEFAULT_IMAGE = "t1"  # insightface.data.get_image name
 DEFAULT_LISTED = 2
 DEMO_CATEGORY = "fictional demo entry"
-DEMO_REASON = "lfr demo only: not a real person of interest"
+DEMO_REASON = "lfr demo only, not a real person of interest"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,8 @@ import secrets
 import signal
 import time
 import warnings
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ import grpc
 import numpy as np
 from prometheus_client import CollectorRegistry
 from rich.console import Console
-from rich.table import Table
 
 from lfr.adapters.camera.config import CameraNodeConfig
 from lfr.adapters.embedder import InsightFaceEmbedder, ModelSettings
@@ -42,30 +40,20 @@ from lfr.bootstrap import Container, build_camera_node, build_container, running
 from lfr.config import load_config
 from lfr.demo.cast import Cast, default_cast, user_cast
 from lfr.demo.clip import ClipPlan, Phase, plan_clip, render_clip
+from lfr.demo.outcomes import AlertSeen, DemoSummary, Ledger, find_problems
 from lfr.demo.portraits import DemoInputError, portrait_from_file
-from lfr.demo.scan import Fingerprints, ScanReport, crop_needle, embedding_needles, scan_folder
+from lfr.demo.report import clock, heading, print_summary, timestamp
+from lfr.demo.scan import Fingerprints, ScanReport, embedding_needles, scan_folder
 from lfr.domain.principal import PrincipalKind, Role
 from lfr.services.passwords import PasswordService
 from lfr.v1 import control_pb2 as pb
-from lfr.v1 import control_pb2_grpc, ingest_pb2
+from lfr.v1 import control_pb2_grpc
 
 CAMERA = "cam-demo-1"
 SUPERVISOR = "sgt-demo"
 OFFICER = "pc-demo"
 AUDITOR = "auditor-demo"
 START_DELAY_S = 1.0  # between creating the window and the clip's first frame
-
-_OUTCOMES = {
-    ingest_pb2.OUTCOME_ALERT: "alert",
-    ingest_pb2.OUTCOME_NO_MATCH: "no_match",
-    ingest_pb2.OUTCOME_NOT_ARMED: "not_armed",
-    ingest_pb2.OUTCOME_REJECTED: "rejected",
-}
-_SAID = {
-    "no_match": "no match: answered and forgotten, nothing kept",
-    "not_armed": "not armed: not even matched, nothing kept",
-    "rejected": "rejected",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,90 +66,6 @@ class DemoOptions:
     tablet_listen: str = "127.0.0.1:0"
     keep_running: bool = False
     models: ModelSettings = field(default_factory=lambda: ModelSettings(intra_op_threads=1))
-
-
-@dataclass(slots=True)
-class AlertSeen:
-    alert_id: str
-    subject: str  # the listed person's reference
-    name: str
-    score: float
-    threshold: float
-    camera: str
-    raised_at: str
-    clip_seconds: float  # when the face was captured, seconds into the clip
-    inside_window: bool
-    person_on_screen: bool  # the alerted person was in the clip at that moment (the demo's ground truth)
-
-
-@dataclass(slots=True)
-class DemoSummary:
-    ok: bool = False
-    problems: list[str] = field(default_factory=list)
-    model_id: str = ""
-    threshold: float = 0.0
-    watchlist: list[dict[str, str]] = field(default_factory=list)
-    passers_by: int = 0
-    window: dict[str, str] = field(default_factory=dict)
-    clip: dict[str, float] = field(default_factory=dict)
-    camera: dict[str, int] = field(default_factory=dict)
-    outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
-    alerts: list[AlertSeen] = field(default_factory=list)
-    stored: dict[str, Any] = field(default_factory=dict)
-    audit: dict[str, Any] = field(default_factory=dict)
-    deletion_scan: dict[str, Any] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class Ledger:
-    """The camera node's view of each face it sent: the matcher's answer, counted by the phase of the
-    window it arrived in, and fingerprints of the face for the deletion check (see lfr.demo.scan)."""
-
-    def __init__(self, console: Console, starts: datetime, ends: datetime) -> None:
-        self._console = console
-        self._starts, self._ends = starts, ends
-        self._pending: dict[int, tuple[bytes, tuple[int, int]]] = {}
-        self.outcomes: dict[str, Counter[str]] = {phase.value: Counter() for phase in Phase}
-        self.forgotten = Fingerprints()
-        self.alert_crops = Fingerprints()
-        self._unprinted: Counter[str] = Counter()
-
-    def phase(self, when: datetime) -> Phase:
-        if when < self._starts:
-            return Phase.BEFORE
-        return Phase.ARMED if when < self._ends else Phase.AFTER
-
-    def sent(self, observation: ingest_pb2.Observation) -> None:
-        self._pending[observation.seq] = (
-            crop_needle(observation.crop_jpeg),
-            embedding_needles(observation.embedding_f32le, observation.dimension),
-        )
-
-    def answered(self, result: ingest_pb2.ObservationResult) -> None:
-        now = datetime.now(UTC)
-        outcome = _OUTCOMES.get(result.outcome, "unknown")
-        self.outcomes[self.phase(now).value][outcome] += 1
-        crop, embedding = self._pending.pop(result.seq, (b"", (0, 0)))
-        if outcome == "alert":
-            self.alert_crops.crops.append(crop)
-            return  # the Alerts.Subscribe stream prints it
-        self.forgotten.crops.append(crop)
-        self.forgotten.embeddings.append(embedding)
-        if not self._unprinted:
-            # The answers to one batch arrive together: one line for all of them.
-            asyncio.get_running_loop().call_soon(self._print_answers, now)
-        self._unprinted[outcome] += 1
-
-    def _print_answers(self, when: datetime) -> None:
-        for outcome, n in sorted(self._unprinted.items()):
-            faces = "1 face " if n == 1 else f"{n} faces"
-            self._console.print(
-                f"[dim]{_clock(when)}  {faces} -> {_SAID.get(outcome, outcome)}[/]", highlight=False
-            )
-        self._unprinted.clear()
 
 
 def quiet_model_libraries() -> None:
@@ -178,27 +82,13 @@ def load_embedder(settings: ModelSettings) -> InsightFaceEmbedder:
         return InsightFaceEmbedder(settings)
 
 
-def _timestamp(when: datetime) -> str:
-    return when.astimezone().strftime("%H:%M:%S")
-
-
-def _clock(when: datetime) -> str:
-    """Local time to a tenth of a second."""
-    return when.astimezone().strftime("%H:%M:%S.%f")[:-5]
-
-
-def _heading(console: Console, text: str) -> None:
-    console.print()
-    console.print(f"[bold cyan]{text}[/]")
-
-
 async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
     began = time.monotonic()
     summary = DemoSummary(threshold=options.threshold)
     workdir = options.workdir
     workdir.mkdir(parents=True, exist_ok=True)
 
-    _heading(console, "1. Face models and the people in the clip")
+    heading(console, "1. Face models and the people in the clip")
     given = None
     if options.images is not None and options.csv is not None:
         given = user_cast(options.images, options.csv)  # before the slow model load: fail fast
@@ -238,7 +128,9 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
             "matching.gate_refresh_seconds": 0.2,
             "matching.counter_flush_seconds": 0.5,
             "tablet.listen": options.tablet_listen,
-            "tablet.session_secret_file": _secret_file(workdir / "tablet-session-secret"),
+            "tablet.session_secret_file": _private_file(
+                workdir / "tablet-session-secret", secrets.token_urlsafe(48)
+            ),
         },
     )
     container = build_container(config)
@@ -247,29 +139,22 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
         async with running_matcher(container, extensions=[serving_tablet]) as running:
             address = f"127.0.0.1:{running.port}"
             tablet = f"http://127.0.0.1:{container.extras['tablet_port']}/"
-            _heading(console, "2. Matcher and officers' tablet")
+            heading(console, "2. Matcher and officers' tablet")
             console.print(f"matcher    gRPC on {address}, store {workdir / 'lfr.db'} (embedded SQLite)")
             console.print(
                 f"tablet     {tablet}  sign in as [bold]{OFFICER}[/] / password [bold]{password}[/]",
                 highlight=False,
             )
             async with grpc.aio.insecure_channel(address) as channel:
-                await _scenario(
-                    options, console, container, channel, address, tokens, embedder, cast, plan, summary
-                )
+                session = _Session(options, console, container, channel, address, tokens, summary)
+                await _scenario(session, embedder, cast, plan)
                 summary.seconds["total"] = round(time.monotonic() - began, 1)
-                _print_summary(console, summary)
+                print_summary(console, summary)
                 if options.keep_running:
                     await _wait_for_interrupt(console, tablet, password)
     finally:
         container.close()
     return summary
-
-
-def _secret_file(path: Path) -> str:
-    path.write_text(secrets.token_urlsafe(48))
-    path.chmod(0o600)
-    return str(path)
 
 
 def _accounts(container: Container) -> tuple[dict[str, str], str]:
@@ -288,23 +173,48 @@ def _accounts(container: Container) -> tuple[dict[str, str], str]:
     return tokens, password
 
 
-def _auth(token: str) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {token}"),)
+@dataclass(slots=True)
+class _Session:
+    """What every step of the scenario needs: where to print, the matcher, and the accounts' tokens."""
+
+    options: DemoOptions
+    console: Console
+    container: Container
+    channel: grpc.aio.Channel
+    address: str
+    tokens: dict[str, str]
+    summary: DemoSummary
+
+    def auth(self, account: str) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {self.tokens[account]}"),)
 
 
-async def _scenario(
-    options: DemoOptions,
-    console: Console,
-    container: Container,
-    channel: grpc.aio.Channel,
-    address: str,
-    tokens: dict[str, str],
-    embedder: InsightFaceEmbedder,
-    cast: Cast,
-    plan: ClipPlan,
-    summary: DemoSummary,
-) -> None:
-    _heading(console, "3. Watchlist")
+@dataclass(frozen=True, slots=True)
+class _Watchlist:
+    id: str
+    references: dict[str, str]  # subject id -> reference
+    names: dict[str, str]  # reference -> name
+    enrolled: Fingerprints  # of the enrolled embeddings: the deletion scan must find these
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    id: str
+    clip_starts: datetime
+    starts: datetime
+    ends: datetime
+
+
+async def _scenario(session: _Session, embedder: InsightFaceEmbedder, cast: Cast, plan: ClipPlan) -> None:
+    watchlist = await _enrol(session, embedder, cast)
+    window = await _authorise_window(session, watchlist, plan)
+    ledger = await _watch(session, embedder, watchlist, window, plan)
+    await _account_for(session, ledger, watchlist, len(cast.listed))
+
+
+async def _enrol(session: _Session, embedder: InsightFaceEmbedder, cast: Cast) -> _Watchlist:
+    console, summary = session.console, session.summary
+    heading(console, "3. Watchlist")
     report = await asyncio.to_thread(embed_subjects, embedder, cast.enrolment, cast.images_dir, Pick.CENTRAL)
     for problem in report.problems:
         raise DemoInputError(f"{cast.images_dir / problem.image}: {problem.reason}")
@@ -315,11 +225,11 @@ async def _scenario(
             for row in np.atleast_2d(subject.embeddings)
         ]
     )
-    with grpc.insecure_channel(address) as sync_channel:
+    with grpc.insecure_channel(session.address) as sync_channel:
         uploaded = await asyncio.to_thread(
             upload_report,
             sync_channel,
-            tokens[SUPERVISOR],
+            session.tokens[SUPERVISOR],
             report,
             watchlist_name="demo watchlist",
             seal=True,
@@ -327,7 +237,6 @@ async def _scenario(
     report.wipe()
     names = {p.key: p.name for p in cast.listed}
     rows = {row.reference: row for row in cast.enrolment}
-    subjects = {subject_id: reference for reference, subject_id in uploaded.added.items()}
     summary.watchlist = [
         {
             "reference": ref,
@@ -347,44 +256,59 @@ async def _scenario(
         f"sealed     watchlist {uploaded.watchlist_id} ({len(uploaded.added)} people), content hash "
         f"{(uploaded.sealed_hash or '')[:16]}..."
     )
+    references = {subject_id: reference for reference, subject_id in uploaded.added.items()}
+    return _Watchlist(uploaded.watchlist_id, references, names, enrolled)
 
-    _heading(console, "4. Deployment window")
-    deployments = control_pb2_grpc.DeploymentsStub(channel)
+
+async def _authorise_window(session: _Session, watchlist: _Watchlist, plan: ClipPlan) -> _Window:
+    """A window that opens and closes in the clip's quiet stretches, timed from its first frame."""
+    console, threshold = session.console, session.options.threshold
+    heading(console, "4. Deployment window")
+    deployments = control_pb2_grpc.DeploymentsStub(session.channel)
     clip_starts = datetime.now(UTC) + timedelta(seconds=START_DELAY_S)
     starts = clip_starts + timedelta(seconds=plan.arm_at_s)
     ends = clip_starts + timedelta(seconds=plan.disarm_at_s)
     window = await deployments.CreateWindow(
         pb.CreateWindowRequest(
-            purpose="lfr demo: find the two fictional demo people",
+            purpose="lfr demo: find the watchlisted demo people",
             legal_basis="demonstration only (no real deployment)",
             location="Demo Street",
             camera_ids=[CAMERA],
-            watchlist_id=uploaded.watchlist_id,
-            threshold=options.threshold,
+            watchlist_id=watchlist.id,
+            threshold=threshold,
             starts_at=convert.timestamp(starts),
             ends_at=convert.timestamp(ends),
             assigned_users=[OFFICER],
         ),
-        metadata=_auth(tokens[SUPERVISOR]),
+        metadata=session.auth(SUPERVISOR),
     )
-    await deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=_auth(tokens[SUPERVISOR]))
-    summary.window = {"id": window.id, "starts_at": starts.isoformat(), "ends_at": ends.isoformat()}
+    await deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=session.auth(SUPERVISOR))
+    session.summary.window = {"id": window.id, "starts_at": starts.isoformat(), "ends_at": ends.isoformat()}
     console.print(
-        f"window     {window.id} authorised by {SUPERVISOR}: camera {CAMERA}, threshold {options.threshold}"
+        f"window     {window.id} authorised by {SUPERVISOR}: camera {CAMERA}, threshold {threshold}"
     )
     console.print(
-        f"           armed {_timestamp(starts)} to {_timestamp(ends)}: the clip starts "
-        f"{plan.arm_at_s:.1f} s before, and runs on {plan.duration_s - plan.disarm_at_s:.1f} s after"
+        f"           armed from {timestamp(starts)} to {timestamp(ends)} (the clip starts "
+        f"{plan.arm_at_s:.1f} s earlier and runs on {plan.duration_s - plan.disarm_at_s:.1f} s after)"
     )
+    return _Window(window.id, clip_starts, starts, ends)
 
-    _heading(console, f"5. Camera {CAMERA} watching the clip (lfr's camera node)")
-    ledger = Ledger(console, starts, ends)
-    token_file = workdir_file(options.workdir / "camera-token", tokens[CAMERA])
+
+async def _watch(
+    session: _Session, embedder: InsightFaceEmbedder, watchlist: _Watchlist, window: _Window, plan: ClipPlan
+) -> Ledger:
+    """Runs lfr's camera node over the clip while an officer's Alerts.Subscribe stream prints alerts."""
+    console, summary, workdir = session.console, session.summary, session.options.workdir
+    heading(console, f"5. Camera {CAMERA} watching the clip (lfr's camera node)")
+    ledger = Ledger(console, window.starts, window.ends)
     node_config = CameraNodeConfig.model_validate(
         {
             "camera_id": CAMERA,
-            "matcher": {"address": address, "token_file": token_file},
-            "source": {"uri": str(options.workdir / "clip.avi"), "fps": plan.fps, "realtime": True},
+            "matcher": {
+                "address": session.address,
+                "token_file": _private_file(workdir / "camera-token", session.tokens[CAMERA]),
+            },
+            "source": {"uri": str(workdir / "clip.avi"), "fps": plan.fps, "realtime": True},
             # Short tracks: a face is sent within half a second of its person leaving the scene.
             "tracker": {"min_interval_ms": 600, "max_age_ms": 500},
             "metrics": {"enabled": False},
@@ -395,17 +319,14 @@ async def _scenario(
         node_config, registry, embedder=embedder, serve=False, on_sent=ledger.sent, on_result=ledger.answered
     )
     alerts: list[AlertSeen] = []
-    subscription = control_pb2_grpc.AlertsStub(channel).Subscribe(
-        pb.SubscribeRequest(window_id=window.id), metadata=_auth(tokens[OFFICER])
+    subscription = control_pb2_grpc.AlertsStub(session.channel).Subscribe(
+        pb.SubscribeRequest(window_id=window.id), metadata=session.auth(OFFICER)
     )
-    printer = asyncio.create_task(
-        _print_alerts(console, subscription, alerts, subjects, names, plan, clip_starts, starts, ends)
-    )
-    announcer = asyncio.create_task(_announce(console, starts, ends, len(uploaded.added)))
-    await asyncio.sleep(max(0.0, (clip_starts - datetime.now(UTC)).total_seconds()))
-    console.print(f"[dim]{_timestamp(datetime.now(UTC))}  clip starts: window not yet armed[/]")
+    printer = asyncio.create_task(_print_alerts(console, subscription, alerts, watchlist, plan, window))
+    announcer = asyncio.create_task(_announce(console, window, len(watchlist.references)))
+    await asyncio.sleep(max(0.0, (window.clip_starts - datetime.now(UTC)).total_seconds()))
+    console.print(f"[dim]{timestamp(datetime.now(UTC))}  clip starts: window not yet armed[/]")
     node_summary = await node.run()
-    expected_alerts = ledger.outcomes[Phase.ARMED.value]["alert"]
     for _ in range(50):  # the stream may be a moment behind the camera's answers
         if len(alerts) >= sum(c["alert"] for c in ledger.outcomes.values()):
             break
@@ -414,14 +335,12 @@ async def _scenario(
     announcer.cancel()
     subscription.cancel()
     await asyncio.gather(printer, announcer, return_exceptions=True)
-
-    def count(name: str, **labels: str) -> int:
-        return int(registry.get_sample_value(name, {"camera": CAMERA, **labels}) or 0)
-
     summary.camera = {
         "frames": node_summary.frames,
         "frames_dropped": node_summary.dropped_frames,
-        "faces_detected": count("lfr_camera_faces_detected_total"),
+        "faces_detected": int(
+            registry.get_sample_value("lfr_camera_faces_detected_total", {"camera": CAMERA}) or 0
+        ),
         "faces_below_quality_gate": sum(
             int(sample.value)
             for metric in registry.collect()
@@ -434,7 +353,12 @@ async def _scenario(
     }
     summary.outcomes = {phase: dict(counts) for phase, counts in ledger.outcomes.items()}
     summary.alerts = alerts
+    return ledger
 
+
+async def _account_for(session: _Session, ledger: Ledger, watchlist: _Watchlist, listed: int) -> None:
+    """What the store kept, whether the audit chain holds, and whether any non-match left a trace."""
+    container, summary = session.container, session.summary
     await asyncio.to_thread(container.flush_counters)
     with container.store() as uow:
         totals = uow.counters.totals()
@@ -446,66 +370,66 @@ async def _scenario(
             for (window_id, camera, outcome), n in sorted(totals.items())
         ],
     }
-    verdict = await control_pb2_grpc.AuditStub(channel).Verify(pb.Empty(), metadata=_auth(tokens[AUDITOR]))
+    audit = control_pb2_grpc.AuditStub(session.channel)
+    verdict = await audit.Verify(pb.Empty(), metadata=session.auth(AUDITOR))
     summary.audit = {"ok": verdict.ok, "records": verdict.records_checked}
     scan = await asyncio.to_thread(
         scan_folder,
-        options.workdir,
+        session.options.workdir,
         ledger.forgotten,
-        Fingerprints(crops=ledger.alert_crops.crops, embeddings=enrolled.embeddings),
+        Fingerprints(crops=ledger.alert_crops.crops, embeddings=watchlist.enrolled.embeddings),
     )
     summary.deletion_scan = _scan_summary(scan, ledger)
-    summary.problems = _problems(summary, expected_alerts, len(cast.listed))
+    summary.problems = find_problems(summary, ledger.outcomes[Phase.ARMED.value]["alert"], listed)
     summary.ok = not summary.problems
 
 
-def workdir_file(path: Path, content: str) -> str:
+def _private_file(path: Path, content: str) -> str:
+    """A secret the demo's processes share through the work folder (removed with it)."""
+    path.touch(0o600)
     path.write_text(content)
-    path.chmod(0o600)
     return str(path)
 
 
-async def _announce(console: Console, starts: datetime, ends: datetime, subjects: int) -> None:
-    await asyncio.sleep(max(0.0, (starts - datetime.now(UTC)).total_seconds()))
+async def _announce(console: Console, window: _Window, subjects: int) -> None:
+    await asyncio.sleep(max(0.0, (window.starts - datetime.now(UTC)).total_seconds()))
     console.print(
-        f"[bold green]{_timestamp(starts)}  window armed: matching against {subjects} watchlisted people[/]"
+        f"[bold green]{timestamp(window.starts)}  window armed: matching against {subjects} watchlisted "
+        "people[/]"
     )
-    await asyncio.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()))
-    console.print(f"[bold]{_timestamp(ends)}  window closed: camera faces are no longer matched[/]")
+    await asyncio.sleep(max(0.0, (window.ends - datetime.now(UTC)).total_seconds()))
+    console.print(f"[bold]{timestamp(window.ends)}  window closed: camera faces are no longer matched[/]")
 
 
 async def _print_alerts(
     console: Console,
     subscription: grpc.aio.UnaryStreamCall,  # type: ignore[type-arg]
     alerts: list[AlertSeen],
-    subjects: dict[str, str],
-    names: dict[str, str],
+    watchlist: _Watchlist,
     plan: ClipPlan,
-    clip_starts: datetime,
-    starts: datetime,
-    ends: datetime,
+    window: _Window,
 ) -> None:
     with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
         async for alert in subscription:
-            reference = subjects.get(alert.subject_id, alert.subject_id)
+            reference = watchlist.references.get(alert.subject_id, alert.subject_id)
             raised = alert.raised_at.ToDatetime(tzinfo=UTC)
             captured = alert.captured_at.ToDatetime(tzinfo=UTC)
-            clip_seconds = (captured - clip_starts).total_seconds()
+            clip_seconds = (captured - window.clip_starts).total_seconds()
             seen = AlertSeen(
                 alert.id,
                 reference,
-                names.get(reference, "?"),
+                watchlist.names.get(reference, "?"),
                 round(alert.score, 4),
                 alert.threshold,
                 alert.camera_id,
                 raised.isoformat(),
                 round(clip_seconds, 2),
-                starts <= raised < ends,
+                window.starts <= raised < window.ends,
                 reference in plan.present_at(clip_seconds),
             )
             alerts.append(seen)
             console.print(
-                f"[bold red]{_clock(raised)}  ALERT {seen.name} ({reference}): score {seen.score:.2f}"
+                f"[bold red]{clock(raised)}  ALERT {seen.name} ({reference}): score {seen.score:.2f}"
                 f" >= threshold {seen.threshold:.2f}, camera {seen.camera} -> officers notified[/]",
                 highlight=False,
             )
@@ -523,120 +447,6 @@ def _scan_summary(scan: ScanReport, ledger: Ledger) -> dict[str, Any]:
         "alert_crops_found": scan.kept.crops,
         "enrolled_embeddings_found": scan.kept.embeddings,
     }
-
-
-def _problems(summary: DemoSummary, armed_alerts: int, listed: int) -> list[str]:
-    problems = []
-    outcomes = summary.outcomes
-    scan = summary.deletion_scan
-    if not outcomes[Phase.BEFORE.value].get("not_armed"):
-        problems.append("no face was answered 'not armed' before the window opened")
-    if not outcomes[Phase.AFTER.value].get("not_armed"):
-        problems.append("no face was answered 'not armed' after the window closed")
-    for phase in (Phase.BEFORE, Phase.AFTER):
-        if set(outcomes[phase.value]) - {"not_armed"}:
-            problems.append(f"{phase.value}: answers other than 'not armed': {dict(outcomes[phase.value])}")
-    if outcomes[Phase.ARMED.value].get("not_armed"):
-        problems.append("a face was answered 'not armed' while the window was armed")
-    alerted = {a.subject for a in summary.alerts}
-    if len(alerted) < listed:
-        problems.append(f"only {len(alerted)} of the {listed} watchlisted people raised an alert")
-    if armed_alerts != len(summary.alerts):
-        problems.append(f"{armed_alerts} alert answers but {len(summary.alerts)} alerts on the stream")
-    problems += [
-        f"alert {a.alert_id} raised outside the window" for a in summary.alerts if not a.inside_window
-    ]
-    problems += [
-        f"alert {a.alert_id} names {a.subject}, who was not on screen then"
-        for a in summary.alerts
-        if not a.person_on_screen
-    ]
-    if scan["crops_found"] or scan["embeddings_found"]:
-        problems.append(f"non-matching faces found on disk in {', '.join(scan['found_in'])}")
-    if scan["alert_crops_found"] != scan["alert_crops"] or not scan["enrolled_embeddings_found"]:
-        problems.append("the deletion scan could not find what must be there: it proves nothing")
-    if not summary.audit.get("ok"):
-        problems.append("the audit chain does not verify")
-    return problems
-
-
-def _print_summary(console: Console, summary: DemoSummary) -> None:
-    _heading(console, "6. What happened")
-    camera = summary.camera
-    console.print(
-        f"camera     {camera['frames']} frames ({camera['frames_dropped']} dropped), "
-        f"{camera['faces_detected']} face sightings, {camera['faces_below_quality_gate']} below the quality "
-        f"gate; the tracker sent {camera['faces_sent']} faces (each person's best, at most one per 0.6 s)"
-    )
-    table = Table(
-        "", "not armed", "no match", "alert", title="Faces the camera sent, by the matcher's answer"
-    )
-    for phase in Phase:
-        counts = summary.outcomes.get(phase.value, {})
-        table.add_row(phase.label, *(str(counts.get(k, 0)) for k in ("not_armed", "no_match", "alert")))
-    console.print(table)
-    by_subject: dict[str, list[AlertSeen]] = {}
-    for alert in summary.alerts:
-        by_subject.setdefault(alert.subject, []).append(alert)
-    alerts = Table("watchlisted person", "alerts", "scores", "threshold", title="Alerts")
-    for entry in summary.watchlist:
-        seen = by_subject.get(entry["reference"], [])
-        scores = ", ".join(f"{a.score:.2f}" for a in seen) or "-"
-        alerts.add_row(
-            f"{entry['name']} ({entry['reference']})", str(len(seen)), scores, f"{summary.threshold:.2f}"
-        )
-    console.print(alerts)
-    console.print(
-        f"passers-by  {summary.passers_by} people walked past without raising an alert"
-        if all(a.person_on_screen for a in summary.alerts)
-        else "passers-by  [red]an alert named someone who was not on screen[/]"
-    )
-    stored = summary.stored
-    console.print(
-        f"store      {stored['alerts']} alerts, each with its face crop for the officers; "
-        "of every other face only a count:"
-    )
-    for row in stored["counters"]:
-        window = f"window {row['window']}" if row["window"] else "no window armed"
-        console.print(f"             {row['count']:>4} {row['outcome']:<9} ({window})", highlight=False)
-    audit = summary.audit
-    verdict = "[green]intact[/]" if audit["ok"] else "[red]BROKEN[/]"
-    console.print(f"audit      hash chain {verdict}: {audit['records']} records verified")
-    scan = summary.deletion_scan
-    found = scan["crops_found"] + scan["embeddings_found"]
-    console.print(
-        f"deletion   searched every byte of the work folder ({_describe(scan['files'])}; "
-        f"{scan['bytes'] / 1e6:.1f} MB)",
-        highlight=False,
-    )
-    console.print(
-        f"           for the crops and embeddings of the {scan['non_matching_faces']} faces that did not "
-        "match: "
-        + (
-            "[bold green]0 found[/]"
-            if not found
-            else f"[bold red]{found} found in {', '.join(scan['found_in'])}[/]"
-        ),
-        highlight=False,
-    )
-    console.print(
-        f"           (the same search does find what is meant to be there: {scan['alert_crops_found']} of "
-        f"{scan['alert_crops']} alert crops, {scan['enrolled_embeddings_found']} enrolled embeddings)",
-        highlight=False,
-    )
-    console.print()
-    if summary.ok:
-        console.print(f"[bold green]demo OK[/] in {summary.seconds.get('total', 0):.0f} s")
-    else:
-        for problem in summary.problems:
-            console.print(f"[bold red]problem:[/] {problem}", highlight=False)
-
-
-def _describe(files: list[str]) -> str:
-    """File names, with each subfolder summarised as one entry."""
-    top = [name for name in files if "/" not in name]
-    folders = Counter(name.split("/", 1)[0] for name in files if "/" in name)
-    return ", ".join([*top, *(f"{folder}/ ({n} files)" for folder, n in sorted(folders.items()))])
 
 
 async def _wait_for_interrupt(console: Console, tablet: str, password: str) -> None:
