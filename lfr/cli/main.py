@@ -18,6 +18,8 @@ def _register() -> None:
         app.add_typer(sub, name=name)
 
 
-SUBCOMMANDS: list[tuple[str, str, str]] = []
+SUBCOMMANDS: list[tuple[str, str, str]] = [
+    ("evaluation.cli", "app", "eval"),
+]
 
 _register()
