@@ -179,4 +179,5 @@ def build_synthetic_dataset(config: EvalConfig, spec: DatasetConfig) -> Syntheti
         genuine_similarity=s.genuine_similarity,
         # Two synthetic datasets of one config must not share people: derive each one's seed from its name.
         seed=config.seed ^ int.from_bytes(hashlib.sha256(spec.name.encode()).digest()[:4], "big"),
+        population_seed=config.seed,
     )

@@ -176,6 +176,7 @@ class SyntheticDataset:
         genuine_similarity: float = 0.6,
         seed: int = 0,
         model_id: str = "synthetic@seeded",
+        population_seed: int = 0,
     ) -> None:
         if not 0 < genuine_similarity < 1:
             raise ValueError("genuine_similarity must lie in (0, 1)")
@@ -198,10 +199,14 @@ class SyntheticDataset:
             "dimension": dimension,
             "genuine_similarity": genuine_similarity,
             "seed": seed,
+            "population_seed": population_seed,
         }
         rng = np.random.default_rng(seed)
         shares = np.array([g.share for g in groups], dtype=float)
-        group_directions = _unit(rng.normal(size=(len(groups), dimension)))
+        # Shared by every dataset of one population seed, so listed people and passers-by of a group
+        # resemble each other alike; `seed` draws the people themselves.
+        population = np.random.default_rng(population_seed)
+        group_directions = _unit(population.normal(size=(len(groups), dimension)))
         person_count = identities + passers_by
         group_of_person = rng.choice(len(groups), size=person_count, p=shares / shares.sum())
         weight = np.sqrt(np.array([g.impostor_similarity for g in groups]))[group_of_person][:, None]

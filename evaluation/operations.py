@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from lfr.domain.audit import AuditAction, AuditRecord
+from lfr.domain.errors import LfrError
 from lfr.domain.ports import UnitOfWork
 
 
@@ -85,7 +86,15 @@ def operations_report(uow: UnitOfWork, start: datetime | None, end: datetime | N
     def of(window_id: str) -> WindowFigures:
         return figures.setdefault(window_id, WindowFigures(window_id))
 
-    _armed_time(records, of, start, end)
+    ends = {}
+    for window_id in {r.subject_id for r in records if r.action == AuditAction.WINDOW_ARMED}:
+        try:
+            window = uow.windows.get(window_id)
+        except LfrError:  # a window row may be gone; the audit log still counts it
+            continue
+        # The matcher stops matching at the window's end even if the disarm is audited a little later.
+        ends[window_id] = min(t for t in (window.ends_at, window.closed_at) if t is not None)
+    _armed_time(records, of, start, end, ends)
     for record in records:
         if record.action == AuditAction.WINDOW_CREATED:
             of(record.subject_id).location = str(record.details.get("location", ""))
@@ -108,7 +117,7 @@ def operations_report(uow: UnitOfWork, start: datetime | None, end: datetime | N
         if not w.location:
             try:
                 w.location = uow.windows.get(window_id).location
-            except Exception:  # a window row may be gone; the audit log still counts it
+            except LfrError:
                 w.location = ""
     windows = [w for w in sorted(figures.values(), key=lambda w: w.window_id) if w.armed or w.alerts]
     total = WindowFigures("total")
@@ -126,6 +135,7 @@ def _armed_time(
     of: Callable[[str], WindowFigures],
     start: datetime | None,
     end: datetime | None,
+    window_ends: dict[str, datetime],
 ) -> None:
     armed_since: dict[str, datetime] = {}
     last_seen: datetime | None = None
@@ -135,11 +145,14 @@ def _armed_time(
             armed_since.setdefault(record.subject_id, record.at)
         elif record.action == AuditAction.WINDOW_DISARMED:
             began = armed_since.pop(record.subject_id, start)
-            if began is not None:
-                of(record.subject_id).armed += record.at - began
+            until = min(record.at, window_ends.get(record.subject_id, record.at))
+            if began is not None and until > began:
+                of(record.subject_id).armed += until - began
     # Still armed at the end of the period: count up to its end (or the last record if open-ended).
     for window_id, began in armed_since.items():
         until = end or last_seen
+        if until is not None and window_id in window_ends:
+            until = min(until, window_ends[window_id])
         if until is not None and until > began:
             of(window_id).armed += until - began
 
