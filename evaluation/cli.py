@@ -166,3 +166,16 @@ def record(
         f"recorded evaluation {summary.id}: model {summary.model_id}, "
         + (f"passed, lowest threshold {summary.recommended_threshold:g}" if summary.passed else "FAILED")
     )
+
+
+@app.command("markdown")
+def markdown(
+    report_json: Annotated[Path, typer.Argument(help="report.json written by `lfr eval run`", exists=True)],
+    threshold: Annotated[
+        list[float] | None, typer.Option("--threshold", "-t", help="per-group tables at these thresholds")
+    ] = None,
+) -> None:
+    """Print a report's NPL-style and per-group tables as Markdown (for docs/evaluation.md)."""
+    from evaluation.report import markdown_summary
+
+    typer.echo(markdown_summary(json.loads(report_json.read_text()), threshold or ()))

@@ -352,3 +352,75 @@ def _pvalue(value: float | None) -> str:
     if value is None:
         return "n/a"
     return f"{value:.2g}" if value >= 1e-4 else "<0.0001"
+
+
+# -- markdown (for docs and pull requests) ------------------------------------------------------------
+
+
+def markdown_summary(document: dict[str, Any], group_thresholds: Sequence[float] = ()) -> str:
+    """The NPL-style table per watchlist and per-group rates, as Markdown, from a report.json document."""
+    lines = [
+        f"Model `{document['model_id']}`; data `{document['dataset_fingerprint'][:23]}...`; "
+        f"recommended threshold: **{_fmt_threshold(document['recommended_threshold'])}** "
+        f"(alpha {document['statistics']['alpha']}, {document['statistics']['correction']} correction per "
+        f"threshold, rates tested: {', '.join(document['statistics']['recommend_on'])}).",
+        "",
+    ]
+    for w in document["watchlists"]:
+        synthetic = f", {w['synthetic_filler']} SYNTHETIC filler" if w["synthetic_filler"] else ""
+        lines += [
+            f"#### Watchlist of {w['size']:,} ({w['mated_identities']} searched-for people, "
+            f"{w['real_filler']} real filler{synthetic}; "
+            f"{w['mated_searches']:,} mated and {w['nonmated_searches']:,} non-mated searches; "
+            f"recommended threshold {_fmt_threshold(w['recommended_threshold'])})",
+            "",
+            "| threshold | TPIR [95% CI] | FPIR [95% CI] | false positives per passer-by | "
+            "significant differential | min adj. p FPIR | min adj. p FNIR |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in w["thresholds"]:
+            fp = (
+                f"{_one_in_text(r['false_positive_one_in'])} ({r['fpir']['count']}/{r['fpir']['searches']:,})"
+            )
+            significant = "yes" if r["significant_differential"] else "no"
+            lines.append(
+                f"| {r['threshold']:.2f} | {_pct(r['tpir']['value'], 1)} [{_pct(r['tpir']['wilson'][0], 1)}, "
+                f"{_pct(r['tpir']['wilson'][1], 1)}] | {_pct(r['fpir']['value'], 3)} "
+                f"[{_pct(r['fpir']['wilson'][0], 3)}, {_pct(r['fpir']['wilson'][1], 3)}] | "
+                f"{fp} | {significant} | {_pvalue(r['min_adjusted_p']['fpir'])} | "
+                f"{_pvalue(r['min_adjusted_p']['fnir'])} |"
+            )
+        lines.append("")
+        wanted = list(group_thresholds) or [t for t in (w["recommended_threshold"],) if t is not None]
+        for threshold in wanted:
+            row = next((r for r in w["thresholds"] if abs(r["threshold"] - threshold) < 1e-9), None)
+            if row is None:
+                continue
+            lines += [
+                f"Per group at threshold {threshold:.2f} (N = {w['size']:,}):",
+                "",
+                "| attribute | group | FPIR [Wilson 95%] | FP / searches | FNIR [Wilson 95%] | "
+                "FNIR [bootstrap by person] | misses / searches |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for g in row["groups"]:
+                boot = g["fnir"].get("bootstrap_by_person")
+                boot_text = (
+                    f"[{_pct(boot[0], 1)}, {_pct(boot[1], 1)}]" if boot and boot[0] is not None else ""
+                )
+                fpir_wilson = f"[{_pct(g['fpir']['wilson'][0], 3)}, {_pct(g['fpir']['wilson'][1], 3)}]"
+                lines.append(
+                    f"| {g['attribute']} | {g['group']}{'' if g['tested'] else ' (not tested)'} | "
+                    f"{_pct(g['fpir']['value'], 3)} {fpir_wilson} | "
+                    f"{g['fpir']['count']}/{g['fpir']['searches']:,} | "
+                    f"{_pct(g['fnir']['value'], 1)} [{_pct(g['fnir']['wilson'][0], 1)}, "
+                    f"{_pct(g['fnir']['wilson'][1], 1)}] | "
+                    f"{boot_text} | "
+                    f"{g['fnir']['count']}/{g['fnir']['searches']:,} |"
+                )
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _fmt_threshold(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f}"
