@@ -92,6 +92,9 @@ class ProtocolConfig(Section):
     synthetic_filler: bool = Field(
         default=False, description="pad the watchlist with synthetic identities when real ones run out"
     )
+    max_searches_per_identity: int | None = Field(
+        default=None, ge=1, description="cap on searches of one named person (mated or non-mated)"
+    )
     rank: int = Field(default=1, ge=1, le=50, description="a mated search hits only at this rank or better")
     top_k: int = Field(default=5, ge=1, le=50, description="candidates returned per search, as the matcher")
 

@@ -7,6 +7,8 @@ non-mated probes, through lfr's own index and decision code.
   identities first, then synthetic ones if allowed (and then labelled as such in the report).
 - Non-mated searches: every acquired image of a person NOT on the watchlist, from the identities
   datasets, plus every passer-by image.
+- `max_searches_per_identity` caps the searches of any one named person (mated or not): LFW has people
+  with over a hundred images, who would otherwise dominate a group's rate and its significance test.
 Watchlists of increasing size are nested (the first N of one order), so FPIR can be compared across N.
 """
 
@@ -137,6 +139,7 @@ class OpenSetProtocol:
         synthetic_filler: bool = False,
         top_k: int = 5,
         seed: int = 0,
+        max_searches_per_identity: int | None = None,
     ) -> None:
         if not any(r.lists_identities for r in roles):
             raise ProtocolError("at least one dataset must provide identities for the watchlist")
@@ -150,6 +153,7 @@ class OpenSetProtocol:
         self._enrol = enrolment_images
         self._synthetic_filler = synthetic_filler
         self._top_k = top_k
+        self._per_identity = max_searches_per_identity
         self._rng = np.random.default_rng(seed)
         self._seed = seed
         identities = self._identities()
@@ -208,7 +212,8 @@ class OpenSetProtocol:
         index = FaissFlatIndex(subject_of_row, vectors)
         listed_keys = {i.key for i in listed}
 
-        mated_rows = [(i, row) for i in mated for row in i.rows[self._enrol :]]
+        cap = None if self._per_identity is None else self._enrol + self._per_identity
+        mated_rows = [(i, row) for i in mated for row in i.rows[self._enrol : cap]]
         mated_searches = self._search(
             index,
             [(i.source, row) for i, row in mated_rows],
@@ -219,12 +224,17 @@ class OpenSetProtocol:
         clusters: list[str] = []
         for role in self._roles:
             embedded = role.embedded
+            searches_of: dict[str, int] = {}
             for row, sample in enumerate(embedded.samples):
                 if not embedded.acquired[row]:
                     continue
                 person = f"{embedded.dataset}:{sample.identity}" if sample.identity is not None else None
                 if role.lists_identities and person in listed_keys:
                     continue
+                if person is not None and self._per_identity is not None:
+                    searches_of[person] = searches_of.get(person, 0) + 1
+                    if searches_of[person] > self._per_identity:
+                        continue
                 probes.append((embedded, row))
                 clusters.append(
                     person if person is not None and role.lists_identities else f"{embedded.dataset}#{row}"

@@ -42,6 +42,7 @@ def run_evaluation(
         synthetic_filler=config.protocol.synthetic_filler,
         top_k=config.protocol.top_k,
         seed=config.seed,
+        max_searches_per_identity=config.protocol.max_searches_per_identity,
     )
     s = config.statistics
     settings = StatisticsSettings(
@@ -109,10 +110,16 @@ def caveats(
             "categories; it has no identity labels, so its images serve only as non-mated passers-by. "
             "A UTKFace person who is also in LFW would be counted as a passer-by."
         )
+    cap = config.protocol.max_searches_per_identity
     notes.append(
-        "Non-mated searches of one LFW person (several images) are not independent; Wilson and "
-        "Clopper-Pearson intervals treat searches as independent, the bootstrap intervals for mated "
-        "rates resample people."
+        (
+            f"Searches per named person are capped at {cap}. "
+            if cap
+            else "Searches per person are not capped. "
+        )
+        + "Searches of one named person (several images) are not independent; Wilson and "
+        "Clopper-Pearson intervals and the Fisher tests treat searches as independent (so they overstate "
+        "certainty somewhat for mated rates); the bootstrap intervals for mated rates resample people."
     )
     floor = config.statistics.min_group_searches
     small = sorted(

@@ -80,3 +80,11 @@ def test_datasets_of_different_models_are_refused():
     b = SyntheticDataset("b", GROUPS, identities=0, passers_by=10, model_id="m2").embedded()
     with pytest.raises(ProtocolError, match="one model"):
         OpenSetProtocol([Role(a, True), Role(b, False)], ["gender"])
+
+
+def test_searches_per_identity_can_be_capped():
+    people = SyntheticDataset("ids", GROUPS, identities=50, images_per_identity=8, passers_by=0, seed=1)
+    protocol = OpenSetProtocol([Role(people.embedded(), True)], ["gender"], max_searches_per_identity=3)
+    run = protocol.run(20)
+    assert len(run.mated) == 20 * 3
+    assert len(run.nonmated) == 30 * 3

@@ -57,7 +57,9 @@ def test_eval_markdown_prints_the_npl_table(tmp_path):
     config = tmp_path / "synthetic.yaml"
     shutil.copy(CONFIGS / "synthetic.yaml", config)
     runner = CliRunner()
-    assert runner.invoke(app, ["eval", "run", str(config), "--output-dir", str(tmp_path / "o")]).exit_code == 0
+    assert (
+        runner.invoke(app, ["eval", "run", str(config), "--output-dir", str(tmp_path / "o")]).exit_code == 0
+    )
     result = runner.invoke(app, ["eval", "markdown", str(tmp_path / "o" / "report.json"), "-t", "0.45"])
     assert result.exit_code == 0, result.output
     assert "| 0.45 |" in result.output
