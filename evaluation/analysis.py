@@ -1,11 +1,12 @@
 """From search results to the oversight tables: overall and per-group rates with confidence intervals,
 differential tests with a stated family-wise correction, and the recommended threshold.
 
-Significance rule (stated in every report): at each threshold, the family is every pairwise Fisher exact
-test between demographic groups (groups with at least `min_group_searches` searches and a known label),
-over every attribute and intersection and every rate in `recommend_on`; p-values are adjusted within that
-family (Holm by default) and a differential is significant when an adjusted p-value is below alpha.
-The recommended threshold is the lowest grid threshold at and above which no differential is significant.
+Significance rule (stated in every report): for each rate (FPIR, FNIR) and threshold, the family is every
+pairwise Fisher exact test between demographic groups (groups with at least `min_group_searches` searches
+and a known label) over every attribute and intersection; p-values are adjusted within that family (Holm by
+default) and a differential is significant when an adjusted p-value is below alpha. The recommended
+threshold is the lowest grid threshold at and above which no differential is significant in the rates named
+by `recommend_on` (FPIR by default, as in the NPL study: the burden of wrongful stops).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class ThresholdResult:
     fpir: Rate
     groups: tuple[GroupRates, ...]
     differentials: tuple[Differential, ...]
-    significant: bool
+    significant: bool  # in any rate named in recommend_on: what the recommended threshold rests on
+    significant_by_rate: dict[str, bool] = field(default_factory=dict)
 
     def min_adjusted_p(self, rate: str) -> float:
         values = [d.min_adjusted_p for d in self.differentials if d.rate == rate]
@@ -101,7 +103,7 @@ class StatisticsSettings:
     correction: str = "holm"
     min_group_searches: int = 30
     bootstrap_samples: int = 1000
-    recommend_on: Sequence[str] = ("fpir", "fnir")
+    recommend_on: Sequence[str] = ("fpir",)
     rank: int = 1
     seed: int = 0
 
@@ -187,21 +189,28 @@ def _at_threshold(
                 counts["fpir"][group] = (group_fpir.errors, group_fpir.searches)
             if tested and group_fnir.searches >= s.min_group_searches:
                 counts["fnir"][group] = (group_fnir.errors, group_fnir.searches)
-        for rate in s.recommend_on:
+        for rate in ("fpir", "fnir"):
             if len(counts[rate]) >= 2:
                 pending.append((attribute, rate, metrics.differential_test(counts[rate])))
-    family = [p.p_value for _, _, test in pending for p in test.pairs]
-    adjusted = metrics.adjust_p_values(family, s.correction)
     differentials = []
-    position = 0
-    for attribute, rate, test in pending:
-        count = len(test.pairs)
-        differentials.append(
-            Differential(attribute, rate, test, tuple(adjusted[position : position + count]))
-        )
-        position += count
-    significant = any(p < s.alpha for p in adjusted)
-    return ThresholdResult(threshold, tpir, fnir, fpir, tuple(groups), tuple(differentials), significant)
+    significant_by_rate = {}
+    for rate in ("fpir", "fnir"):
+        # One family per rate and threshold: every pairwise test over every attribute and intersection.
+        tests = [(attribute, test) for attribute, r, test in pending if r == rate]
+        family = [p.p_value for _, test in tests for p in test.pairs]
+        adjusted = metrics.adjust_p_values(family, s.correction)
+        position = 0
+        for attribute, test in tests:
+            count = len(test.pairs)
+            differentials.append(
+                Differential(attribute, rate, test, tuple(adjusted[position : position + count]))
+            )
+            position += count
+        significant_by_rate[rate] = any(p < s.alpha for p in adjusted)
+    significant = any(significant_by_rate[rate] for rate in s.recommend_on)
+    return ThresholdResult(
+        threshold, tpir, fnir, fpir, tuple(groups), tuple(differentials), significant, significant_by_rate
+    )
 
 
 @dataclass(frozen=True, slots=True)

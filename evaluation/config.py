@@ -105,7 +105,11 @@ class StatisticsConfig(Section):
     correction: Literal["holm", "bonferroni", "none"] = "holm"
     min_group_searches: int = Field(default=30, ge=1, description="smaller groups are shown, not tested")
     bootstrap_samples: int = Field(default=1000, ge=0)
-    recommend_on: list[Literal["fpir", "fnir"]] = Field(default=["fpir", "fnir"], min_length=1)
+    recommend_on: list[Literal["fpir", "fnir"]] = Field(
+        default=["fpir"],
+        min_length=1,
+        description="differentials the recommended threshold must be free of (both are always reported)",
+    )
 
 
 class EvalConfig(Section):

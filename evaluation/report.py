@@ -80,6 +80,7 @@ def _row(row: ThresholdResult) -> dict[str, Any]:
         "fpir": _rate(row.fpir),
         "false_positive_one_in": _finite(one_in(row.fpir.value)) if row.fpir.searches else None,
         "significant_differential": row.significant,
+        "significant_by_rate": dict(row.significant_by_rate),
         "min_adjusted_p": {rate: _finite(row.min_adjusted_p(rate)) for rate in ("fpir", "fnir")},
         "groups": [
             {
@@ -203,6 +204,7 @@ def _write_npl_csv(analysis: WatchlistAnalysis, path: Path) -> Path:
             ["threshold", "tpir", "tpir_low", "tpir_high", "fpir", "fpir_low", "fpir_high",
              "false_positive_one_in",
              "false_positives", "nonmated_searches", "hits", "mated_searches", "significant_differential",
+             "significant_fpir_differential", "significant_fnir_differential",
              "min_adjusted_p_fpir", "min_adjusted_p_fnir"]
         )  # fmt: skip
         for r in analysis.rows:
@@ -210,6 +212,7 @@ def _write_npl_csv(analysis: WatchlistAnalysis, path: Path) -> Path:
                 [r.threshold, r.tpir.value, *r.tpir.wilson, r.fpir.value, *r.fpir.wilson,
                  one_in(r.fpir.value),
                  r.fpir.errors, r.fpir.searches, r.tpir.errors, r.tpir.searches, r.significant,
+                 r.significant_by_rate["fpir"], r.significant_by_rate["fnir"],
                  r.min_adjusted_p("fpir"), r.min_adjusted_p("fnir")]
             )  # fmt: skip
     return path
@@ -363,7 +366,8 @@ def markdown_summary(document: dict[str, Any], group_thresholds: Sequence[float]
         f"Model `{document['model_id']}`; data `{document['dataset_fingerprint'][:23]}...`; "
         f"recommended threshold: **{_fmt_threshold(document['recommended_threshold'])}** "
         f"(alpha {document['statistics']['alpha']}, {document['statistics']['correction']} correction per "
-        f"threshold, rates tested: {', '.join(document['statistics']['recommend_on'])}).",
+        f"rate and threshold; the recommendation rests on: "
+        f"{', '.join(document['statistics']['recommend_on'])}).",
         "",
     ]
     for w in document["watchlists"]:
@@ -375,20 +379,21 @@ def markdown_summary(document: dict[str, Any], group_thresholds: Sequence[float]
             f"recommended threshold {_fmt_threshold(w['recommended_threshold'])})",
             "",
             "| threshold | TPIR [95% CI] | FPIR [95% CI] | false positives per passer-by | "
-            "significant differential | min adj. p FPIR | min adj. p FNIR |",
-            "|---|---|---|---|---|---|---|",
+            "significant FPIR differential (adj. p) | significant FNIR differential (adj. p) |",
+            "|---|---|---|---|---|---|",
         ]
         for r in w["thresholds"]:
             fp = (
                 f"{_one_in_text(r['false_positive_one_in'])} ({r['fpir']['count']}/{r['fpir']['searches']:,})"
             )
-            significant = "yes" if r["significant_differential"] else "no"
+            by_rate = r["significant_by_rate"]
+            fpir_sig = f"{'yes' if by_rate['fpir'] else 'no'} ({_pvalue(r['min_adjusted_p']['fpir'])})"
+            fnir_sig = f"{'yes' if by_rate['fnir'] else 'no'} ({_pvalue(r['min_adjusted_p']['fnir'])})"
             lines.append(
                 f"| {r['threshold']:.2f} | {_pct(r['tpir']['value'], 1)} [{_pct(r['tpir']['wilson'][0], 1)}, "
                 f"{_pct(r['tpir']['wilson'][1], 1)}] | {_pct(r['fpir']['value'], 3)} "
                 f"[{_pct(r['fpir']['wilson'][0], 3)}, {_pct(r['fpir']['wilson'][1], 3)}] | "
-                f"{fp} | {significant} | {_pvalue(r['min_adjusted_p']['fpir'])} | "
-                f"{_pvalue(r['min_adjusted_p']['fnir'])} |"
+                f"{fp} | {fpir_sig} | {fnir_sig} |"
             )
         lines.append("")
         wanted = list(group_thresholds) or [t for t in (w["recommended_threshold"],) if t is not None]

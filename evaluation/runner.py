@@ -153,8 +153,9 @@ def caveats(
         "model's (e.g. the NPL 2023 study's 0.6 for the Met's NEC system)."
     )
     notes.append(
-        f"Multiple comparisons are corrected within each threshold ({config.statistics.correction}), not "
-        "across thresholds; the recommended threshold requires no significant differential at it and at "
-        "every higher threshold of the grid."
+        "Multiple comparisons are corrected within each rate and threshold "
+        f"({config.statistics.correction}), not across thresholds; the recommended threshold requires "
+        f"no significant {'/'.join(r.upper() for r in config.statistics.recommend_on)} differential at it "
+        "and at every higher threshold of the grid."
     )
     return notes

@@ -16,17 +16,19 @@ pytestmark = pytest.mark.models
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = Path(os.environ.get("LFR_TEST_DATASETS", ROOT.parent / "shared" / "datasets"))
+MODEL_ROOT = Path(os.environ.get("LFR_MODEL_ROOT", ROOT.parent / "shared"))
+MODEL_PACK = os.environ.get("LFR_MODEL_PACK", "buffalo_sc_int8")
 
 
 @pytest.fixture
 def small_config(tmp_path):
-    if not (DATASETS / "lfw" / "manifest.csv").is_file() or not os.environ.get("LFR_MODEL_ROOT"):
+    if not (DATASETS / "lfw" / "manifest.csv").is_file() or not (MODEL_ROOT / "models" / MODEL_PACK).is_dir():
         pytest.skip("needs LFR_TEST_DATASETS (lfw, utkface) and LFR_MODEL_ROOT/LFR_MODEL_PACK")
     config = yaml.safe_load((ROOT / "evaluation" / "configs" / "dev.yaml").read_text())
     config["name"] = "real-smoke"
     config["output_dir"] = str(tmp_path / "report")
     config["cache_dir"] = str(tmp_path / "cache")
-    config["model"]["intra_op_threads"] = 1
+    config["model"] |= {"intra_op_threads": 1, "root": str(MODEL_ROOT), "pack": MODEL_PACK}
     config["datasets"][0]["root"] = str(DATASETS / "lfw")
     config["datasets"][0]["limit"] = 200  # 100 identities, 25 of them with 2+ images
     config["datasets"][1]["root"] = str(DATASETS / "utkface")
