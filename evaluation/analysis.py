@@ -18,7 +18,7 @@ import numpy as np
 
 from evaluation import metrics
 from evaluation.datasets import UNKNOWN, EmbeddedSet
-from evaluation.protocol import WatchlistRun, attribute_columns
+from evaluation.protocol import SOURCE_ATTRIBUTE, WatchlistRun, attribute_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +183,8 @@ def _at_threshold(
             )
             group_fnir = Rate.of(misses, int(in_mated.sum()), s.confidence, boot)
             group_fpir = Rate.of(int(false_pos[in_non].sum()), int(in_non.sum()), s.confidence)
-            tested = group != UNKNOWN
+            # Source datasets differ in imaging as well as people: shown to expose confounding, not tested.
+            tested = group != UNKNOWN and attribute != SOURCE_ATTRIBUTE
             groups.append(GroupRates(attribute, group, group_fpir, group_fnir, tested))
             if tested and group_fpir.searches >= s.min_group_searches:
                 counts["fpir"][group] = (group_fpir.errors, group_fpir.searches)

@@ -23,6 +23,8 @@ def embed_datasets(
 ) -> list[EmbeddedDataset]:
     results: list[EmbeddedDataset] = []
     manifests = [d for d in config.datasets if d.kind == "manifest"]
+    # Read every manifest before loading models, so a wrong path fails in a second, not after a minute.
+    datasets = {d.name: build_manifest_dataset(config, d) for d in manifests}
     embedder = None
     if manifests:
         from lfr.adapters.embedder import InsightFaceEmbedder
@@ -37,8 +39,7 @@ def embed_datasets(
             else:
                 assert embedder is not None
                 assert cache is not None
-                dataset = build_manifest_dataset(config, spec)
-                embedded = embed_manifest(dataset, embedder, settings, cache, gate)
+                embedded = embed_manifest(datasets[spec.name], embedder, settings, cache, gate)
             logger.info(
                 "%s: %d samples, %d acquired", spec.name, len(embedded.samples), int(embedded.acquired.sum())
             )

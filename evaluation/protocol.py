@@ -27,6 +27,7 @@ from lfr.domain.matching import Candidate, decide
 logger = logging.getLogger(__name__)
 
 INTERSECTION_JOIN = "×"
+SOURCE_ATTRIBUTE = "dataset"  # every search's source dataset, shown per group but never tested
 SEARCH_CHUNK = 4096
 
 
@@ -288,11 +289,13 @@ class OpenSetProtocol:
         for name in [*self._attributes, *(INTERSECTION_JOIN.join(c) for c in self._intersections)]:
             columns[name] = [a.get(name, UNKNOWN) for a in attrs_per_probe]
         candidates = [c if c is not None else () for c in ordered]
+        source = np.array([e.dataset for e, _ in probes], dtype=object)
         return Searches(
             candidates=tuple(candidates),
             cluster=np.array(list(cluster), dtype=object),
-            source=np.array([e.dataset for e, _ in probes], dtype=object),
-            attributes={k: np.array(v, dtype=object) for k, v in columns.items()},
+            source=source,
+            attributes={k: np.array(v, dtype=object) for k, v in columns.items()}
+            | {SOURCE_ATTRIBUTE: source},
             mated_identity=None if mated_identity is None else np.array(list(mated_identity), dtype=object),
         )
 

@@ -11,7 +11,7 @@ from evaluation.analysis import StatisticsSettings, WatchlistAnalysis, analyse, 
 from evaluation.config import EvalConfig
 from evaluation.extraction import QualityGate, accept_all
 from evaluation.pipeline import EmbeddedDataset, embed_datasets
-from evaluation.protocol import INTERSECTION_JOIN, OpenSetProtocol, Role
+from evaluation.protocol import INTERSECTION_JOIN, SOURCE_ATTRIBUTE, OpenSetProtocol, Role
 from evaluation.report import ReportInputs, recommended_overall, write_report
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,11 @@ def run_evaluation(
         rank=config.protocol.rank,
         seed=config.seed,
     )
-    group_by = [*config.attributes, *(INTERSECTION_JOIN.join(c) for c in config.intersections)]
+    group_by = [
+        *config.attributes,
+        *(INTERSECTION_JOIN.join(c) for c in config.intersections),
+        SOURCE_ATTRIBUTE,
+    ]
     analyses = []
     for size in sorted(config.protocol.watchlist_sizes):
         run = protocol.run(size)
@@ -148,6 +152,14 @@ def caveats(
         f"Quality gate: {gate_name}. The live camera node's gate rejects some faces before matching; "
         "figures here are for faces the evaluation pipeline accepted."
     )
+    if any(d.spec.role == "passers_by" for d in datasets):
+        notes.append(
+            "Non-mated searches come from more than one source (see the 'dataset' rows), which differ in "
+            "imaging as well as people, so part of a group differential can be a dataset effect. A group's "
+            "FPIR also depends on how many listed people resemble it: a watchlist drawn from LFW is mostly "
+            "White and male, so White passers-by meet more look-alikes on it; a force's own watchlist "
+            "composition changes these figures."
+        )
     notes.append(
         "Thresholds are on this model's cosine-similarity scale; they are not comparable with another "
         "model's (e.g. the NPL 2023 study's 0.6 for the Met's NEC system)."
