@@ -29,12 +29,14 @@ NO_FACE = "no_face"
 UNREADABLE = "unreadable"
 
 
-# A quality gate returns why a detected face must not be used, or None to accept it. The camera node's
-# gate (lfr.domain.quality, on the camera branch) plugs in here once it lands, so both reject alike.
+# A quality gate sees the detected face and its aligned crop and returns why it must not be used, or None.
+# Same shape as the camera node's gate (camera branch: lfr.domain.quality.gate over
+# lfr.adapters.face_quality.measure(face, aligned)), so once merged both reject faces alike:
+#   lambda face, aligned: (r := gate(measure(face, aligned), policy)) and str(r)
 QualityGate = Callable[[DetectedFace, np.ndarray], str | None]
 
 
-def accept_all(face: DetectedFace, image_bgr: np.ndarray) -> str | None:
+def accept_all(face: DetectedFace, aligned_bgr: np.ndarray) -> str | None:
     return None
 
 
@@ -141,11 +143,15 @@ def embed_manifest(
                 entries.append((digests[i], UNREADABLE, None))
                 continue
             face = choose_face(embedder.detect(image), image.shape)
-            reason = NO_FACE if face is None else gate(face, image)
-            if face is None or reason is not None:
-                entries.append((digests[i], reason or NO_FACE, None))
+            if face is None:
+                entries.append((digests[i], NO_FACE, None))
                 continue
-            aligned.append(embedder.align(image, face))
+            crop = embedder.align(image, face)
+            reason = gate(face, crop)
+            if reason is not None:
+                entries.append((digests[i], f"quality:{reason}", None))
+                continue
+            aligned.append(crop)
             aligned_digests.append(digests[i])
         vectors = embedder.embed_aligned(aligned)
         entries += [(d, "", vectors[j]) for j, d in enumerate(aligned_digests)]

@@ -62,3 +62,24 @@ def test_small_real_run_writes_a_report_with_sensible_rates(small_config):
     assert (
         json.loads(again.paths["json"].read_text())["dataset_fingerprint"] == document["dataset_fingerprint"]
     )
+
+
+def test_a_quality_gate_rejection_counts_as_failure_to_acquire(small_config, tmp_path):
+    from evaluation.config import build_manifest_dataset
+    from evaluation.extraction import EmbeddingCache, ExtractionSettings, embed_manifest
+    from lfr.adapters.embedder import InsightFaceEmbedder
+
+    config = load_eval_config(small_config)
+    spec = config.datasets[1].model_copy(update={"limit": 12})
+    dataset = build_manifest_dataset(config, spec)
+    embedder = InsightFaceEmbedder(config.model)
+    cache = EmbeddingCache(tmp_path / "gate-cache")
+
+    def small_faces_only(face, aligned):  # rejects every face wider than 100 px: all of UTKFace's crops
+        return "too_large" if face.width > 100 else None
+
+    settings = ExtractionSettings(config.model.det_size, config.model.det_threshold, "test-gate")
+    embedded = embed_manifest(dataset, embedder, settings, cache, small_faces_only)
+    cache.close()
+    assert not embedded.acquired.any()
+    assert set(embedded.failure_reasons) == {"quality:too_large"}
