@@ -30,7 +30,8 @@ from lfr.domain.errors import LfrError
 from lfr.services.alerts import AlertService
 from lfr.services.arming import ArmingMonitor
 from lfr.services.audit import AuditService
-from lfr.services.deployments import AuthorisationPolicy, DeploymentService, no_policy
+from lfr.services.deployments import AuthorisationPolicy, DeploymentService
+from lfr.services.equity import equity_policy
 from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
 from lfr.services.principals import PrincipalService
@@ -123,8 +124,9 @@ def build_container(
     *,
     clock: Clock | None = None,
     registry: CollectorRegistry | None = None,
-    policy: AuthorisationPolicy = no_policy,
+    policy: AuthorisationPolicy | None = None,
 ) -> Container:
+    """`policy` overrides the authorisation policy; by default it is the configured equity gate."""
     store = open_store(config.store.url)
     clock = clock or SystemClock()
     registry = registry or CollectorRegistry()
@@ -135,7 +137,10 @@ def build_container(
     )
     holder: list[Container] = []  # the deployment service's change hook needs the finished container
     deployments = DeploymentService(
-        store, clock, on_change=lambda: holder[0].refresh_gate() if holder else None, policy=policy
+        store,
+        clock,
+        on_change=lambda: holder[0].refresh_gate() if holder else None,
+        policy=policy if policy is not None else equity_policy(config.policy.equity_gate),
     )
     indexes = IndexCache(store, faiss_flat_index)
     broadcaster = AlertBroadcaster()
