@@ -33,6 +33,15 @@ class GrpcSettings(Section):
     )
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
     grace_seconds: float = Field(default=5.0, ge=0, le=60, description="graceful shutdown period")
+    resend_memory_entries: int = Field(
+        default=65_536,
+        ge=0,
+        le=10_000_000,
+        description="recent answers kept to recognise re-sent observations",
+    )
+    resend_memory_seconds: float = Field(
+        default=300, gt=0, le=3600, description="how long an answer is kept for a camera's re-send"
+    )
 
 
 class MetricsSettings(Section):
