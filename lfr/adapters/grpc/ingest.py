@@ -25,6 +25,7 @@ from lfr.adapters.faiss_index import configure_faiss
 from lfr.adapters.grpc import convert
 from lfr.adapters.grpc.interceptors import current_principal
 from lfr.adapters.grpc.resends import RecentResults, ResendKey
+from lfr.adapters.grpc.streams import CameraStreams
 from lfr.domain.errors import StoreUnavailable
 from lfr.domain.observation import Observation, ObservationResult, RejectCode
 from lfr.services.ingest import IngestService
@@ -128,11 +129,13 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         batcher: MicroBatcher,
         max_in_flight: int = 16,
         recent: RecentResults | None = None,
+        streams: CameraStreams | None = None,
     ) -> None:
         self._ingest = ingest
         self._batcher = batcher
         self._max_in_flight = max_in_flight
         self._recent = recent or RecentResults(max_entries=65_536, max_age_seconds=300)
+        self._streams = streams
 
     async def Stream(
         self, request_iterator: AsyncIterator[ipb.ObservationBatch], context: aio.ServicerContext[Any, Any]
@@ -140,6 +143,8 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         camera = current_principal().name
         answers: asyncio.Queue[_Answer | None] = asyncio.Queue(maxsize=self._max_in_flight)
         reader = asyncio.create_task(self._read(request_iterator, camera, answers))
+        if self._streams is not None:
+            self._streams.opened(camera)
         try:
             while (answer := await answers.get()) is not None:
                 yield await answer.results()
@@ -148,6 +153,8 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+            if self._streams is not None:
+                self._streams.closed(camera)
 
     async def _read(
         self,
@@ -157,6 +164,8 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
     ) -> None:
         try:
             async for message in request_iterator:
+                if self._streams is not None:
+                    self._streams.seen(camera)
                 await answers.put(self._admit(message, camera))  # blocks when max_in_flight are waiting
         finally:
             await answers.put(None)

@@ -68,7 +68,7 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
     )
     recent = RecentResults(settings.grpc.resend_memory_entries, settings.grpc.resend_memory_seconds)
     ingest_pb2_grpc.add_CameraIngestServicer_to_server(
-        CameraIngestServicer(container.ingest, batcher, recent=recent), server
+        CameraIngestServicer(container.ingest, batcher, recent=recent, streams=container.streams), server
     )
     control_pb2_grpc.add_DeploymentsServicer_to_server(
         DeploymentsServicer(container.deployments, container.clock), server
