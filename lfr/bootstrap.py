@@ -250,6 +250,7 @@ def build_tablet_app(container: Container) -> FastAPI:
         config.policy.two_person_rule,
         open_streams=container.streams.snapshot,
         metrics=container.metrics,
+        throttle=config.tablet.throttle_policy(),
     )
     return create_tablet_app(
         services,

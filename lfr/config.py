@@ -14,6 +14,7 @@ from lfr.adapters.embedder import ModelSettings
 from lfr.domain.errors import InvalidInput
 from lfr.domain.evaluation import EquityGate
 from lfr.domain.retention import RetentionPolicy
+from lfr.services.sign_in_throttle import ThrottlePolicy
 
 
 class Section(BaseModel):
@@ -102,6 +103,22 @@ class TabletSettings(Section):
     poll_seconds: float = Field(
         default=1.0, gt=0, le=30, description="how often a live feed re-reads the store (other replicas)"
     )
+    sign_in_max_failures_per_name: int = Field(
+        default=5, ge=1, le=1000, description="failed sign-ins for one name before it is throttled"
+    )
+    sign_in_max_failures_per_address: int = Field(
+        default=20, ge=1, le=100_000, description="failed sign-ins from one client address before throttling"
+    )
+    sign_in_window_minutes: float = Field(
+        default=5, gt=0, le=24 * 60, description="the sliding window those failures are counted in"
+    )
+
+    def throttle_policy(self) -> ThrottlePolicy:
+        return ThrottlePolicy(
+            self.sign_in_max_failures_per_name,
+            self.sign_in_max_failures_per_address,
+            timedelta(minutes=self.sign_in_window_minutes),
+        )
 
 
 class LfrConfig(Section):
