@@ -9,6 +9,7 @@ import pytest
 
 from lfr.adapters.tablet.app import ROUTERS, create_tablet_app
 from lfr.adapters.tablet.errors import status_for
+from lfr.adapters.tablet.sessions import COOKIE_NAME
 from lfr.config import TabletSettings
 from lfr.domain import errors
 from lfr.domain.clock import ManualClock
@@ -148,6 +149,31 @@ def test_a_correct_password_clears_the_names_earlier_failures(world):
     for _ in range(4):
         assert sign_in(client_for(world), "olivia", "wrong guess 1234").status_code == 401
     assert sign_in(client_for(world), "olivia").status_code == 303
+
+
+def test_signing_out_ends_copies_of_the_session_cookie_too(world):
+    tablet = client_for(world, "olivia")
+    copied = client_for(world)  # someone who got hold of the cookie (shared device, stolen backup)
+    copied.cookies.set(COOKIE_NAME, tablet.cookies[COOKIE_NAME])
+    copied.headers["X-CSRF-Token"] = tablet.headers["X-CSRF-Token"]
+    assert copied.get("/api/alerts").status_code == 200  # a bearer cookie: the copy works until...
+    signed_out = tablet.post("/logout")
+    assert signed_out.status_code == 303
+    refused = copied.get("/api/alerts")
+    assert refused.status_code == 401
+    assert "signed out" in refused.json()["detail"]
+    assert copied.get("/alerts", headers={"accept": "text/html"}).status_code == 303  # to the sign-in
+    assert tablet.get("/api/session").status_code == 401
+    del tablet.headers["X-CSRF-Token"]  # the old session's token; the form carries the new one
+    assert sign_in(tablet, "olivia").status_code == 303  # signing in again works at once
+    assert tablet.get("/api/alerts").status_code == 200
+    assert copied.get("/api/alerts").status_code == 401  # the copy stays dead
+
+
+def test_signing_out_one_person_leaves_others_signed_in(world):
+    olivia, owen = client_for(world, "olivia"), client_for(world, "owen")
+    assert olivia.post("/logout").status_code == 303
+    assert owen.get("/api/alerts").status_code == 200
 
 
 def test_passwords_are_stored_as_argon2_hashes(world):

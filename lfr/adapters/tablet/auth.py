@@ -9,7 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from lfr.adapters.tablet.deps import Context, User, cookie_session, current_session, require_csrf
+from lfr.adapters.tablet.deps import (
+    Context,
+    User,
+    cookie_session,
+    current_session,
+    require_csrf,
+    signed_in_session,
+)
 from lfr.adapters.tablet.errors import ERROR_RESPONSES, retry_after
 from lfr.adapters.tablet.schemas import SessionOut, roles_of
 from lfr.adapters.tablet.sessions import Session
@@ -80,12 +87,20 @@ def login(
         throttle.failed(name, address)
         return _login_form(request, ctx, None, str(exc), 401)
     throttle.succeeded(name)
-    request.state.session_cookie = ctx.sessions.dumps(ctx.sessions.new(principal.name))
+    session = ctx.sessions.new(principal.name, principal.session_generation)
+    request.state.session_cookie = ctx.sessions.dumps(session)
     return RedirectResponse(landing_page(principal), status_code=303)
 
 
 @pages.post("/logout", dependencies=[Depends(require_csrf)])
 def logout(request: Request, ctx: Context) -> Response:
+    try:
+        principal, _ = signed_in_session(request, ctx)
+    except Unauthenticated:
+        pass  # already over: nothing to end
+    else:
+        # Clearing our cookie is not enough: a copy of it would stay valid until it expired.
+        ctx.services.principals.end_sessions(principal.name)
     request.state.session_cookie = ctx.sessions.dumps(ctx.sessions.new(None))
     return RedirectResponse("/login?notice=Signed+out", status_code=303)
 
