@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from lfr.adapters.alert_bus import AlertBroadcaster
 from lfr.adapters.faiss_index import faiss_flat_index
+from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
 from lfr.adapters.storage import Store, open_store
@@ -86,6 +87,7 @@ class Container:
     indexes: IndexCache
     ingest: IngestService
     broadcaster: AlertBroadcaster
+    streams: CameraStreams  # which cameras stream to this process now; the ingest servicer keeps it
     extras: dict[str, object] = field(default_factory=dict)  # room for other adapters' shared objects
 
     def refresh_gate(self) -> None:
@@ -170,6 +172,7 @@ def build_container(
         indexes=indexes,
         ingest=ingest,
         broadcaster=broadcaster,
+        streams=CameraStreams(clock, on_count=metrics.streams_open),
     )
     holder.append(container)
     return container
@@ -247,7 +250,12 @@ def build_tablet_app(container: Container) -> FastAPI:
 
     config = container.config
     services = tablet_services(
-        container.store, container.clock, config.policy.two_person_rule, metrics=container.metrics
+        container.store,
+        container.clock,
+        config.policy.two_person_rule,
+        open_streams=container.streams.snapshot,
+        metrics=container.metrics,
+        throttle=config.tablet.throttle_policy(),
     )
     return create_tablet_app(
         services,
