@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from lfr.adapters.alert_bus import AlertBroadcaster
 from lfr.adapters.faiss_index import faiss_flat_index
+from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
 from lfr.adapters.storage import Store, open_store
@@ -30,7 +31,8 @@ from lfr.domain.errors import LfrError
 from lfr.services.alerts import AlertService
 from lfr.services.arming import ArmingMonitor
 from lfr.services.audit import AuditService
-from lfr.services.deployments import AuthorisationPolicy, DeploymentService, no_policy
+from lfr.services.deployments import AuthorisationPolicy, DeploymentService
+from lfr.services.equity import equity_policy
 from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
 from lfr.services.principals import PrincipalService
@@ -86,6 +88,7 @@ class Container:
     indexes: IndexCache
     ingest: IngestService
     broadcaster: AlertBroadcaster
+    streams: CameraStreams  # which cameras stream to this process now; the ingest servicer keeps it
     extras: dict[str, object] = field(default_factory=dict)  # room for other adapters' shared objects
 
     def refresh_gate(self) -> None:
@@ -124,8 +127,9 @@ def build_container(
     *,
     clock: Clock | None = None,
     registry: CollectorRegistry | None = None,
-    policy: AuthorisationPolicy = no_policy,
+    policy: AuthorisationPolicy | None = None,
 ) -> Container:
+    """`policy` overrides the authorisation policy; by default it is the configured equity gate."""
     store = open_store(config.store.url)
     clock = clock or SystemClock()
     registry = registry or CollectorRegistry()
@@ -136,7 +140,10 @@ def build_container(
     )
     holder: list[Container] = []  # the deployment service's change hook needs the finished container
     deployments = DeploymentService(
-        store, clock, on_change=lambda: holder[0].refresh_gate() if holder else None, policy=policy
+        store,
+        clock,
+        on_change=lambda: holder[0].refresh_gate() if holder else None,
+        policy=policy if policy is not None else equity_policy(config.policy.equity_gate),
     )
     indexes = IndexCache(store, faiss_flat_index)
     broadcaster = AlertBroadcaster()
@@ -166,6 +173,7 @@ def build_container(
         indexes=indexes,
         ingest=ingest,
         broadcaster=broadcaster,
+        streams=CameraStreams(clock, on_count=metrics.streams_open),
     )
     holder.append(container)
     return container
@@ -243,7 +251,12 @@ def build_tablet_app(container: Container) -> FastAPI:
 
     config = container.config
     services = tablet_services(
-        container.store, container.clock, config.policy.two_person_rule, metrics=container.metrics
+        container.store,
+        container.clock,
+        config.policy.two_person_rule,
+        open_streams=container.streams.snapshot,
+        metrics=container.metrics,
+        throttle=config.tablet.throttle_policy(),
     )
     return create_tablet_app(
         services,

@@ -14,6 +14,7 @@ from lfr.adapters.embedder import ModelSettings
 from lfr.domain.errors import InvalidInput
 from lfr.domain.evaluation import EquityGate
 from lfr.domain.retention import RetentionPolicy
+from lfr.services.sign_in_throttle import ThrottlePolicy
 
 
 class Section(BaseModel):
@@ -33,6 +34,15 @@ class GrpcSettings(Section):
     )
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
     grace_seconds: float = Field(default=5.0, ge=0, le=60, description="graceful shutdown period")
+    resend_memory_entries: int = Field(
+        default=65_536,
+        ge=0,
+        le=10_000_000,
+        description="recent answers kept to recognise re-sent observations",
+    )
+    resend_memory_seconds: float = Field(
+        default=300, gt=0, le=3600, description="how long an answer is kept for a camera's re-send"
+    )
 
 
 class MetricsSettings(Section):
@@ -93,6 +103,22 @@ class TabletSettings(Section):
     poll_seconds: float = Field(
         default=1.0, gt=0, le=30, description="how often a live feed re-reads the store (other replicas)"
     )
+    sign_in_max_failures_per_name: int = Field(
+        default=5, ge=1, le=1000, description="failed sign-ins for one name before it is throttled"
+    )
+    sign_in_max_failures_per_address: int = Field(
+        default=20, ge=1, le=100_000, description="failed sign-ins from one client address before throttling"
+    )
+    sign_in_window_minutes: float = Field(
+        default=5, gt=0, le=24 * 60, description="the sliding window those failures are counted in"
+    )
+
+    def throttle_policy(self) -> ThrottlePolicy:
+        return ThrottlePolicy(
+            self.sign_in_max_failures_per_name,
+            self.sign_in_max_failures_per_address,
+            timedelta(minutes=self.sign_in_window_minutes),
+        )
 
 
 class LfrConfig(Section):

@@ -28,6 +28,7 @@ from lfr.domain.principal import SYSTEM, Principal, PrincipalKind, Role
 from lfr.domain.watchlist import Subject
 from lfr.domain.window import DeploymentWindow, WindowSpec
 from lfr.services.arming import ArmingMonitor
+from lfr.services.deployment_overview import OpenStreams
 from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
 from lfr.services.watchlists import SubjectSpec, WatchlistService
@@ -78,7 +79,10 @@ class TabletWorld:
 
 
 def build_world(
-    clock: Clock, two_person_rule: bool = False, officers: frozenset[str] = frozenset({"olivia"})
+    clock: Clock,
+    two_person_rule: bool = False,
+    officers: frozenset[str] = frozenset({"olivia"}),
+    open_streams: OpenStreams | None = None,
 ) -> TabletWorld:
     store, broadcaster, rng = MemoryStore(), AlertBroadcaster(), np.random.default_rng(11)
     watchlists = WatchlistService(store, clock)
@@ -104,7 +108,11 @@ def build_world(
     wl = watchlists.seal(wl.id, SUPERVISOR)
     monitor = ArmingMonitor(store, clock, max_staleness=timedelta(days=1))
     services = tablet_services(
-        store, clock, two_person_rule=two_person_rule, hasher=Argon2Hasher.fast_for_tests()
+        store,
+        clock,
+        two_person_rule=two_person_rule,
+        hasher=Argon2Hasher.fast_for_tests(),
+        open_streams=open_streams,
     )
     now = clock.now()
     window = services.deployments.create(

@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,6 +65,17 @@ class DetectedFace:
     @property
     def interocular(self) -> float:
         return float(np.linalg.norm(self.keypoints[1] - self.keypoints[0]))
+
+
+class FaceEmbedder(Protocol):
+    """What the camera node and enrolment need; InsightFaceEmbedder is the one real implementation."""
+
+    model_id: str
+    dimension: int
+
+    def detect(self, image_bgr: np.ndarray, max_faces: int = 0) -> list[DetectedFace]: ...
+    def align(self, image_bgr: np.ndarray, face: DetectedFace) -> np.ndarray: ...
+    def embed_aligned(self, aligned_faces: Sequence[np.ndarray]) -> np.ndarray: ...
 
 
 def model_id_for(recogniser_file: Path) -> str:

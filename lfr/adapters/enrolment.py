@@ -14,13 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
 
 from lfr.adapters.camera.crops import crop_pixels, encode_jpeg
-from lfr.adapters.embedder import DetectedFace
+from lfr.adapters.embedder import DetectedFace, FaceEmbedder
 from lfr.domain.embedding import wipe
 from lfr.domain.errors import InvalidCrop, InvalidInput
 
@@ -37,15 +36,6 @@ class Pick(StrEnum):
     NONE = "none"  # report and skip it
     LARGEST = "largest"
     CENTRAL = "central"  # closest to the image centre
-
-
-class FaceEmbedder(Protocol):
-    model_id: str
-    dimension: int
-
-    def detect(self, image_bgr: np.ndarray, max_faces: int = 0) -> list[DetectedFace]: ...
-    def align(self, image_bgr: np.ndarray, face: DetectedFace) -> np.ndarray: ...
-    def embed_aligned(self, aligned_faces: list[np.ndarray]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, slots=True)

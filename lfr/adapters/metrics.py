@@ -38,6 +38,12 @@ class PrometheusIngestMetrics:
         self._armed = Gauge(
             "lfr_window_armed", "1 while a deployment window is armed", ["window"], registry=registry
         )
+        self._streams_open = Gauge(
+            "lfr_camera_streams_open",
+            "Ingest streams open now, by camera (this matcher process only)",
+            ["camera"],
+            registry=registry,
+        )
         self._alerts_raised = Counter("lfr_alerts_raised", "Alerts raised (durable)", registry=registry)
         self._adjudicated = Counter(
             "lfr_alerts_adjudicated", "Alerts adjudicated, by outcome", ["outcome"], registry=registry
@@ -68,6 +74,9 @@ class PrometheusIngestMetrics:
 
     def armed(self, window_id: str, is_armed: bool) -> None:
         self._armed.labels(window_id).set(1 if is_armed else 0)
+
+    def streams_open(self, camera_id: str, count: int) -> None:
+        self._streams_open.labels(camera_id).set(count)
 
     def alert_raised(self) -> None:
         self._alerts_raised.inc()

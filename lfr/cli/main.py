@@ -30,6 +30,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("lfr.cli.camera", "app", "camera"),
     ("lfr.cli.enrol", "app", "enrol"),
     ("lfr.cli.tablet", "app", "tablet"),
+    ("evaluation.cli", "app", "eval"),
 ]
 
 _register()

@@ -13,6 +13,7 @@
     │   └── StaleUpdate              optimistic version check lost  ABORTED / 409
     ├── Unauthenticated              no or unknown credentials      UNAUTHENTICATED / 401
     ├── PermissionDenied             known caller, not allowed      PERMISSION_DENIED / 403
+    ├── Throttled                    too many attempts; retry later RESOURCE_EXHAUSTED / 429
     └── StoreUnavailable             the database cannot be used    UNAVAILABLE / 503
 
 Domain errors never subclass transport errors, so the core stays free of gRPC and HTTP.
@@ -71,6 +72,14 @@ class Unauthenticated(LfrError):
 
 class PermissionDenied(LfrError):
     """The caller is known but lacks the role or assignment for this."""
+
+
+class Throttled(LfrError):
+    """Too many attempts (e.g. failed sign-ins) in a short time; the caller may retry after a while."""
+
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class StoreUnavailable(LfrError):

@@ -27,6 +27,8 @@ class Principal:
     kind: PrincipalKind
     roles: frozenset[Role]
     active: bool = True
+    # Sessions issued under an older generation are over: signing out bumps it (see the tablet).
+    session_generation: int = 0
 
     def has_any(self, *roles: Role) -> bool:
         return self.active and bool(self.roles.intersection(roles))

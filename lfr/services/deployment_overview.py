@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,8 +19,17 @@ from lfr.domain.principal import Principal, Role
 from lfr.domain.window import DeploymentWindow
 from lfr.services.deployments import can_see
 
-# Which cameras hold an open ingest stream right now; the matcher provides it when it runs in-process.
-OpenStreams = Callable[[], frozenset[str]]
+
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    """What the matcher knows of one camera's link: a stream open now or not, and when it last heard."""
+
+    connected: bool
+    last_seen: datetime
+
+
+# Every camera that has streamed since the matcher started; provided when the matcher runs in-process.
+OpenStreams = Callable[[], Mapping[str, StreamState]]
 
 ALERT_LIMIT = 1_000_000
 
@@ -29,6 +38,7 @@ ALERT_LIMIT = 1_000_000
 class CameraStatus:
     camera_id: str
     connected: bool | None  # None: this process cannot tell (the matcher runs elsewhere)
+    last_seen: datetime | None  # when the matcher last heard from it (None: not since it started)
     last_activity: datetime | None  # when its counters last moved, as seen by this process
     faces_seen: int
 
@@ -84,7 +94,8 @@ class DeploymentOverviewService:
                     cameras=tuple(
                         CameraStatus(
                             camera,
-                            None if open_streams is None else camera in open_streams,
+                            None if open_streams is None else _connected(open_streams.get(camera)),
+                            _last_seen(open_streams, camera),
                             self._activity(window.id, camera, per_camera[camera], now),
                             per_camera[camera],
                         )
@@ -114,3 +125,12 @@ def _alert_outcome(state: AlertState, outcome: object) -> str:
     if state is AlertState.AWAITING_VERIFICATION:
         return "awaiting_verification"
     return str(outcome)
+
+
+def _connected(state: StreamState | None) -> bool:
+    return state is not None and state.connected
+
+
+def _last_seen(streams: Mapping[str, StreamState] | None, camera: str) -> datetime | None:
+    state = streams.get(camera) if streams is not None else None
+    return state.last_seen if state is not None else None

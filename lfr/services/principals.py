@@ -74,6 +74,13 @@ class PrincipalService:
             raise Unauthenticated("unknown or revoked token")
         return principal
 
+    def end_sessions(self, name: str) -> int:
+        """Ends every tablet session of `name` (their cookies stop working); returns the new generation."""
+        with self._uow() as uow:
+            generation = uow.principals.end_sessions(name)
+            uow.commit()
+        return generation
+
     def get(self, name: str) -> Principal:
         with self._uow() as uow:
             return uow.principals.get(name)

@@ -27,12 +27,14 @@ class FakeMatcher(ingest_pb2_grpc.CameraIngestServicer):
     def __init__(self) -> None:
         self.seqs: list[int] = []
         self.tokens: set[str] = set()
+        self.sessions: set[str] = set()
 
     async def Stream(
         self, request_iterator: AsyncIterator[ingest_pb2.ObservationBatch], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[ingest_pb2.ObservationResults]:
         self.tokens.update(v for k, v in context.invocation_metadata() if k == "authorization")
         async for batch in request_iterator:
+            self.sessions.add(batch.node_session)
             results = ingest_pb2.ObservationResults()
             for o in batch.observations:
                 self.seqs.append(o.seq)
@@ -147,6 +149,10 @@ async def test_stream_resumes_after_the_matcher_restarts_mid_stream() -> None:
     await server.stop(0)
     assert first.seqs == [1, 2, 3, 4, 5]
     assert second.seqs == list(range(6, 14))
+    # One session id across reconnects, so the matcher recognises re-sent seqs; another process gets another.
+    assert first.sessions == second.sessions == {client.node_session}
+    assert len(client.node_session) == 32
+    assert client_for(port, CollectorRegistry()).node_session != client.node_session
     assert results(registry, "no_match") == 13
     assert (registry.get_sample_value("lfr_camera_reconnects_total", {"camera": "cam-1"}) or 0) >= 1
 

@@ -6,6 +6,7 @@ the in-process matcher for screenshots and the reconnect check."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -17,6 +18,7 @@ from lfr.adapters.tablet.app import close_feeds
 from lfr.bootstrap import build_container, running_matcher, serving_tablet
 from lfr.domain.clock import SystemClock
 from lfr.domain.principal import Role
+from lfr.services.deployment_overview import StreamState
 from lfr.services.passwords import PasswordService
 from tests.integration.conftest import DIM, World, make_accounts, matcher_config, observation, unit
 from tests.tablet_support import PASSWORD, LiveServer, build_world
@@ -50,7 +52,13 @@ def browser():
 
 @pytest.fixture
 def served():
-    world = build_world(SystemClock(), officers=frozenset({"olivia"}))
+    clock = SystemClock()
+    # What the matcher would report: cam-1 streaming now, cam-2 gone for a minute and a half.
+    links = {
+        "cam-1": StreamState(True, clock.now()),
+        "cam-2": StreamState(False, clock.now() - timedelta(seconds=90)),
+    }
+    world = build_world(clock, officers=frozenset({"olivia"}), open_streams=lambda: links)
     world.add_user("olivia", Role.OFFICER)
     world.add_user("oscar", Role.OFFICER)
     world.add_user("sam", Role.SUPERVISOR)
@@ -211,6 +219,10 @@ def test_officer_sees_alert_live_decides_it_and_it_is_audited(browser, served):
     faces = overview.locator(".faces-counters").inner_text()
     assert "SEEN\n2" in faces.upper()
     assert "DELETED AT ONCE\n1" in faces.upper()
+    chips = overview.locator(".cameras li")
+    assert chips.nth(0).get_attribute("data-state") == "connected"
+    assert chips.nth(1).get_attribute("data-state") == "disconnected"
+    assert "disconnected (last seen 1 min " in chips.nth(1).inner_text()  # 90 s before the page loaded
     supervisor.screenshot(path=ARTIFACTS / "tablet-deployments-landscape.png")
     assert problems == []  # no script errors and no Content-Security-Policy violations
 

@@ -23,3 +23,10 @@ async def test_oversized_message_is_refused_by_grpc_with_resource_exhausted(worl
     await world.armed_window()
     [answer] = await world.stream("cam-1", [[observation(2, world.people[0])]])
     assert answer.results[0].outcome == ipb.OUTCOME_ALERT
+
+
+def test_throttled_maps_to_resource_exhausted():
+    from lfr.adapters.grpc.interceptors import status_for
+    from lfr.domain.errors import Throttled
+
+    assert status_for(Throttled("slow down", retry_after_seconds=3)) == grpc.StatusCode.RESOURCE_EXHAUSTED

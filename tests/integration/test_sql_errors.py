@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from lfr.adapters.storage import open_store
 from lfr.adapters.storage.sql import SqlStore
 from lfr.domain.errors import Conflict, InvalidInput, StoreUnavailable
-from tests.integration.builders import T0, event, window
+from tests.integration.builders import T0, alert, event, window
+from tests.support import tiny_jpeg
 
 
 @pytest.fixture
@@ -72,3 +74,42 @@ def test_a_naive_timestamp_is_refused_as_invalid_input(store: SqlStore) -> None:
 def test_unsupported_store_urls_are_invalid_input(url: str) -> None:
     with pytest.raises(InvalidInput):
         open_store(url)
+
+
+def chain_text(error: BaseException) -> str:
+    texts = []
+    current: BaseException | None = error
+    while current is not None:
+        texts.append(f"{type(current).__name__}: {current}")
+        current = current.__cause__ or current.__context__
+    return "\n".join(texts)
+
+
+def failing_alert_insert(store: SqlStore) -> BaseException:
+    face = replace(alert("a-1"), crop_jpeg=tiny_jpeg(b"FACE-BYTES-7f3a"), track_id="track-7f3a")
+    with store() as uow:
+        uow.windows.add(window("win-1"))
+        uow.alerts.add(face)
+        uow.commit()
+    with store() as uow, pytest.raises(Conflict) as caught:
+        uow.alerts.add(face)  # same id again: the INSERT fails with all of the alert as parameters
+    return caught.value
+
+
+def test_a_failed_statement_never_shows_its_parameters(store: SqlStore) -> None:
+    text = chain_text(failing_alert_insert(store))
+    assert "INSERT INTO alerts" in text  # the statement is named, so the failure is still diagnosable
+    assert "FACE-BYTES-7f3a" not in text
+    assert "track-7f3a" not in text
+    assert "hidden" in text  # SQLAlchemy's "[SQL parameters hidden due to hide_parameters=True]"
+
+
+@pytest.mark.postgres
+def test_a_failed_statement_on_postgres_never_shows_its_parameters(postgres_store_url: str) -> None:
+    store = SqlStore.open(postgres_store_url)
+    try:
+        text = chain_text(failing_alert_insert(store))
+    finally:
+        store.close()
+    assert "FACE-BYTES-7f3a" not in text
+    assert "track-7f3a" not in text

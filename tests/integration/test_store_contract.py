@@ -471,3 +471,26 @@ def test_all_datetimes_come_back_in_utc(store: Store) -> None:
         loaded = uow.windows.get("w-1")
     assert loaded.created_at.tzinfo is not None
     assert loaded.created_at.astimezone(UTC) == T0
+
+
+def test_ending_sessions_bumps_the_generation_and_account_edits_keep_it(store: Store) -> None:
+    with store() as uow:
+        uow.principals.add(principal("amy"))
+        uow.principals.add(principal("bob"))
+        uow.commit()
+    with store() as uow:
+        assert uow.principals.end_sessions("amy") == 1
+        assert uow.principals.end_sessions("amy") == 2
+        uow.commit()
+    with store() as uow:
+        stale = uow.principals.get("amy")
+        assert (stale.session_generation, uow.principals.get("bob").session_generation) == (2, 0)
+        uow.principals.end_sessions("amy")
+        # An edit made from a copy read before the sign-out must not bring the old sessions back.
+        uow.principals.update(dataclasses.replace(stale, roles=frozenset({Role.ADMIN})))
+        uow.commit()
+    with store() as uow:
+        assert uow.principals.get("amy").session_generation == 3
+        assert uow.principals.get("amy").roles == frozenset({Role.ADMIN})
+        with pytest.raises(NotFound):
+            uow.principals.end_sessions("nobody")

@@ -9,6 +9,7 @@ import pytest
 
 from lfr.adapters.tablet.app import ROUTERS, create_tablet_app
 from lfr.adapters.tablet.errors import status_for
+from lfr.adapters.tablet.sessions import COOKIE_NAME
 from lfr.config import TabletSettings
 from lfr.domain import errors
 from lfr.domain.clock import ManualClock
@@ -102,6 +103,77 @@ def test_wrong_password_and_unknown_name_are_refused_alike(world):
     assert "unknown name or wrong password" in wrong.text
     assert "unknown name or wrong password" in unknown.text
     assert client.get("/api/session").status_code == 401
+
+
+def test_failed_sign_ins_for_one_name_are_throttled_and_audited_without_the_password(world):
+    client = client_for(world)
+    for _ in range(5):
+        assert sign_in(client, "olivia", "wrong guess 1234").status_code == 401
+    refused = sign_in(client, "olivia")  # even the right password waits now
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "300"
+    assert "too many failed sign-ins" in refused.text
+    assert sign_in(client, "OLIVIA ").status_code == 429  # the same name however it is typed
+    assert client.get("/api/session").status_code == 401
+    warnings = audit(world, "policy.warning")
+    assert [(r.details["warning"], r.details["by"], r.details["name_tried"]) for r in warnings] == [
+        ("sign_in_throttled", "name", "olivia")
+    ]  # once per lock, not once per refused attempt
+    with world.store() as uow:
+        trail = repr(list(uow.audit.records()))
+    assert "wrong guess 1234" not in trail
+    assert PASSWORD not in trail
+    assert sign_in(client_for(world), "owen").status_code == 303  # another person is unaffected
+    world.clock.advance(timedelta(seconds=299))
+    assert sign_in(client, "olivia").headers["retry-after"] == "1"
+    world.clock.advance(timedelta(seconds=1))
+    assert sign_in(client, "olivia").status_code == 303
+
+
+def test_failed_sign_ins_from_one_address_throttle_that_address_only(world):
+    client = client_for(world)
+    here, elsewhere = {"X-Forwarded-For": "10.0.0.7"}, {"X-Forwarded-For": "10.0.0.8"}
+    for i in range(20):  # a different name each time: only the address limit can catch this
+        assert sign_in(client, f"guess-{i}", "wrong guess 1234", **here).status_code == 401
+    assert sign_in(client, "olivia", **here).status_code == 429
+    assert sign_in(client, "olivia", **elsewhere).status_code == 303
+    [warning] = audit(world, "policy.warning")
+    assert (warning.details["by"], warning.subject_id) == ("address", "10.0.0.7")
+
+
+def test_a_correct_password_clears_the_names_earlier_failures(world):
+    client = client_for(world)
+    for _ in range(4):
+        assert sign_in(client, "olivia", "wrong guess 1234").status_code == 401
+    assert sign_in(client, "olivia").status_code == 303
+    for _ in range(4):
+        assert sign_in(client_for(world), "olivia", "wrong guess 1234").status_code == 401
+    assert sign_in(client_for(world), "olivia").status_code == 303
+
+
+def test_signing_out_ends_copies_of_the_session_cookie_too(world):
+    tablet = client_for(world, "olivia")
+    copied = client_for(world)  # someone who got hold of the cookie (shared device, stolen backup)
+    copied.cookies.set(COOKIE_NAME, tablet.cookies[COOKIE_NAME])
+    copied.headers["X-CSRF-Token"] = tablet.headers["X-CSRF-Token"]
+    assert copied.get("/api/alerts").status_code == 200  # a bearer cookie: the copy works until...
+    signed_out = tablet.post("/logout")
+    assert signed_out.status_code == 303
+    refused = copied.get("/api/alerts")
+    assert refused.status_code == 401
+    assert "signed out" in refused.json()["detail"]
+    assert copied.get("/alerts", headers={"accept": "text/html"}).status_code == 303  # to the sign-in
+    assert tablet.get("/api/session").status_code == 401
+    del tablet.headers["X-CSRF-Token"]  # the old session's token; the form carries the new one
+    assert sign_in(tablet, "olivia").status_code == 303  # signing in again works at once
+    assert tablet.get("/api/alerts").status_code == 200
+    assert copied.get("/api/alerts").status_code == 401  # the copy stays dead
+
+
+def test_signing_out_one_person_leaves_others_signed_in(world):
+    olivia, owen = client_for(world, "olivia"), client_for(world, "owen")
+    assert olivia.post("/logout").status_code == 303
+    assert owen.get("/api/alerts").status_code == 200
 
 
 def test_passwords_are_stored_as_argon2_hashes(world):
@@ -360,11 +432,13 @@ def test_openapi_documents_the_json_api_only(world):
         (errors.StaleUpdate, 409),
         (errors.Unauthenticated, 401),
         (errors.PermissionDenied, 403),
+        (errors.Throttled, 429),
         (errors.StoreUnavailable, 503),
     ],
 )
 def test_domain_errors_map_to_http_status(error, status):
-    assert status_for(error("x")) == status
+    made = error("x", retry_after_seconds=1) if error is errors.Throttled else error("x")
+    assert status_for(made) == status
 
 
 def test_store_outage_is_503(world):

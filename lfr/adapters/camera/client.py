@@ -3,8 +3,9 @@
 The node must keep working when the matcher is away: observations wait in a bounded in-memory buffer that
 drops the oldest (counted) when full, the stream reconnects with capped exponential backoff and jitter, and
 at most `max_in_flight` batches are unanswered at a time (so HTTP/2 never buffers thousands). Batches not
-answered when a stream breaks go back to the front of the buffer: an observation may then be matched
-twice, which beats losing an alert. Every buffer is wiped once answered, dropped or at shutdown.
+answered when a stream breaks go back to the front of the buffer and are sent again under the same seq and
+node session (a random id per process), so the matcher answers them from memory, with the same alert,
+instead of matching them twice. Every buffer is wiped once answered, dropped or at shutdown.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,6 +92,7 @@ class MatcherClient:
         root_certificates: Path | None = None,
         on_result: Callable[[ingest_pb2.ObservationResult], None] | None = None,
         rng: random.Random | None = None,
+        node_session: str | None = None,
         on_sent: Callable[[ingest_pb2.Observation], None] | None = None,
     ) -> None:
         self._address = address
@@ -103,6 +106,8 @@ class MatcherClient:
         self._on_result = on_result
         self._on_sent = on_sent  # sees each observation as encoded for the wire (the demo's deletion check)
         self._rng = rng or random.Random()
+        # Stable across reconnects, new with each process (whose seqs restart at 1).
+        self.node_session = node_session or secrets.token_hex(16)
         self._buffer: deque[Outgoing] = deque()
         self._in_flight: deque[_Batch] = deque()
         self._next_seq = 1
@@ -224,7 +229,7 @@ class MatcherClient:
             self._metrics.observations_sent.inc(len(batch.items))
 
     def _encode(self, batch: _Batch) -> ingest_pb2.ObservationBatch:
-        message = ingest_pb2.ObservationBatch()
+        message = ingest_pb2.ObservationBatch(node_session=self.node_session)
         for item in batch.items:
             captured = Timestamp()
             captured.FromDatetime(item.captured_at)

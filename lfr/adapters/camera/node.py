@@ -12,7 +12,6 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from lfr.adapters.camera.client import MatcherClient, Outgoing
 from lfr.adapters.camera.crops import crop_pixels, encode_jpeg
 from lfr.adapters.camera.metrics import CameraMetrics
 from lfr.adapters.camera.tracker import Tracker, TrackerPolicy
-from lfr.adapters.embedder import DetectedFace
+from lfr.adapters.embedder import DetectedFace, FaceEmbedder
 from lfr.adapters.face_quality import measure
 from lfr.domain.embedding import wipe
 from lfr.domain.errors import InvalidCrop
@@ -29,15 +28,6 @@ from lfr.domain.observation import FaceQuality
 from lfr.domain.quality import QualityPolicy, gate, quality_score
 
 logger = logging.getLogger(__name__)
-
-
-class Embedder(Protocol):
-    model_id: str
-    dimension: int
-
-    def detect(self, image_bgr: np.ndarray, max_faces: int = 0) -> list[DetectedFace]: ...
-    def align(self, image_bgr: np.ndarray, face: DetectedFace) -> np.ndarray: ...
-    def embed_aligned(self, aligned_faces: list[np.ndarray]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +61,7 @@ class FacePipeline:
 
     def __init__(
         self,
-        embedder: Embedder,
+        embedder: FaceEmbedder,
         quality: QualityPolicy,
         tracking: TrackerPolicy,
         crops: CropPolicy,

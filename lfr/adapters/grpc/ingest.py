@@ -24,6 +24,8 @@ from grpc import aio
 from lfr.adapters.faiss_index import configure_faiss
 from lfr.adapters.grpc import convert
 from lfr.adapters.grpc.interceptors import current_principal
+from lfr.adapters.grpc.resends import RecentResults, ResendKey
+from lfr.adapters.grpc.streams import CameraStreams
 from lfr.domain.errors import StoreUnavailable
 from lfr.domain.observation import Observation, ObservationResult, RejectCode
 from lfr.services.ingest import IngestService
@@ -121,10 +123,19 @@ class MicroBatcher:
 
 
 class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
-    def __init__(self, ingest: IngestService, batcher: MicroBatcher, max_in_flight: int = 16) -> None:
+    def __init__(
+        self,
+        ingest: IngestService,
+        batcher: MicroBatcher,
+        max_in_flight: int = 16,
+        recent: RecentResults | None = None,
+        streams: CameraStreams | None = None,
+    ) -> None:
         self._ingest = ingest
         self._batcher = batcher
         self._max_in_flight = max_in_flight
+        self._recent = recent or RecentResults(max_entries=65_536, max_age_seconds=300)
+        self._streams = streams
 
     async def Stream(
         self, request_iterator: AsyncIterator[ipb.ObservationBatch], context: aio.ServicerContext[Any, Any]
@@ -132,6 +143,8 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         camera = current_principal().name
         answers: asyncio.Queue[_Answer | None] = asyncio.Queue(maxsize=self._max_in_flight)
         reader = asyncio.create_task(self._read(request_iterator, camera, answers))
+        if self._streams is not None:
+            self._streams.opened(camera)
         try:
             while (answer := await answers.get()) is not None:
                 yield await answer.results()
@@ -140,6 +153,8 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+            if self._streams is not None:
+                self._streams.closed(camera)
 
     async def _read(
         self,
@@ -149,34 +164,74 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
     ) -> None:
         try:
             async for message in request_iterator:
+                if self._streams is not None:
+                    self._streams.seen(camera)
                 await answers.put(self._admit(message, camera))  # blocks when max_in_flight are waiting
         finally:
             await answers.put(None)
 
     def _admit(self, message: ipb.ObservationBatch, camera: str) -> _Answer:
-        """Decodes what can be decoded; refuses the rest one by one; submits the good ones."""
+        """Answers re-sends from memory; decodes what can be decoded; refuses the rest one by one; submits
+        the good ones. Every answer is remembered under the node's session, if it named one."""
+        session = message.node_session
         answer = _Answer(seqs=[o.seq for o in message.observations])
         accepted: list[Observation] = []
+        awaiting: list[tuple[ResendKey, asyncio.Future[ObservationResult]]] = []
+        loop = asyncio.get_running_loop()
         for position, item in enumerate(message.observations):
-            if item.camera_id != camera:
-                answer.fixed[position] = self._ingest.refuse(
-                    camera,
-                    ObservationResult.rejected(
-                        RejectCode.CAMERA_MISMATCH,
-                        f"observation names camera {item.camera_id!r} but credentials are for {camera!r}",
-                    ),
-                )
+            key = (camera, session, item.seq)
+            if session and (earlier := self._recent.get(key)) is not None:
+                # Never decoded, so no copy of its embedding or crop exists to wipe; the protobuf's own
+                # bytes go when the message does. Not counted again: it is the same face.
+                answer.remembered[position] = earlier
                 continue
-            try:
-                accepted.append(convert.observation(item))
-            except convert.MalformedObservation as exc:
-                answer.fixed[position] = self._ingest.refuse(
-                    camera, ObservationResult.rejected(RejectCode.MALFORMED, str(exc))
-                )
+            refusal = self._refusal(item, camera)
+            if refusal is None:
+                try:
+                    accepted.append(convert.observation(item))
+                except convert.MalformedObservation as exc:
+                    refusal = ObservationResult.rejected(RejectCode.MALFORMED, str(exc))
+            if refusal is not None:
+                answer.fixed[position] = self._ingest.refuse(camera, refusal)
+                if session:
+                    done = loop.create_future()
+                    done.set_result(answer.fixed[position])
+                    self._recent.remember(key, done)
                 continue
             answer.submitted.append(position)
+            if session:
+                pending: asyncio.Future[ObservationResult] = loop.create_future()
+                self._recent.remember(key, pending)
+                awaiting.append((key, pending))
         answer.future = self._batcher.submit(accepted)
+        if awaiting:
+            answer.future.add_done_callback(lambda batch: self._settle(batch, awaiting))
         return answer
+
+    @staticmethod
+    def _refusal(item: ipb.Observation, camera: str) -> ObservationResult | None:
+        if item.camera_id != camera:
+            return ObservationResult.rejected(
+                RejectCode.CAMERA_MISMATCH,
+                f"observation names camera {item.camera_id!r} but credentials are for {camera!r}",
+            )
+        return None
+
+    def _settle(
+        self,
+        batch: asyncio.Future[list[ObservationResult]],
+        awaiting: list[tuple[ResendKey, asyncio.Future[ObservationResult]]],
+    ) -> None:
+        """Copies a batch's answers into the memory, whether or not its stream is still there to read them."""
+        failure = batch.exception() if not batch.cancelled() else StoreUnavailable("the batch was cancelled")
+        if failure is not None:
+            for key, pending in awaiting:
+                self._recent.forget(key)  # nothing was decided: a re-send must be matched afresh
+                pending.set_exception(failure)
+                pending.exception()  # retrieved here, so asyncio does not log it when nobody re-sends
+            return
+        for (_, pending), result in zip(awaiting, batch.result(), strict=True):
+            pending.set_result(result)
 
 
 @dataclass(slots=True)
@@ -184,12 +239,17 @@ class _Answer:
     seqs: list[int]
     fixed: dict[int, ObservationResult] = field(default_factory=dict)  # refused before matching
     submitted: list[int] = field(default_factory=list)  # positions sent to the matcher, in order
+    remembered: dict[int, asyncio.Future[ObservationResult]] = field(default_factory=dict)  # re-sends
     future: asyncio.Future[list[ObservationResult]] | None = None
 
     async def results(self) -> ipb.ObservationResults:
-        matched = await self.future if self.future is not None else []
+        # Shielded: a stream that goes away must not cancel the batch, whose answers the memory of
+        # recent results still needs for the re-send that will follow.
+        matched = await asyncio.shield(self.future) if self.future is not None else []
         merged = dict(self.fixed)
         merged.update(zip(self.submitted, matched, strict=True))
+        for position, earlier in self.remembered.items():
+            merged[position] = await asyncio.shield(earlier)
         return ipb.ObservationResults(
             results=[convert.observation_result(seq, merged[i]) for i, seq in enumerate(self.seqs)]
         )

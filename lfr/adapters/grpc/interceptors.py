@@ -26,6 +26,7 @@ from lfr.domain.errors import (
     PermissionDenied,
     StaleUpdate,
     StoreUnavailable,
+    Throttled,
     Unauthenticated,
 )
 from lfr.domain.principal import Principal, PrincipalKind
@@ -55,6 +56,7 @@ def status_for(exc: LfrError) -> grpc.StatusCode:
         (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
         (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
         (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+        (Throttled, grpc.StatusCode.RESOURCE_EXHAUSTED),
         (StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
     ):
         if isinstance(exc, kind):

@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 from lfr.adapters.grpc.control import AlertsServicer, AuditServicer, DeploymentsServicer, WatchlistsServicer
 from lfr.adapters.grpc.ingest import CameraIngestServicer, MicroBatcher
 from lfr.adapters.grpc.interceptors import AuthAndErrorsInterceptor, TokenCache
+from lfr.adapters.grpc.resends import RecentResults
 from lfr.v1 import control_pb2, control_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
 if TYPE_CHECKING:
@@ -65,8 +66,9 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
         batch_max=settings.matching.batch_max,
         wait_seconds=settings.matching.batch_wait_ms / 1000,
     )
+    recent = RecentResults(settings.grpc.resend_memory_entries, settings.grpc.resend_memory_seconds)
     ingest_pb2_grpc.add_CameraIngestServicer_to_server(
-        CameraIngestServicer(container.ingest, batcher), server
+        CameraIngestServicer(container.ingest, batcher, recent=recent, streams=container.streams), server
     )
     control_pb2_grpc.add_DeploymentsServicer_to_server(
         DeploymentsServicer(container.deployments, container.clock), server

@@ -6,7 +6,7 @@ import copy
 import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -289,8 +289,9 @@ class _Principals:
             raise NotFound(f"no account {name}") from None
 
     def update(self, principal: Principal) -> None:
-        self.get(principal.name)
-        self._s.principals[principal.name] = principal
+        stored = self.get(principal.name)
+        # As in SQL: only end_sessions moves the generation, so an account edit cannot undo a sign-out.
+        self._s.principals[principal.name] = replace(principal, session_generation=stored.session_generation)
 
     def all(self) -> list[Principal]:
         return sorted(self._s.principals.values(), key=lambda p: p.name)
@@ -311,6 +312,11 @@ class _Principals:
 
     def password_hash(self, name: str) -> str | None:
         return self._s.password_hashes.get(name)
+
+    def end_sessions(self, name: str) -> int:
+        stored = self.get(name)
+        self._s.principals[name] = replace(stored, session_generation=stored.session_generation + 1)
+        return stored.session_generation + 1
 
 
 class _Evaluations:

@@ -9,11 +9,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from lfr.adapters.tablet.deps import Context, User, cookie_session, current_session, require_csrf
-from lfr.adapters.tablet.errors import ERROR_RESPONSES
+from lfr.adapters.tablet.deps import (
+    Context,
+    User,
+    cookie_session,
+    current_session,
+    require_csrf,
+    signed_in_session,
+)
+from lfr.adapters.tablet.errors import ERROR_RESPONSES, retry_after
 from lfr.adapters.tablet.schemas import SessionOut, roles_of
 from lfr.adapters.tablet.sessions import Session
-from lfr.domain.errors import Unauthenticated
+from lfr.domain.errors import Throttled, Unauthenticated
 from lfr.domain.principal import Principal, Role
 
 logger = logging.getLogger(__name__)
@@ -29,7 +36,12 @@ def landing_page(principal: Principal) -> str:
 
 
 def _login_form(
-    request: Request, ctx: Context, session: Session | None, notice: str, status: int
+    request: Request,
+    ctx: Context,
+    session: Session | None,
+    notice: str,
+    status: int,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     session = session if session is not None and session.user is None else ctx.sessions.new(None)
     response = request.app.state.templates.TemplateResponse(
@@ -37,6 +49,7 @@ def _login_form(
         "login.html",
         {"csrf_token": session.csrf, "notice": notice, "principal": None},
         status_code=status,
+        headers=headers,
     )
     request.state.session_cookie = ctx.sessions.dumps(session)
     assert isinstance(response, Response)
@@ -60,17 +73,34 @@ def login(
     username: Annotated[str, Form(max_length=128)],
     password: Annotated[str, Form(max_length=1024)],
 ) -> Response:
+    name = username.strip()
+    address = request.client.host if request.client is not None else "unknown"
+    throttle = ctx.services.sign_in_throttle
     try:
-        principal = ctx.services.passwords.authenticate(username.strip(), password)
+        throttle.check(name, address)
+        principal = ctx.services.passwords.authenticate(name, password)
+    except Throttled as exc:
+        logger.info("throttled tablet sign-in")
+        return _login_form(request, ctx, None, str(exc), 429, retry_after(exc))
     except Unauthenticated as exc:
         logger.info("refused tablet sign-in")
+        throttle.failed(name, address)
         return _login_form(request, ctx, None, str(exc), 401)
-    request.state.session_cookie = ctx.sessions.dumps(ctx.sessions.new(principal.name))
+    throttle.succeeded(name)
+    session = ctx.sessions.new(principal.name, principal.session_generation)
+    request.state.session_cookie = ctx.sessions.dumps(session)
     return RedirectResponse(landing_page(principal), status_code=303)
 
 
 @pages.post("/logout", dependencies=[Depends(require_csrf)])
 def logout(request: Request, ctx: Context) -> Response:
+    try:
+        principal, _ = signed_in_session(request, ctx)
+    except Unauthenticated:
+        pass  # already over: nothing to end
+    else:
+        # Clearing our cookie is not enough: a copy of it would stay valid until it expired.
+        ctx.services.principals.end_sessions(principal.name)
     request.state.session_cookie = ctx.sessions.dumps(ctx.sessions.new(None))
     return RedirectResponse("/login?notice=Signed+out", status_code=303)
 

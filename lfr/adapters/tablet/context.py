@@ -14,6 +14,7 @@ from lfr.services.deployment_overview import DeploymentOverviewService
 from lfr.services.deployments import DeploymentService
 from lfr.services.passwords import PasswordService
 from lfr.services.principals import PrincipalService
+from lfr.services.sign_in_throttle import SignInThrottle
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,7 @@ class TabletServices:
     principals: PrincipalService
     passwords: PasswordService
     audit: AuditService
+    sign_in_throttle: SignInThrottle
 
 
 class FeedControl:

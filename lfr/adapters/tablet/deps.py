@@ -43,6 +43,8 @@ def _principal(request: Request, ctx: TabletContext, refresh: bool) -> tuple[Pri
         raise Unauthenticated("this account no longer exists") from None
     if not principal.active or principal.kind is not PrincipalKind.USER:
         raise Unauthenticated("this account is disabled")
+    if session.generation != principal.session_generation:
+        raise Unauthenticated("this session was signed out; please sign in again")
     if refresh and (touched := ctx.sessions.touched(session)) is not None:
         request.state.session_cookie = ctx.sessions.dumps(touched)  # written by the headers middleware
     return principal, session
@@ -60,6 +62,11 @@ def signed_in_passively(request: Request, ctx: Context) -> Principal:
 
 def current_session(request: Request, ctx: Context) -> Session:
     return _principal(request, ctx, refresh=False)[1]
+
+
+def signed_in_session(request: Request, ctx: TabletContext) -> tuple[Principal, Session]:
+    """The person and session a request carries, checked as every route checks them; for sign-out."""
+    return _principal(request, ctx, refresh=False)
 
 
 async def require_csrf(request: Request, ctx: Context) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,7 @@ from lfr.domain.errors import (
     NotFound,
     PermissionDenied,
     StoreUnavailable,
+    Throttled,
     Unauthenticated,
 )
 
@@ -29,6 +31,7 @@ STATUS_BY_ERROR: tuple[tuple[type[LfrError], int], ...] = (
     (Conflict, 409),
     (Unauthenticated, 401),
     (PermissionDenied, 403),
+    (Throttled, 429),
     (StoreUnavailable, 503),
 )
 
@@ -59,10 +62,21 @@ async def handle_lfr_error(request: Request, exc: Exception) -> Response:
             return RedirectResponse(f"/login?notice={quote(str(exc))}", status_code=303)
         templates = request.app.state.templates
         return templates.TemplateResponse(  # type: ignore[no-any-return]
-            request, "error.html", {"status": status, "message": str(exc)}, status_code=status
+            request,
+            "error.html",
+            {"status": status, "message": str(exc)},
+            status_code=status,
+            headers=retry_after(exc),
         )
     body = ErrorOut(error=type(exc).__name__, detail=str(exc))
-    return JSONResponse(body.model_dump(), status_code=status)
+    return JSONResponse(body.model_dump(), status_code=status, headers=retry_after(exc))
+
+
+def retry_after(exc: LfrError) -> dict[str, str]:
+    """The Retry-After header a throttled caller needs (whole seconds, rounded up)."""
+    if isinstance(exc, Throttled):
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after_seconds)))}
+    return {}
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> Response:
@@ -80,5 +94,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorOut} for status in (401, 403, 404, 409, 422, 503)
+    status: {"model": ErrorOut} for status in (401, 403, 404, 409, 422, 429, 503)
 }

@@ -141,6 +141,9 @@ class WindowOut(BaseModel):
 class CameraOut(BaseModel):
     camera_id: str
     connected: bool | None = Field(description="null when this process cannot see the matcher's streams")
+    last_seen: datetime | None = Field(
+        description="when the matcher last heard from this camera; null if not since it started"
+    )
     last_activity: datetime | None
     faces_seen: int
 
@@ -161,6 +164,7 @@ class WindowOverviewOut(BaseModel):
                 CameraOut(
                     camera_id=c.camera_id,
                     connected=c.connected,
+                    last_seen=c.last_seen,
                     last_activity=c.last_activity,
                     faces_seen=c.faces_seen,
                 )

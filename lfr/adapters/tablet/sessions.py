@@ -1,8 +1,12 @@
 """Signed session cookies: stateless, so any tablet replica sharing the secret can serve any request.
 
-The cookie holds who signed in, a CSRF token bound to that session, and two times: when it was issued
-(for the absolute limit) and when its holder last did something (for the idle limit). Times come from
-the injected clock, so expiry is testable without sleeping.
+The cookie holds who signed in, a CSRF token bound to that session, the account's session generation it
+was issued under, and two times: when it was issued (for the absolute limit) and when its holder last did
+something (for the idle limit). Times come from the injected clock, so expiry is testable without sleeping.
+
+Stateless cookies cannot be taken back, so signing out bumps the account's session generation in the store
+and every request compares it: a copy of the cookie stops working too. That ends the person's sessions on
+every tablet at once, which is also how a lost tablet is signed out from another one.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Session:
     csrf: str
     issued: datetime
     seen: datetime
+    generation: int = 0  # the account's session generation when this session was issued
 
 
 class SessionCodec:
@@ -38,14 +43,20 @@ class SessionCodec:
         self.idle = idle
         self.max_age = max_age
 
-    def new(self, user: str | None) -> Session:
+    def new(self, user: str | None, generation: int = 0) -> Session:
         """A fresh session with a fresh CSRF token; signing in always makes a new one (no fixation)."""
         now = self._clock.now()
-        return Session(user, secrets.token_urlsafe(32), now, now)
+        return Session(user, secrets.token_urlsafe(32), now, now, generation)
 
     def dumps(self, session: Session) -> str:
         return self._serializer.dumps(
-            [session.user, session.csrf, session.issued.timestamp(), session.seen.timestamp()]
+            [
+                session.user,
+                session.csrf,
+                session.issued.timestamp(),
+                session.seen.timestamp(),
+                session.generation,
+            ]
         )
 
     def loads(self, raw: str | None) -> Session | None:
@@ -53,12 +64,13 @@ class SessionCodec:
         if not raw:
             return None
         try:
-            user, csrf, issued, seen = self._serializer.loads(raw)
+            user, csrf, issued, seen, generation = self._serializer.loads(raw)
             return Session(
                 user if isinstance(user, str) else None,
                 str(csrf),
                 datetime.fromtimestamp(float(issued), UTC),
                 datetime.fromtimestamp(float(seen), UTC),
+                int(generation),
             )
         except (BadSignature, TypeError, ValueError):
             return None

@@ -13,6 +13,7 @@ from lfr.services.deployment_overview import DeploymentOverviewService, OpenStre
 from lfr.services.deployments import DeploymentService
 from lfr.services.passwords import PasswordHasher, PasswordService
 from lfr.services.principals import PrincipalService
+from lfr.services.sign_in_throttle import SignInThrottle, ThrottlePolicy
 
 
 def tablet_services(
@@ -22,6 +23,7 @@ def tablet_services(
     hasher: PasswordHasher | None = None,
     open_streams: OpenStreams | None = None,
     metrics: IngestMetrics | None = None,
+    throttle: ThrottlePolicy | None = None,
 ) -> TabletServices:
     return TabletServices(
         alerts=AlertService(uow, clock, two_person_rule=two_person_rule, metrics=metrics),
@@ -31,4 +33,5 @@ def tablet_services(
         principals=PrincipalService(uow, clock),
         passwords=PasswordService(uow, clock, hasher or Argon2Hasher()),
         audit=AuditService(uow),
+        sign_in_throttle=SignInThrottle(uow, clock, throttle or ThrottlePolicy()),
     )

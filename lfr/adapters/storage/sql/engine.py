@@ -14,6 +14,9 @@ from lfr.domain.errors import InvalidInput
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
+# Statement parameters carry an alert's crop and a camera's track: keep them out of every SQLAlchemy error
+# message and log line, whatever logging level someone sets.
+HIDE_PARAMETERS = True
 
 
 def parse_store_url(url: str) -> URL:
@@ -36,7 +39,10 @@ def create_store_engine(url: str | URL) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     return create_engine(
-        parsed, pool_pre_ping=True, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        parsed,
+        pool_pre_ping=True,
+        hide_parameters=HIDE_PARAMETERS,
+        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
     )
 
 
@@ -45,6 +51,7 @@ def _sqlite_engine(url: URL) -> Engine:
     Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
+        hide_parameters=HIDE_PARAMETERS,
         # The pool hands a connection to one thread at a time, so sqlite3's own thread check only gets
         # in the way.
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},

@@ -12,7 +12,7 @@ from lfr.domain.errors import NotFound
 from lfr.domain.evaluation import EvaluationSummary
 from lfr.domain.principal import Principal, PrincipalKind, Role
 
-_PRINCIPAL = (t.c.name, t.c.kind, t.c.roles_json, t.c.active)  # never the secrets' hashes
+_PRINCIPAL = (t.c.name, t.c.kind, t.c.roles_json, t.c.active, t.c.session_generation)  # never the hashes
 
 
 class SqlPrincipals:
@@ -20,9 +20,8 @@ class SqlPrincipals:
         self._tx = tx
 
     def add(self, principal: Principal) -> None:
-        self._tx.run(
-            insert(t).values(_to_row(principal)), f"adding account {principal.name}", may_conflict=True
-        )
+        row = _to_row(principal) | {"session_generation": principal.session_generation}
+        self._tx.run(insert(t).values(row), f"adding account {principal.name}", may_conflict=True)
 
     def get(self, name: str) -> Principal:
         row = self._tx.first(select(*_PRINCIPAL).where(t.c.name == name), f"reading account {name}")
@@ -51,6 +50,13 @@ class SqlPrincipals:
         row = self._tx.first(select(t.c.password_hash).where(t.c.name == name), "checking a password")
         return row.password_hash if row is not None else None
 
+    def end_sessions(self, name: str) -> int:
+        # One UPDATE, so a concurrent account change can neither lose the bump nor be lost to it.
+        self._set(name, {"session_generation": t.c.session_generation + 1}, "ending the sessions of")
+        row = self._tx.first(select(t.c.session_generation).where(t.c.name == name), f"reading {name}")
+        assert row is not None
+        return int(row.session_generation)
+
     def _set(self, name: str, values: dict[str, Any], doing: str) -> None:
         changed = self._tx.run(
             update(t).where(t.c.name == name).values(values), f"{doing} {name}", may_conflict=True
@@ -74,6 +80,7 @@ def _from_row(r: Row[Any]) -> Principal:
         kind=PrincipalKind(r.kind),
         roles=frozenset(Role(x) for x in json.loads(r.roles_json)),
         active=bool(r.active),
+        session_generation=int(r.session_generation),
     )
 
 

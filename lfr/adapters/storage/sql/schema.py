@@ -176,6 +176,8 @@ principals = Table(
     Column("active", Boolean, nullable=False),
     Column("token_hash", HASH, nullable=True, unique=True),
     Column("password_hash", Text, nullable=True),
+    # Bumped on sign-out: tablet cookies carry the generation they were issued under (migration 0002).
+    Column("session_generation", Integer, nullable=False, server_default="0"),
 )
 
 evaluations = Table(

@@ -28,13 +28,18 @@
     }));
   }
 
-  function camera(c) {
+  function camera(c, serverNow) {
     const li = document.createElement("li");
     li.className = "chip";
     let state = "unknown";
     let text = c.camera_id;
     if (c.connected === true) { state = "connected"; text += " · connected"; }
-    else if (c.connected === false) { state = "disconnected"; text += " · not connected"; }
+    else if (c.connected === false) {
+      state = "disconnected";
+      // Measured against the server's clock, so a tablet with a wrong clock still reads it right.
+      const ago = c.last_seen ? (Date.parse(serverNow) - Date.parse(c.last_seen)) / 1000 : null;
+      text += ago === null ? " · disconnected (not seen yet)" : " · disconnected (last seen " + lfr.duration(ago) + " ago)";
+    }
     text += " · " + c.faces_seen + (c.faces_seen === 1 ? " face" : " faces");
     // Counters carry no times: the last activity is when this server saw them grow.
     if (c.last_activity) text += ", last at " + lfr.clockTime(c.last_activity);
@@ -56,7 +61,7 @@
       lfr.setText(el, ".legal", w.legal_basis);
       lfr.setText(el, ".span", lfr.clockTime(w.starts_at) + " – " + lfr.clockTime(w.ends_at));
       lfr.setText(el, ".win-threshold", w.threshold.toFixed(3));
-      el.querySelector(".cameras").replaceChildren(...o.cameras.map(camera));
+      el.querySelector(".cameras").replaceChildren(...o.cameras.map((c) => camera(c, overview.server_now)));
       counters(el.querySelector(".faces-counters"), [
         ["Seen", o.faces_seen], ["Deleted at once", o.faces_discarded],
         ...labelled(o.faces_by_outcome)]);

@@ -1,0 +1,181 @@
+"""`lfr eval ...`: run an evaluation, report on operations, record an evaluation for the equity gate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evaluation.config import ConfigError, load_eval_config
+from evaluation.operations import operations_report
+from evaluation.protocol import ProtocolError
+from lfr.domain.errors import LfrError
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Evaluation harness and oversight reports."
+)
+console = Console()
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="lfr YAML config (for the store URL; env LFR_STORE_URL)")
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(2)
+
+
+@app.command("run")
+def run(
+    config_file: Annotated[Path, typer.Argument(help="evaluation YAML config", exists=True, dir_okay=False)],
+    output_dir: Annotated[Path | None, typer.Option(help="overrides output_dir in the config")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Embed the datasets (cached), run the open-set 1:N protocol and write the HTML/JSON/CSV report."""
+    from evaluation.runner import run_evaluation
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+    try:
+        config = load_eval_config(config_file)
+        if output_dir is not None:
+            config = config.model_copy(update={"output_dir": str(output_dir.resolve())})
+        result = run_evaluation(config, config_file.read_text())
+    except (ConfigError, ProtocolError, LfrError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    threshold = result.recommended_threshold
+    console.print(f"report: {result.paths['html']}")
+    console.print(f"record: {result.paths['json']}")
+    console.print(
+        f"recommended threshold: {threshold:.2f}"
+        if threshold is not None
+        else "recommended threshold: none (a significant differential remains at every threshold tested)"
+    )
+
+
+def _parse_time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _fail(f"--{name} must be an ISO date or date-time, got {value!r}") from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _open_store(config_file: Path | None) -> Any:
+    from lfr.adapters.storage import open_store
+    from lfr.config import load_config
+
+    return open_store(load_config(config_file).store.url)
+
+
+@app.command("operations")
+def operations(
+    start: Annotated[
+        str | None, typer.Option("--from", help="ISO date/time, inclusive (UTC if no zone)")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="ISO date/time, exclusive")] = None,
+    config_file: ConfigOption = None,
+    show_confirmed_subjects: Annotated[
+        bool,
+        typer.Option(help="list watchlist subject ids of CONFIRMED alerts (no one else has an identity)"),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Deployment figures from the audit log: time armed, faces seen, alerts, adjudications, false alerts."""
+    since, until = _parse_time(start, "from"), _parse_time(end, "to")
+    try:
+        store = _open_store(config_file)
+        try:
+            with store() as uow:
+                report = operations_report(uow, since, until)
+        finally:
+            store.close()
+    except LfrError as exc:
+        raise _fail(str(exc)) from exc
+    document = report.as_dict(show_subjects=show_confirmed_subjects)
+    if as_json:
+        typer.echo(json.dumps(document, indent=1))
+        return
+    table = Table(title=f"Operations {document['from'] or 'start'} to {document['to'] or 'now'}")
+    columns = ["window", "location", "armed h", "faces seen", "alerts", "confirmed", "false", "not engaged",
+               "pending", "false alerts per face"]  # fmt: skip
+    if show_confirmed_subjects:
+        columns.append("confirmed subjects")
+    for column in columns:
+        table.add_column(column)
+    rows: list[dict[str, Any]] = [*document["windows"], document["total"]]  # type: ignore[list-item]
+    for row in rows:
+        one_in = row["false_alert_one_in"]
+        cells = [
+            row["window_id"], row["location"], f"{row['armed_hours']:.2f}", f"{row['faces_seen']:,}",
+            str(row["alerts"]), str(row["confirmed"]), str(row["false_alerts"]), str(row["not_engaged"]),
+            str(row["pending"]), f"1 in {one_in:,.0f}" if one_in else "none",
+        ]  # fmt: skip
+        if show_confirmed_subjects:
+            cells.append(", ".join(row["confirmed_subjects"]))
+        table.add_row(*cells)
+    console.print(table)
+
+
+@app.command("record")
+def record(
+    report_json: Annotated[Path, typer.Argument(help="report.json written by `lfr eval run`", exists=True)],
+    actor: Annotated[str, typer.Option(help="who records this evaluation (audited)")],
+    config_file: ConfigOption = None,
+) -> None:
+    """Store an evaluation's summary for the equity gate, with an audit record."""
+    from lfr.domain.clock import SystemClock
+    from lfr.services.equity import EvaluationService
+
+    raw = report_json.read_bytes()
+    try:
+        document = json.loads(raw)
+        model_id = str(document["model_id"])
+        fingerprint = str(document["dataset_fingerprint"])
+        threshold = document["recommended_threshold"]
+        passed = bool(document["passed"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise _fail(f"{report_json} is not a report written by `lfr eval run`: {exc}") from exc
+    try:
+        store = _open_store(config_file)
+        try:
+            summary = EvaluationService(store, SystemClock()).record(
+                model_id,
+                fingerprint,
+                None if threshold is None else float(threshold),
+                passed,
+                hashlib.sha256(raw).hexdigest(),
+                actor,
+            )
+        finally:
+            store.close()
+    except LfrError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(
+        f"recorded evaluation {summary.id}: model {summary.model_id}, "
+        + (f"passed, lowest threshold {summary.recommended_threshold:g}" if summary.passed else "FAILED")
+    )
+
+
+@app.command("markdown")
+def markdown(
+    report_json: Annotated[Path, typer.Argument(help="report.json written by `lfr eval run`", exists=True)],
+    threshold: Annotated[
+        list[float] | None, typer.Option("--threshold", "-t", help="per-group tables at these thresholds")
+    ] = None,
+) -> None:
+    """Print a report's NPL-style and per-group tables as Markdown (for docs/evaluation.md)."""
+    from evaluation.report import markdown_summary
+
+    typer.echo(markdown_summary(json.loads(report_json.read_text()), threshold or ()))

@@ -1,0 +1,190 @@
+"""The evaluation's YAML configuration: which data, protocol and statistics. Parsed once by the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from evaluation.datasets import ManifestColumns, ManifestDataset, SyntheticDataset, SyntheticGroup
+from lfr.adapters.embedder import ModelSettings
+
+
+class ConfigError(ValueError):
+    """The evaluation configuration is unreadable or inconsistent."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnsConfig(Section):
+    path: str = "path"
+    identity: str | None = Field(default="identity", description="null: no identities (passers-by only)")
+    attributes: dict[str, str] = Field(default_factory=dict, description="canonical name -> manifest column")
+    value_maps: dict[str, dict[str, str]] = Field(default_factory=dict)
+    multi_value_separator: str | None = Field(
+        default=",", description="raw labels holding it (annotators disagreed) count as unknown"
+    )
+
+
+class SyntheticGroupConfig(Section):
+    attributes: dict[str, str]
+    share: float = Field(default=1.0, gt=0)
+    impostor_similarity: float = Field(default=0.0, ge=0, lt=1)
+
+
+class SyntheticConfig(Section):
+    groups: list[SyntheticGroupConfig] = Field(min_length=1)
+    identities: int = Field(default=200, ge=1)
+    images_per_identity: int = Field(default=2, ge=1)
+    passers_by: int = Field(default=1000, ge=0)
+    dimension: int = Field(default=64, ge=8)
+    genuine_similarity: float = Field(default=0.6, gt=0, lt=1)
+
+
+class DatasetConfig(Section):
+    name: str
+    role: Literal["identities", "passers_by"] = Field(
+        description="identities: watchlist, mated searches and unlisted people; passers_by: non-mated only"
+    )
+    kind: Literal["manifest", "synthetic"] = "manifest"
+    root: str | None = Field(
+        default=None, description="image folder; ${ENV} expanded; relative to the config"
+    )
+    manifest: str = "manifest.csv"
+    columns: ColumnsConfig = ColumnsConfig()
+    limit: int | None = Field(
+        default=None, ge=1, description="use only the first N manifest rows (smoke runs)"
+    )
+    synthetic: SyntheticConfig | None = None
+
+    @model_validator(mode="after")
+    def _kind_matches(self) -> DatasetConfig:
+        if self.kind == "manifest" and self.root is None:
+            raise ValueError(f"dataset {self.name}: a manifest dataset needs root")
+        if self.kind == "synthetic" and self.synthetic is None:
+            raise ValueError(f"dataset {self.name}: a synthetic dataset needs a synthetic section")
+        return self
+
+
+class ThresholdGrid(Section):
+    start: float = Field(default=0.2, ge=-1, le=1)
+    stop: float = Field(default=0.7, ge=-1, le=1)
+    step: float = Field(default=0.02, gt=0, le=1)
+
+    def values(self) -> list[float]:
+        count = int(np.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+        return [round(self.start + i * self.step, 6) for i in range(count)]
+
+
+class ProtocolConfig(Section):
+    watchlist_sizes: list[int] = Field(default=[100, 1000], min_length=1)
+    enrolment_images: int = Field(default=1, ge=1, le=10, description="images enrolled per listed identity")
+    max_mated_identities: int | None = Field(
+        default=None, ge=1, description="cap on listed people searched for"
+    )
+    synthetic_filler: bool = Field(
+        default=False, description="pad the watchlist with synthetic identities when real ones run out"
+    )
+    max_searches_per_identity: int | None = Field(
+        default=None, ge=1, description="cap on searches of one named person (mated or non-mated)"
+    )
+    rank: int = Field(default=1, ge=1, le=50, description="a mated search hits only at this rank or better")
+    top_k: int = Field(default=5, ge=1, le=50, description="candidates returned per search, as the matcher")
+
+
+class StatisticsConfig(Section):
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    correction: Literal["holm", "bonferroni", "none"] = "holm"
+    min_group_searches: int = Field(default=30, ge=1, description="smaller groups are shown, not tested")
+    bootstrap_samples: int = Field(default=1000, ge=0)
+    recommend_on: list[Literal["fpir", "fnir"]] = Field(
+        default=["fpir"],
+        min_length=1,
+        description="differentials the recommended threshold must be free of (both are always reported)",
+    )
+
+
+class EvalConfig(Section):
+    name: str = "evaluation"
+    seed: int = 0
+    output_dir: str = "var/eval-reports"
+    cache_dir: str = "var/eval-cache"
+    model: ModelSettings = ModelSettings(det_size=256)
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    protocol: ProtocolConfig = ProtocolConfig()
+    thresholds: ThresholdGrid | list[float] = ThresholdGrid()
+    attributes: list[str] = Field(default=["gender", "race"])
+    intersections: list[list[str]] = Field(default=[["race", "gender"]])
+    statistics: StatisticsConfig = StatisticsConfig()
+    base_dir: str = Field(default=".", description="set by the loader: the config file's folder")
+
+    @model_validator(mode="after")
+    def _has_identities(self) -> EvalConfig:
+        if not any(d.role == "identities" for d in self.datasets):
+            raise ValueError("at least one dataset must have role: identities (the watchlist's source)")
+        return self
+
+    def threshold_values(self) -> list[float]:
+        values = self.thresholds.values() if isinstance(self.thresholds, ThresholdGrid) else self.thresholds
+        return sorted(set(values))
+
+    def resolve(self, path: str) -> Path:
+        expanded = Path(os.path.expandvars(os.path.expanduser(path)))
+        if "$" in str(expanded):
+            raise ConfigError(f"unset environment variable in path {path!r}")
+        return expanded if expanded.is_absolute() else Path(self.base_dir) / expanded
+
+
+def load_eval_config(path: Path) -> EvalConfig:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    data.setdefault("base_dir", str(path.resolve().parent))
+    try:
+        return EvalConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid evaluation config {path}: {problems}") from exc
+
+
+def build_manifest_dataset(config: EvalConfig, spec: DatasetConfig) -> ManifestDataset:
+    assert spec.root is not None
+    root = config.resolve(spec.root)
+    columns = ManifestColumns(
+        path=spec.columns.path,
+        identity=spec.columns.identity,
+        attributes=spec.columns.attributes,
+        value_maps=spec.columns.value_maps,
+        multi_value_separator=spec.columns.multi_value_separator,
+    )
+    return ManifestDataset(spec.name, root, root / spec.manifest, columns, limit=spec.limit)
+
+
+def build_synthetic_dataset(config: EvalConfig, spec: DatasetConfig) -> SyntheticDataset:
+    assert spec.synthetic is not None
+    s = spec.synthetic
+    return SyntheticDataset(
+        name=spec.name,
+        groups=[SyntheticGroup(g.attributes, g.share, g.impostor_similarity) for g in s.groups],
+        identities=s.identities if spec.role == "identities" else 0,
+        images_per_identity=s.images_per_identity,
+        passers_by=s.passers_by,
+        dimension=s.dimension,
+        genuine_similarity=s.genuine_similarity,
+        # Two synthetic datasets of one config must not share people: derive each one's seed from its name.
+        seed=config.seed ^ int.from_bytes(hashlib.sha256(spec.name.encode()).digest()[:4], "big"),
+        population_seed=config.seed,
+    )

@@ -1,0 +1,50 @@
+"""From a configuration to embedded datasets: the slow, cached part of an evaluation run."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from evaluation.config import DatasetConfig, EvalConfig, build_manifest_dataset, build_synthetic_dataset
+from evaluation.datasets import EmbeddedSet
+from evaluation.extraction import EmbeddingCache, ExtractionSettings, QualityGate, accept_all, embed_manifest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedDataset:
+    spec: DatasetConfig
+    embedded: EmbeddedSet
+
+
+def embed_datasets(
+    config: EvalConfig, gate: QualityGate = accept_all, gate_name: str = "none"
+) -> list[EmbeddedDataset]:
+    results: list[EmbeddedDataset] = []
+    manifests = [d for d in config.datasets if d.kind == "manifest"]
+    # Read every manifest before loading models, so a wrong path fails in a second, not after a minute.
+    datasets = {d.name: build_manifest_dataset(config, d) for d in manifests}
+    embedder = None
+    if manifests:
+        from lfr.adapters.embedder import InsightFaceEmbedder
+
+        embedder = InsightFaceEmbedder(config.model)
+    cache = EmbeddingCache(config.resolve(config.cache_dir)) if manifests else None
+    settings = ExtractionSettings(config.model.det_size, config.model.det_threshold, gate_name)
+    try:
+        for spec in config.datasets:
+            if spec.kind == "synthetic":
+                embedded = build_synthetic_dataset(config, spec).embedded()
+            else:
+                assert embedder is not None
+                assert cache is not None
+                embedded = embed_manifest(datasets[spec.name], embedder, settings, cache, gate)
+            logger.info(
+                "%s: %d samples, %d acquired", spec.name, len(embedded.samples), int(embedded.acquired.sum())
+            )
+            results.append(EmbeddedDataset(spec, embedded))
+    finally:
+        if cache is not None:
+            cache.close()
+    return results

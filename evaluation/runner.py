@@ -1,0 +1,173 @@
+"""`lfr eval run`: embed, search, analyse, report."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluation.analysis import StatisticsSettings, WatchlistAnalysis, analyse, failure_to_acquire
+from evaluation.config import EvalConfig
+from evaluation.extraction import QualityGate, accept_all
+from evaluation.pipeline import EmbeddedDataset, embed_datasets
+from evaluation.protocol import INTERSECTION_JOIN, SOURCE_ATTRIBUTE, OpenSetProtocol, Role
+from evaluation.report import ReportInputs, recommended_overall, write_report
+
+logger = logging.getLogger(__name__)
+
+QUANTISED_PACKS = {"buffalo_sc_int8": "int8-quantised MobileFaceNet (insightface buffalo_sc, w600k_mbf)"}
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    paths: dict[str, Path]
+    recommended_threshold: float | None
+
+
+def run_evaluation(
+    config: EvalConfig,
+    config_text: str,
+    gate: QualityGate = accept_all,
+    gate_name: str = "none",
+    embedded: Sequence[EmbeddedDataset] | None = None,
+) -> RunResult:
+    datasets = list(embedded) if embedded is not None else embed_datasets(config, gate, gate_name)
+    protocol = OpenSetProtocol(
+        [Role(d.embedded, d.spec.role == "identities") for d in datasets],
+        attributes=config.attributes,
+        intersections=config.intersections,
+        enrolment_images=config.protocol.enrolment_images,
+        max_mated_identities=config.protocol.max_mated_identities,
+        synthetic_filler=config.protocol.synthetic_filler,
+        top_k=config.protocol.top_k,
+        seed=config.seed,
+        max_searches_per_identity=config.protocol.max_searches_per_identity,
+    )
+    s = config.statistics
+    settings = StatisticsSettings(
+        alpha=s.alpha,
+        confidence=s.confidence,
+        correction=s.correction,
+        min_group_searches=s.min_group_searches,
+        bootstrap_samples=s.bootstrap_samples,
+        recommend_on=tuple(s.recommend_on),
+        rank=config.protocol.rank,
+        seed=config.seed,
+    )
+    group_by = [
+        *config.attributes,
+        *(INTERSECTION_JOIN.join(c) for c in config.intersections),
+        SOURCE_ATTRIBUTE,
+    ]
+    analyses = []
+    for size in sorted(config.protocol.watchlist_sizes):
+        run = protocol.run(size)
+        analyses.append(analyse(run, config.threshold_values(), group_by, settings))
+        logger.info(
+            "watchlist %d analysed; recommended threshold %s", size, analyses[-1].recommended_threshold
+        )
+    acquisition = [
+        g
+        for d in datasets
+        for g in failure_to_acquire(d.embedded, config.attributes, config.intersections, s.confidence)
+    ]
+    inputs = ReportInputs(
+        name=config.name,
+        config_text=config_text,
+        seed=config.seed,
+        model_id=protocol.model_id,
+        model_description=QUANTISED_PACKS.get(config.model.resolved_pack(), "")
+        if any(d.spec.kind == "manifest" for d in datasets)
+        else "synthetic embeddings (no model)",
+        embedded=[d.embedded for d in datasets],
+        roles={d.embedded.dataset: d.spec.role for d in datasets},
+        analyses=analyses,
+        acquisition=acquisition,
+        statistics=s.model_dump(),
+        rank=config.protocol.rank,
+        enrolment_images=config.protocol.enrolment_images,
+        caveats=caveats(config, datasets, analyses, gate_name),
+    )
+    paths = write_report(inputs, config.resolve(config.output_dir))
+    return RunResult(paths, recommended_overall(analyses))
+
+
+def caveats(
+    config: EvalConfig,
+    datasets: Sequence[EmbeddedDataset],
+    analyses: Sequence[WatchlistAnalysis],
+    gate_name: str,
+) -> list[str]:
+    notes = []
+    names = {d.spec.name.lower() for d in datasets}
+    if "lfw" in names:
+        notes.append(
+            "LFW: gender labels from Afifi & Abdelhamed 2017 (manually verified); race labels from the MICA "
+            "project (usc-sail/mica-race-from-face) exist for only about 30% of identities, and labels "
+            "where annotators disagreed count as unknown. LFW is mostly white, male, adult and "
+            "photographed by the press: not the population a camera in a UK street sees."
+        )
+    if "utkface" in names:
+        notes.append(
+            "UTKFace: age, gender and race labels come from the dataset's authors, in five coarse race "
+            "categories; it has no identity labels, so its images serve only as non-mated passers-by. "
+            "A UTKFace person who is also in LFW would be counted as a passer-by."
+        )
+    cap = config.protocol.max_searches_per_identity
+    notes.append(
+        (
+            f"Searches per named person are capped at {cap}. "
+            if cap
+            else "Searches per person are not capped. "
+        )
+        + "Searches of one named person (several images) are not independent; Wilson and "
+        "Clopper-Pearson intervals and the Fisher tests treat searches as independent (so they overstate "
+        "certainty somewhat for mated rates); the bootstrap intervals for mated rates resample people."
+    )
+    floor = config.statistics.min_group_searches
+    small = sorted(
+        {
+            f"{g.attribute}={g.group} ({kind})"
+            for a in analyses
+            for g in a.rows[0].groups
+            for kind, n in (("fpir", g.fpir.searches), ("fnir", g.fnir.searches))
+            if g.group and 0 < n < floor
+        }
+    )
+    if small:
+        notes.append(
+            f"Groups with fewer than {floor} searches of a kind are shown but not tested: "
+            f"{', '.join(small)}. No significant differential is not evidence of no differential when "
+            "groups are small: see the interval widths."
+        )
+    if any(a.run.synthetic_filler for a in analyses):
+        notes.append(
+            "Some watchlists were padded with SYNTHETIC filler identities (Gaussian vectors fitted to the "
+            "enrolled embeddings). They are nobody's face; their effect on FPIR is not that of real people."
+        )
+    if any(d.embedded.synthetic for d in datasets):
+        notes.append("Synthetic datasets are in this run: their figures say nothing about any real model.")
+    notes.append(
+        f"Quality gate: {gate_name}. The live camera node's gate rejects some faces before matching; "
+        "figures here are for faces the evaluation pipeline accepted."
+    )
+    if any(d.spec.role == "passers_by" for d in datasets):
+        notes.append(
+            "Non-mated searches come from more than one source (see the 'dataset' rows), which differ in "
+            "imaging as well as people, so part of a group differential can be a dataset effect. A group's "
+            "FPIR also depends on how many listed people resemble it: a watchlist drawn from LFW is mostly "
+            "White and male, so White passers-by meet more look-alikes on it; a force's own watchlist "
+            "composition changes these figures."
+        )
+    notes.append(
+        "Thresholds are on this model's cosine-similarity scale; they are not comparable with another "
+        "model's (e.g. the NPL 2023 study's 0.6 for the Met's NEC system)."
+    )
+    notes.append(
+        "Multiple comparisons are corrected within each rate and threshold "
+        f"({config.statistics.correction}), not across thresholds; the recommended threshold requires "
+        f"no significant {'/'.join(r.upper() for r in config.statistics.recommend_on)} differential at it "
+        "and at every higher threshold of the grid."
+    )
+    return notes

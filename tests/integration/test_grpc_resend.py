@@ -1,0 +1,98 @@
+"""Observations re-sent after a broken stream are answered from memory: one face, one alert."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from lfr.adapters.grpc.resends import RecentResults
+from lfr.config import LfrConfig
+from lfr.domain.observation import ObservationResult, Outcome
+from lfr.v1 import ingest_pb2 as ipb
+from tests.integration.conftest import World, matcher_config, observation
+
+BATCH_WAIT_S = 0.05
+
+
+@pytest.fixture
+def config() -> LfrConfig:
+    # The matcher gathers each batch this long, which leaves time to break a stream mid-batch.
+    return matcher_config(**{"matching.batch_wait_ms": BATCH_WAIT_S * 1000})
+
+
+async def send(world: World, session: str, batch: list[ipb.Observation]) -> ipb.ObservationResults:
+    call = world.ingest.Stream(metadata=world.md("cam-1"))
+    await call.write(ipb.ObservationBatch(observations=batch, node_session=session))
+    answer: ipb.ObservationResults = await call.read()
+    await call.done_writing()
+    assert await call.read() == grpc.aio.EOF
+    return answer
+
+
+def stored_alert_ids(world: World) -> list[str]:
+    with world.container.store() as uow:
+        return [a.id for a in uow.alerts.find()]
+
+
+async def test_resent_observation_gets_the_same_alert_and_raises_no_second_one(world: World):
+    await world.armed_window()
+    batch = [observation(1, world.people[2]), observation(2, world.stranger())]
+    first = await send(world, "node-a", batch)
+    again = await send(world, "node-a", batch)
+    assert [r.outcome for r in first.results] == [ipb.OUTCOME_ALERT, ipb.OUTCOME_NO_MATCH]
+    assert list(again.results) == list(first.results)
+    assert stored_alert_ids(world) == [first.results[0].alert_id]
+    world.container.flush_counters()
+    with world.container.store() as uow:
+        assert sum(uow.counters.totals().values()) == 2  # the re-sent faces were not counted again
+
+
+async def test_a_new_node_session_with_the_same_seq_is_matched_afresh(world: World):
+    await world.armed_window()
+    old = await send(world, "node-a", [observation(1, world.people[2])])
+    new = await send(world, "node-b", [observation(1, world.people[4])])
+    unnamed = await send(world, "", [observation(1, world.people[4])])  # no session: no memory
+    ids = [a.results[0].alert_id for a in (old, new, unnamed)]
+    assert len(set(ids)) == 3
+    assert sorted(stored_alert_ids(world)) == sorted(ids)
+
+
+async def test_resend_of_a_batch_cut_off_before_its_answer_raises_one_alert(world: World):
+    await world.armed_window()
+    batch = [observation(5, world.people[1])]
+    broken = world.ingest.Stream(metadata=world.md("cam-1"))
+    await broken.write(ipb.ObservationBatch(observations=batch, node_session="node-a"))
+    await asyncio.sleep(BATCH_WAIT_S / 3)  # read and waiting in the micro-batcher
+    broken.cancel()  # the stream breaks before the answer is read, as in a network cut
+    answer = await send(world, "node-a", batch)
+    assert answer.results[0].outcome == ipb.OUTCOME_ALERT
+    await asyncio.sleep(2 * BATCH_WAIT_S)  # anything the broken stream's batch still did has happened by now
+    assert stored_alert_ids(world) == [answer.results[0].alert_id]
+
+
+async def test_memory_of_recent_results_is_bounded_in_size_and_age():
+    now = [0.0]
+    recent = RecentResults(max_entries=3, max_age_seconds=10, monotonic=lambda: now[0])
+    loop = asyncio.get_running_loop()
+
+    def done(alert: str) -> asyncio.Future[ObservationResult]:
+        future: asyncio.Future[ObservationResult] = loop.create_future()
+        future.set_result(ObservationResult(Outcome.ALERT, alert_id=alert))
+        return future
+
+    for seq in range(1, 6):
+        recent.remember(("cam-1", "s", seq), done(f"a{seq}"))
+        now[0] += 1
+    assert len(recent) == 3
+    assert recent.get(("cam-1", "s", 2)) is None  # oldest dropped first
+    kept = recent.get(("cam-1", "s", 5))
+    assert kept is not None
+    assert kept.result().alert_id == "a5"
+    now[0] += 8.5  # seq 3 was remembered 10.5 s ago, seq 5 8.5 s ago
+    assert recent.get(("cam-1", "s", 3)) is None
+    assert recent.get(("cam-1", "s", 5)) is not None
+    now[0] += 2
+    assert recent.get(("cam-1", "s", 5)) is None
+    assert len(recent) == 0
