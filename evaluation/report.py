@@ -40,6 +40,7 @@ class ReportInputs:
     enrolment_images: int
     caveats: Sequence[str]
     model_description: str = ""
+    quality_gate: dict[str, Any] | None = None  # kind, description, policy fields
 
 
 def dataset_fingerprint(embedded: Sequence[EmbeddedSet]) -> str:
@@ -135,6 +136,7 @@ def build_document(inputs: ReportInputs) -> dict[str, Any]:
             }
             for e in inputs.embedded
         ],
+        "quality_gate": inputs.quality_gate or {"kind": "none", "description": "none", "policy": None},
         "seed": inputs.seed,
         "protocol": {"rank": inputs.rank, "enrolment_images": inputs.enrolment_images},
         "statistics": inputs.statistics,
