@@ -20,6 +20,7 @@ import numpy as np
 from evaluation.analysis import AcquisitionGroup, Rate, ThresholdResult, WatchlistAnalysis
 from evaluation.datasets import UNKNOWN, EmbeddedSet
 from evaluation.metrics import one_in
+from evaluation.protocol import INTERSECTION_JOIN as INTERSECTION
 
 REPORT_VERSION = 1
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -462,7 +463,30 @@ def markdown_summary(document: dict[str, Any], group_thresholds: Sequence[float]
                     f"{g['fnir']['count']}/{g['fnir']['searches']:,} |"
                 )
             lines.append("")
+    lines += _markdown_fta(document)
     return "\n".join(lines)
+
+
+def _markdown_fta(document: dict[str, Any]) -> list[str]:
+    """Failure to acquire per dataset and group, with reasons; intersections left to the report."""
+    rows = [g for g in document.get("failure_to_acquire", []) if INTERSECTION not in g["attribute"]]
+    if not rows:
+        return []
+    gate = document.get("quality_gate", {}).get("description", "none")
+    lines = [
+        f"Failure to acquire (quality gate: {gate}):",
+        "",
+        "| dataset | attribute | group | FTA [Wilson 95%] | failures / images | reasons |",
+        "|---|---|---|---|---|---|",
+    ]
+    for g in rows:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in g.get("reasons", {}).items())
+        lines.append(
+            f"| {g['dataset']} | {g['attribute']} | {g['group']} | {_pct(g['value'], 2)} "
+            f"[{_pct(g['wilson'][0], 2)}, {_pct(g['wilson'][1], 2)}] | {g['count']}/{g['searches']:,} | "
+            f"{reasons} |"
+        )
+    return [*lines, ""]
 
 
 def _fmt_threshold(value: float | None) -> str:

@@ -86,16 +86,21 @@ def run_evaluation(
         rank=config.protocol.rank,
         enrolment_images=config.protocol.enrolment_images,
         caveats=caveats(config, datasets, analyses),
-        quality_gate={
-            "kind": config.quality_gate.kind,
-            "description": config.quality_gate.describe(),
-            "policy": None
-            if (policy := config.quality_gate.quality_policy()) is None
-            else dataclasses.asdict(policy),
-        },
+        quality_gate=quality_gate_record(config, datasets),
     )
     paths = write_report(inputs, config.resolve(config.output_dir))
     return RunResult(paths, recommended_overall(analyses))
+
+
+def quality_gate_record(config: EvalConfig, datasets: Sequence[EmbeddedDataset]) -> dict[str, object]:
+    if not any(d.spec.kind == "manifest" for d in datasets):
+        return {"kind": "n/a", "description": "not applicable (synthetic embeddings)", "policy": None}
+    policy = config.quality_gate.quality_policy()
+    return {
+        "kind": config.quality_gate.kind,
+        "description": config.quality_gate.describe(),
+        "policy": None if policy is None else dataclasses.asdict(policy),
+    }
 
 
 def quality_gate_note(config: EvalConfig) -> str:

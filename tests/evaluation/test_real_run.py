@@ -50,7 +50,9 @@ def test_small_real_run_writes_a_report_with_sensible_rates(small_config):
     document = json.loads(result.paths["json"].read_text())
     assert {d["name"]: d["images"] for d in document["datasets"]} == {"lfw": 200, "utkface": 80}
     lfw = next(d for d in document["datasets"] if d["name"] == "lfw")
-    assert lfw["acquired"] >= 190  # pre-cropped faces: the detector finds nearly all
+    assert lfw["acquired"] >= 190  # pre-cropped faces: the detector finds and the camera gate passes most
+    assert document["quality_gate"]["kind"] == "camera"  # the default: the camera node's gate
+    assert document["quality_gate"]["policy"]["min_sharpness"] == 30
     small = document["watchlists"][0]
     assert small["mated_identities"] == 20
     assert small["rank1_identification_rate"] > 0.8  # the shared pack separates LFW pairs well
