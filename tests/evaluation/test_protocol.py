@@ -115,5 +115,9 @@ def test_a_lost_image_moves_only_its_own_person_so_two_gates_compare_paired():
     after = mated_scores(dataclasses.replace(full, acquired=acquired))
     assert victim not in after
     assert len(set(after) - set(before)) == 1  # the next person in the seeded order takes the place
-    # everyone else keeps their enrolled image and their searches: the same mated scores
-    assert {p: before[p] for p in before if p != victim} == {p: after[p] for p in before if p != victim}
+    # everyone else keeps their enrolled image and their searches: the same mated scores (up to float
+    # rounding: FAISS sums in another order when the batch shape changes)
+    others = [p for p in before if p != victim]
+    assert all(len(before[p]) == len(after[p]) for p in others)
+    np.testing.assert_allclose([s for p in others for s in before[p]], [s for p in others for s in after[p]],
+                               rtol=1e-5)  # fmt: skip
