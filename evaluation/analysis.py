@@ -220,6 +220,7 @@ class AcquisitionGroup:
     attribute: str
     group: str
     rate: Rate  # failure to acquire
+    reasons: dict[str, int] = field(default_factory=dict)  # failure reason -> images (quality:blurry, ...)
 
 
 def failure_to_acquire(
@@ -228,11 +229,13 @@ def failure_to_acquire(
     intersections: Sequence[Sequence[str]],
     confidence: float = 0.95,
 ) -> list[AcquisitionGroup]:
-    """FTA per dataset and group: images where no usable face was found, over images attempted."""
+    """FTA per dataset and group: images where no usable face was found (none, or one the quality gate
+    rejected), over images attempted, with the count of each reason."""
     rows = list(range(len(embedded.samples)))
     columns = {"all": np.array(["all"] * len(rows), dtype=object)}
     columns |= attribute_columns(embedded, rows, attributes, intersections)
     failed = ~embedded.acquired
+    reasons = np.array(embedded.failure_reasons, dtype=object)
     found = []
     for attribute, values in columns.items():
         for group in sorted(set(values.tolist()), key=lambda g: (g == UNKNOWN, g)):
@@ -243,6 +246,14 @@ def failure_to_acquire(
                     attribute,
                     group,
                     Rate.of(int(failed[mask].sum()), int(mask.sum()), confidence),
+                    _tally(reasons[mask & failed]),
                 )
             )
     return found
+
+
+def _tally(values: np.ndarray) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values.tolist():
+        counts[str(value)] = counts.get(str(value), 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))

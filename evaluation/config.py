@@ -11,8 +11,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from evaluation.datasets import ManifestColumns, ManifestDataset, SyntheticDataset, SyntheticGroup
+from evaluation.datasets import AgeBands, ManifestColumns, ManifestDataset, SyntheticDataset, SyntheticGroup
+from lfr.adapters.camera.config import GateSettings
 from lfr.adapters.embedder import ModelSettings
+from lfr.domain.quality import QualityPolicy
 
 
 class ConfigError(ValueError):
@@ -23,6 +25,24 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class AgeBandsConfig(Section):
+    column: str = Field(description="manifest column holding integer ages in years")
+    attribute: str = Field(default="age", description="canonical name of the derived attribute")
+    lower_bounds: list[int] = Field(
+        default=[0, 18, 30, 45, 60],
+        min_length=1,
+        description="first age of each band; the last band is open-ended (0, 18, 30 -> 0-17, 18-29, 30+)",
+    )
+
+    def bands(self) -> AgeBands:
+        return AgeBands(self.column, tuple(self.lower_bounds), self.attribute)
+
+    @model_validator(mode="after")
+    def _valid_bands(self) -> AgeBandsConfig:
+        self.bands()  # raises ValueError on bounds that are not increasing
+        return self
+
+
 class ColumnsConfig(Section):
     path: str = "path"
     identity: str | None = Field(default="identity", description="null: no identities (passers-by only)")
@@ -31,6 +51,15 @@ class ColumnsConfig(Section):
     multi_value_separator: str | None = Field(
         default=",", description="raw labels holding it (annotators disagreed) count as unknown"
     )
+    age_bands: AgeBandsConfig | None = Field(
+        default=None, description="derive an age-band attribute from a column of integer ages"
+    )
+
+    @model_validator(mode="after")
+    def _age_attribute_is_new(self) -> ColumnsConfig:
+        if self.age_bands is not None and self.age_bands.attribute in self.attributes:
+            raise ValueError(f"age_bands.attribute {self.age_bands.attribute!r} is also a plain attribute")
+        return self
 
 
 class SyntheticGroupConfig(Section):
@@ -112,12 +141,38 @@ class StatisticsConfig(Section):
     )
 
 
+class QualityGateConfig(GateSettings):
+    """`camera`: the camera node's quality gate (its defaults, bounds and field names, from the node's own
+    `gate:` settings), with any field overridden here; `none`: every detected face is used."""
+
+    kind: Literal["camera", "none"] = "camera"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: object) -> object:
+        return {"kind": data} if isinstance(data, str) else data
+
+    def quality_policy(self) -> QualityPolicy | None:
+        return None if self.kind == "none" else QualityPolicy(**self.model_dump(exclude={"kind"}))
+
+    def describe(self) -> str:
+        if self.kind == "none":
+            return "none (every detected face is used)"
+        changed = self.model_dump(exclude={"kind"}, exclude_defaults=True)
+        overrides = ", ".join(f"{k}={v:g}" for k, v in changed.items())
+        return "camera node default" + (f" with {overrides}" if overrides else "")
+
+
 class EvalConfig(Section):
     name: str = "evaluation"
     seed: int = 0
     output_dir: str = "var/eval-reports"
     cache_dir: str = "var/eval-cache"
     model: ModelSettings = ModelSettings(det_size=256)
+    quality_gate: QualityGateConfig = Field(
+        default=QualityGateConfig(),
+        description="camera (default; the camera node's gate, fields overridable) or none",
+    )
     datasets: list[DatasetConfig] = Field(min_length=1)
     protocol: ProtocolConfig = ProtocolConfig()
     thresholds: ThresholdGrid | list[float] = ThresholdGrid()
@@ -169,6 +224,7 @@ def build_manifest_dataset(config: EvalConfig, spec: DatasetConfig) -> ManifestD
         attributes=spec.columns.attributes,
         value_maps=spec.columns.value_maps,
         multi_value_separator=spec.columns.multi_value_separator,
+        age_bands=None if spec.columns.age_bands is None else spec.columns.age_bands.bands(),
     )
     return ManifestDataset(spec.name, root, root / spec.manifest, columns, limit=spec.limit)
 

@@ -6,8 +6,10 @@ demographic attributes under canonical names) plus a fingerprint that changes wh
 
 from __future__ import annotations
 
+import bisect
 import csv
 import hashlib
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +60,35 @@ class ManifestError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class AgeBands:
+    """An age-band attribute derived from a column of integer ages (ISO/IEC 19795-10 asks for age groups;
+    NIST FRTE reports FPIR rising for the young and the old)."""
+
+    column: str
+    lower_bounds: tuple[int, ...] = (0, 18, 30, 45, 60)  # first age of each band; the last is open-ended
+    attribute: str = "age"
+
+    def __post_init__(self) -> None:
+        bounds = self.lower_bounds
+        if not bounds or bounds[0] < 0 or any(b >= a for b, a in itertools.pairwise(bounds)):
+            raise ValueError(f"age band lower bounds must be non-negative and increasing, got {bounds}")
+
+    def labels(self) -> tuple[str, ...]:
+        bounds = self.lower_bounds
+        closed = tuple(f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(bounds))
+        return (*closed, f"{bounds[-1]}+")
+
+    def band(self, raw: str) -> str:
+        """The band of an age given as text; UNKNOWN if it is missing, not an integer or below the first."""
+        try:
+            age = int(raw.strip())
+        except ValueError:
+            return UNKNOWN
+        position = bisect.bisect_right(self.lower_bounds, age) - 1
+        return UNKNOWN if position < 0 else self.labels()[position]
+
+
+@dataclass(frozen=True, slots=True)
 class ManifestColumns:
     path: str = "path"
     identity: str | None = "identity"  # None: no identities at all (every image a non-mated probe)
@@ -66,6 +97,7 @@ class ManifestColumns:
     # canonical attribute name -> {raw value -> canonical value}; unmapped raw values are kept as they are
     value_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     multi_value_separator: str | None = ","  # raw values holding it (annotators disagreed) become UNKNOWN
+    age_bands: AgeBands | None = None
 
 
 class ManifestDataset:
@@ -92,6 +124,8 @@ class ManifestDataset:
                 reader = csv.DictReader(handle)
                 header = set(reader.fieldnames or ())
                 wanted = {self.columns.path, *self.columns.attributes.values()}
+                if self.columns.age_bands is not None:
+                    wanted.add(self.columns.age_bands.column)
                 if self.columns.identity is not None:
                     wanted.add(self.columns.identity)
                 missing = sorted(wanted - header)
@@ -114,6 +148,8 @@ class ManifestDataset:
             attributes = {
                 name: self._canonical(name, row[column]) for name, column in self.columns.attributes.items()
             }
+            if (bands := self.columns.age_bands) is not None:
+                attributes[bands.attribute] = bands.band(row[bands.column])
             samples.append(Sample(key, identity or None, attributes))
         return tuple(samples)
 
@@ -145,6 +181,18 @@ def _columns_as_dict(columns: ManifestColumns) -> dict[str, object]:
         "attributes": dict(columns.attributes),
         "value_maps": {k: dict(v) for k, v in columns.value_maps.items()},
         "multi_value_separator": columns.multi_value_separator,
+        # Absent (not null) without bands, so fingerprints of configs without them do not change.
+        **(
+            {}
+            if columns.age_bands is None
+            else {
+                "age_bands": {
+                    "column": columns.age_bands.column,
+                    "lower_bounds": list(columns.age_bands.lower_bounds),
+                    "attribute": columns.age_bands.attribute,
+                }
+            }
+        ),
     }
 
 

@@ -1,8 +1,10 @@
-"""Embedding a manifest dataset with the camera node's own embedder, cached on disk.
+"""Embedding a manifest dataset with the camera node's own embedder and quality gate, cached on disk.
 
-The cache holds embeddings of DATASET images (consented research data), keyed by the image's content hash,
-the recogniser's model id and the detection settings, so a rerun only embeds what changed. It never sees
-a passer-by: the live matcher does not use this module.
+The cache holds, per DATASET image (consented research data), what detection found, the face's quality
+measurements (what the camera node's gate judges) and its embedding, keyed by the image's content hash,
+the recogniser's model id and the detection settings: not by the gate. Every detected face is measured and
+embedded once; the gate is applied when the cache is read, so a changed gate threshold never re-embeds.
+It never sees a passer-by: the live matcher does not use this module.
 
 A failure to acquire (unreadable image, no face, face rejected by the quality gate) is kept as a reason:
 failure-to-acquire rates per demographic group are themselves a bias measure (ISO/IEC 19795-1).
@@ -10,34 +12,62 @@ failure-to-acquire rates per demographic group are themselves a bias measure (IS
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from evaluation.datasets import EmbeddedSet, ManifestDataset, Sample
-from lfr.adapters.embedder import DetectedFace, InsightFaceEmbedder
+from lfr.adapters.embedder import DetectedFace
+from lfr.domain.observation import FaceQuality
+from lfr.domain.quality import QualityPolicy, gate
 
 logger = logging.getLogger(__name__)
 
 NO_FACE = "no_face"
 UNREADABLE = "unreadable"
+QUALITY = "quality:"  # prefix of a gate rejection's failure reason: quality:blurry, quality:yaw, ...
+CACHE_VERSION = 2  # 1: embeddings only, the gate's name in the key; 2: measurements too, gate-free key
 
 
-# A quality gate sees the detected face and its aligned crop and returns why it must not be used, or None.
-# Same shape as the camera node's gate (camera branch: lfr.domain.quality.gate over
-# lfr.adapters.face_quality.measure(face, aligned)), so once merged both reject faces alike:
-#   lambda face, aligned: (r := gate(measure(face, aligned), policy)) and str(r)
-QualityGate = Callable[[DetectedFace, np.ndarray], str | None]
+class FaceEmbedder(Protocol):
+    """What extraction needs of `lfr.adapters.embedder.InsightFaceEmbedder` (the camera node's)."""
+
+    model_id: str
+    dimension: int
+
+    def detect(self, image_bgr: np.ndarray, max_faces: int = 0) -> list[DetectedFace]: ...
+    def align(self, image_bgr: np.ndarray, face: DetectedFace) -> np.ndarray: ...
+    def embed_aligned(self, aligned_faces: list[np.ndarray]) -> np.ndarray: ...
 
 
-def accept_all(face: DetectedFace, aligned_bgr: np.ndarray) -> str | None:
-    return None
+@dataclass(frozen=True, slots=True)
+class FaceRecord:
+    """What the cache knows of one image: no face (failure), or the chosen face's quality and embedding."""
+
+    failure: str  # "" when a face was found
+    quality: FaceQuality | None = None
+    vector: np.ndarray | None = None
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.failure) or (self.quality is not None and self.vector is not None)
+
+    def reason(self, policy: QualityPolicy | None) -> str:
+        """Why this image is not acquired under `policy` ("" when it is)."""
+        if self.failure or policy is None:
+            return self.failure
+        assert self.quality is not None
+        rejected = gate(self.quality, policy)
+        return "" if rejected is None else f"{QUALITY}{rejected}"
 
 
 def choose_face(faces: Sequence[DetectedFace], image_shape: tuple[int, ...]) -> DetectedFace | None:
@@ -60,7 +90,12 @@ def file_sha256(path: Path) -> str:
 
 
 class EmbeddingCache:
-    """SQLite (stdlib): one file, safe to share between runs, cheap lookups by key."""
+    """SQLite (stdlib): one file, safe to share between runs, cheap lookups by key.
+
+    Opening a version-1 cache migrates it in place: its ungated rows (`gate:none` in the key) keep their
+    embeddings and only lack measurements, which the next run adds without re-embedding; its gated rows
+    never embedded the faces they rejected, so they are dropped and redone.
+    """
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -68,34 +103,60 @@ class EmbeddingCache:
         self._db = sqlite3.connect(self.path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS embedding (content_sha256 TEXT, pipeline TEXT, failure TEXT, "
-            "vector BLOB, PRIMARY KEY (content_sha256, pipeline))"
+            "vector BLOB, quality TEXT, PRIMARY KEY (content_sha256, pipeline))"
         )
+        self._migrate()
         self._db.commit()
 
-    def get_many(self, pipeline: str, digests: Sequence[str]) -> dict[str, tuple[str, np.ndarray | None]]:
-        found: dict[str, tuple[str, np.ndarray | None]] = {}
+    def _migrate(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version >= CACHE_VERSION:
+            return
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(embedding)")}
+        if "quality" not in columns:
+            self._db.execute("ALTER TABLE embedding ADD COLUMN quality TEXT")
+        kept = self._db.execute(
+            "UPDATE OR IGNORE embedding SET pipeline = replace(pipeline, '|gate:none|', '|') "
+            "WHERE pipeline LIKE '%|gate:none|%'"
+        ).rowcount
+        dropped = self._db.execute("DELETE FROM embedding WHERE pipeline LIKE '%|gate:%'").rowcount
+        self._db.execute(f"PRAGMA user_version = {CACHE_VERSION}")
+        if kept or dropped:
+            logger.info("cache migrated to v%d: %d embeddings kept, %d gated rows dropped", CACHE_VERSION,
+                        kept, dropped)  # fmt: skip
+
+    def get_many(self, pipeline: str, digests: Sequence[str]) -> dict[str, FaceRecord]:
+        found: dict[str, FaceRecord] = {}
         unique = list(dict.fromkeys(digests))
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT content_sha256, failure, vector FROM embedding WHERE pipeline = ? "
+                f"SELECT content_sha256, failure, vector, quality FROM embedding WHERE pipeline = ? "
                 f"AND content_sha256 IN ({marks})",
                 [pipeline, *chunk],
             )
-            for digest, failure, blob in rows:
-                found[digest] = (
+            for digest, failure, blob, quality in rows:
+                found[digest] = FaceRecord(
                     failure,
+                    None if quality is None else FaceQuality(**json.loads(quality)),
                     None if blob is None else np.frombuffer(blob, dtype=np.float32).copy(),
                 )
         return found
 
-    def put_many(self, pipeline: str, entries: Sequence[tuple[str, str, np.ndarray | None]]) -> None:
+    def put_many(self, pipeline: str, entries: Sequence[tuple[str, FaceRecord]]) -> None:
         self._db.executemany(
-            "INSERT OR REPLACE INTO embedding VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO embedding (content_sha256, pipeline, failure, vector, quality) "
+            "VALUES (?, ?, ?, ?, ?)",
             [
-                (digest, pipeline, failure, None if v is None else np.asarray(v, np.float32).tobytes())
-                for digest, failure, v in entries
+                (
+                    digest,
+                    pipeline,
+                    r.failure,
+                    None if r.vector is None else np.asarray(r.vector, np.float32).tobytes(),
+                    None if r.quality is None else json.dumps(dataclasses.asdict(r.quality)),
+                )
+                for digest, r in entries
             ],
         )
         self._db.commit()
@@ -108,85 +169,94 @@ class EmbeddingCache:
 class ExtractionSettings:
     det_size: int
     det_threshold: float
-    gate_name: str = "none"
     batch_size: int = 64
 
     def pipeline_id(self, model_id: str) -> str:
-        return f"{model_id}|det{self.det_size}@{self.det_threshold:g}|gate:{self.gate_name}|central-largest"
+        return f"{model_id}|det{self.det_size}@{self.det_threshold:g}|central-largest"
 
 
 def embed_manifest(
     dataset: ManifestDataset,
-    embedder: InsightFaceEmbedder,
+    embedder: FaceEmbedder,
     settings: ExtractionSettings,
     cache: EmbeddingCache,
-    gate: QualityGate = accept_all,
+    policy: QualityPolicy | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EmbeddedSet:
+    """Every image's face found, measured and embedded (what the cache lacks), then gated by `policy`
+    (None: no gate) exactly as the camera node gates: `gate(measure(face, aligned), policy)`."""
     import cv2
+
+    from lfr.adapters.face_quality import measure
 
     samples = list(dataset.samples())
     pipeline = settings.pipeline_id(embedder.model_id)
     digests = [file_sha256(dataset.image_path(s)) for s in samples]
     cached = cache.get_many(pipeline, digests)
-    todo = [i for i, d in enumerate(digests) if d not in cached]
-    logger.info("%s: %d images, %d cached, %d to embed", dataset.name, len(samples), len(cached), len(todo))
+    path_of = {d: dataset.image_path(s) for s, d in zip(samples, digests, strict=True)}
+    todo = [d for d in path_of if d not in cached or not cached[d].complete]
+    unmeasured = sum(1 for d in todo if d in cached)
+    logger.info("%s: %d images, %d cached, %d to do (%d only to measure)", dataset.name, len(samples),
+                len(cached) - unmeasured, len(todo), unmeasured)  # fmt: skip
     started = time.monotonic()
     for start in range(0, len(todo), settings.batch_size):
         batch = todo[start : start + settings.batch_size]
-        aligned: list[np.ndarray] = []
-        aligned_digests: list[str] = []
-        entries: list[tuple[str, str, np.ndarray | None]] = []
-        for i in batch:
-            image = cv2.imread(str(dataset.image_path(samples[i])), cv2.IMREAD_COLOR)
+        entries: list[tuple[str, FaceRecord]] = []
+        to_embed: list[tuple[str, FaceQuality, np.ndarray]] = []
+        for digest in batch:
+            image = cv2.imread(str(path_of[digest]), cv2.IMREAD_COLOR)
             if image is None:
-                entries.append((digests[i], UNREADABLE, None))
+                entries.append((digest, FaceRecord(UNREADABLE)))
                 continue
             face = choose_face(embedder.detect(image), image.shape)
             if face is None:
-                entries.append((digests[i], NO_FACE, None))
+                entries.append((digest, FaceRecord(NO_FACE)))
                 continue
             crop = embedder.align(image, face)
-            reason = gate(face, crop)
-            if reason is not None:
-                entries.append((digests[i], f"quality:{reason}", None))
-                continue
-            aligned.append(crop)
-            aligned_digests.append(digests[i])
-        vectors = embedder.embed_aligned(aligned)
-        entries += [(d, "", vectors[j]) for j, d in enumerate(aligned_digests)]
+            quality = measure(face, crop)
+            known = cached.get(digest)
+            if known is not None and known.vector is not None:
+                # Detection is deterministic: the face measured now is the one embedded before.
+                entries.append((digest, FaceRecord("", quality, known.vector)))
+            else:
+                to_embed.append((digest, quality, crop))
+        if to_embed:
+            vectors = embedder.embed_aligned([crop for _, _, crop in to_embed])
+            entries += [(d, FaceRecord("", q, vectors[j])) for j, (d, q, _) in enumerate(to_embed)]
         cache.put_many(pipeline, entries)
-        for digest, failure, vector in entries:
-            cached[digest] = (failure, vector)
+        cached.update(entries)
         done = start + len(batch)
         if progress is not None:
             progress(done, len(todo))
         rate = done / max(time.monotonic() - started, 1e-9)
-        logger.info("%s: embedded %d/%d (%.1f images/s)", dataset.name, done, len(todo), rate)
-    return _assemble(dataset, embedder, samples, digests, cached)
+        logger.info("%s: %d/%d done (%.1f images/s)", dataset.name, done, len(todo), rate)
+    return _assemble(dataset, embedder.model_id, embedder.dimension, samples, digests, cached, policy)
 
 
 def _assemble(
     dataset: ManifestDataset,
-    embedder: InsightFaceEmbedder,
+    model_id: str,
+    dimension: int,
     samples: list[Sample],
     digests: list[str],
-    cached: dict[str, tuple[str, np.ndarray | None]],
+    cached: dict[str, FaceRecord],
+    policy: QualityPolicy | None,
 ) -> EmbeddedSet:
-    vectors = np.zeros((len(samples), embedder.dimension), dtype=np.float32)
+    vectors = np.zeros((len(samples), dimension), dtype=np.float32)
     reasons = []
     for i, digest in enumerate(digests):
-        failure, vector = cached[digest]
-        reasons.append(failure)
-        if vector is not None:
-            vectors[i] = vector
+        record = cached[digest]
+        reason = record.reason(policy)
+        reasons.append(reason)
+        if not reason and record.vector is not None:
+            vectors[i] = record.vector
     acquired = np.array([r == "" for r in reasons], dtype=bool)
     # The manifest's fingerprint plus every image's bytes: a swapped image changes the fingerprint.
     images = hashlib.sha256("".join(digests).encode()).hexdigest()[:16]
     return EmbeddedSet(
         dataset=dataset.name,
         fingerprint=f"{dataset.fingerprint()}:images:{images}",
-        model_id=embedder.model_id,
+        model_id=model_id,
         samples=tuple(samples),
         vectors=vectors,
         acquired=acquired,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from evaluation.config import DatasetConfig, EvalConfig, build_manifest_dataset, build_synthetic_dataset
 from evaluation.datasets import EmbeddedSet
-from evaluation.extraction import EmbeddingCache, ExtractionSettings, QualityGate, accept_all, embed_manifest
+from evaluation.extraction import EmbeddingCache, ExtractionSettings, embed_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -18,9 +18,7 @@ class EmbeddedDataset:
     embedded: EmbeddedSet
 
 
-def embed_datasets(
-    config: EvalConfig, gate: QualityGate = accept_all, gate_name: str = "none"
-) -> list[EmbeddedDataset]:
+def embed_datasets(config: EvalConfig) -> list[EmbeddedDataset]:
     results: list[EmbeddedDataset] = []
     manifests = [d for d in config.datasets if d.kind == "manifest"]
     # Read every manifest before loading models, so a wrong path fails in a second, not after a minute.
@@ -31,7 +29,8 @@ def embed_datasets(
 
         embedder = InsightFaceEmbedder(config.model)
     cache = EmbeddingCache(config.resolve(config.cache_dir)) if manifests else None
-    settings = ExtractionSettings(config.model.det_size, config.model.det_threshold, gate_name)
+    settings = ExtractionSettings(config.model.det_size, config.model.det_threshold)
+    policy = config.quality_gate.quality_policy()
     try:
         for spec in config.datasets:
             if spec.kind == "synthetic":
@@ -39,7 +38,7 @@ def embed_datasets(
             else:
                 assert embedder is not None
                 assert cache is not None
-                embedded = embed_manifest(datasets[spec.name], embedder, settings, cache, gate)
+                embedded = embed_manifest(datasets[spec.name], embedder, settings, cache, policy)
             logger.info(
                 "%s: %d samples, %d acquired", spec.name, len(embedded.samples), int(embedded.acquired.sum())
             )

@@ -2,7 +2,8 @@
 non-mated probes, through lfr's own index and decision code.
 
 - Listed (mated) people: identities with at least `enrolment_images` + 1 acquired images, in a seeded
-  order; their first images are enrolled and every other image is a mated search.
+  order drawn per person (so one person's lost image moves no one else); their first images (in a seeded
+  per-person order) are enrolled and every other image is a mated search.
 - Filler: further identities enrolled (never searched for) to bring the watchlist to size N; real
   identities first, then synthetic ones if allowed (and then labelled as such in the report).
 - Non-mated searches: every acquired image of a person NOT on the watchlist, from the identities
@@ -14,6 +15,7 @@ Watchlists of increasing size are nested (the first N of one order), so FPIR can
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -129,6 +131,12 @@ def attribute_columns(
     return columns
 
 
+def _draw(seed: int, purpose: str, key: str) -> bytes:
+    """A seeded pseudo-random rank for one person, independent of everyone else: losing one person's image
+    (a quality-gate change) changes only that person's place, so runs under two gates compare paired."""
+    return hashlib.sha256(f"{seed}:{purpose}:{key}".encode()).digest()
+
+
 class OpenSetProtocol:
     def __init__(
         self,
@@ -155,18 +163,16 @@ class OpenSetProtocol:
         self._synthetic_filler = synthetic_filler
         self._top_k = top_k
         self._per_identity = max_searches_per_identity
-        self._rng = np.random.default_rng(seed)
         self._seed = seed
         identities = self._identities()
         eligible = [i for i in identities if len(i.rows) > enrolment_images]
         others = [i for i in identities if 0 < len(i.rows) <= enrolment_images]
-        order = self._rng.permutation(len(eligible))
-        mated = [eligible[i] for i in order]
+        mated = sorted(eligible, key=lambda i: _draw(seed, "list", i.key))
         if max_mated_identities is not None:
             others = mated[max_mated_identities:] + others
             mated = mated[:max_mated_identities]
         self._mated = mated
-        self._filler = [others[i] for i in self._rng.permutation(len(others))]
+        self._filler = sorted(others, key=lambda i: _draw(seed, "filler", i.key))
 
     @property
     def available_identities(self) -> int:
@@ -183,9 +189,12 @@ class OpenSetProtocol:
                 if sample.identity is not None and embedded.acquired[i]:
                     rows_of.setdefault(sample.identity, []).append(i)
             for identity in sorted(rows_of):
-                rows = rows_of[identity]
-                shuffled = tuple(rows[j] for j in self._rng.permutation(len(rows)))
-                found.append(_Identity(f"{embedded.dataset}:{identity}", embedded, shuffled))
+                key = f"{embedded.dataset}:{identity}"
+                shuffled = sorted(
+                    rows_of[identity],
+                    key=lambda i: _draw(self._seed, "image", f"{key}/{embedded.samples[i].key}"),
+                )
+                found.append(_Identity(key, embedded, tuple(shuffled)))
         return found
 
     def run(self, size: int) -> WatchlistRun:

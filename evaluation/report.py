@@ -20,6 +20,7 @@ import numpy as np
 from evaluation.analysis import AcquisitionGroup, Rate, ThresholdResult, WatchlistAnalysis
 from evaluation.datasets import UNKNOWN, EmbeddedSet
 from evaluation.metrics import one_in
+from evaluation.protocol import INTERSECTION_JOIN as INTERSECTION
 
 REPORT_VERSION = 1
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -40,6 +41,7 @@ class ReportInputs:
     enrolment_images: int
     caveats: Sequence[str]
     model_description: str = ""
+    quality_gate: dict[str, Any] | None = None  # kind, description, policy fields
 
 
 def dataset_fingerprint(embedded: Sequence[EmbeddedSet]) -> str:
@@ -135,6 +137,7 @@ def build_document(inputs: ReportInputs) -> dict[str, Any]:
             }
             for e in inputs.embedded
         ],
+        "quality_gate": inputs.quality_gate or {"kind": "none", "description": "none", "policy": None},
         "seed": inputs.seed,
         "protocol": {"rank": inputs.rank, "enrolment_images": inputs.enrolment_images},
         "statistics": inputs.statistics,
@@ -161,7 +164,13 @@ def build_document(inputs: ReportInputs) -> dict[str, Any]:
             for a in inputs.analyses
         ],
         "failure_to_acquire": [
-            {"dataset": g.dataset, "attribute": g.attribute, "group": g.group or "unknown", **_rate(g.rate)}
+            {
+                "dataset": g.dataset,
+                "attribute": g.attribute,
+                "group": g.group or "unknown",
+                **_rate(g.rate),
+                "reasons": dict(g.reasons),
+            }
             for g in inputs.acquisition
         ],
         "caveats": list(inputs.caveats),
@@ -238,11 +247,13 @@ def _write_groups_csv(analysis: WatchlistAnalysis, path: Path) -> Path:
 def _write_fta_csv(groups: Sequence[AcquisitionGroup], path: Path) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["dataset", "attribute", "group", "fta", "low", "high", "failures", "images"])
+        writer.writerow(
+            ["dataset", "attribute", "group", "fta", "low", "high", "failures", "images", "reasons"]
+        )
         for g in groups:
             writer.writerow(
                 [g.dataset, g.attribute, g.group or "unknown", g.rate.value, *g.rate.wilson, g.rate.errors,
-                 g.rate.searches]
+                 g.rate.searches, ";".join(f"{reason}={n}" for reason, n in g.reasons.items())]
             )  # fmt: skip
     return path
 
@@ -272,7 +283,13 @@ def _plots(inputs: ReportInputs) -> dict[str, str]:
         keep = (det.fpir > 0) & (det.fnir > 0)
         if keep.any():
             axes.plot(det.fpir[keep], det.fnir[keep], label=f"N = {analysis.run.size}")
-    axes.set(xscale="log", yscale="log", xlabel="FPIR", ylabel="FNIR", title="DET (open-set, rank 1)")
+    axes.set(
+        xscale="log",
+        yscale="log",
+        xlabel="FPIR (passers-by wrongly alerted)",
+        ylabel="FNIR (listed people missed)",
+        title="DET: open-set, rank 1 (lower left is better)",
+    )
     axes.grid(True, which="both", alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         axes.legend()
@@ -294,39 +311,61 @@ def _plots(inputs: ReportInputs) -> dict[str, str]:
         axes.legend(fontsize="small")
     plots["scaling"] = _png(figure)
 
+    recommended = recommended_overall(inputs.analyses)
     for analysis in inputs.analyses:
-        attributes = sorted({g.attribute for r in analysis.rows for g in r.groups})
         for rate in ("fpir", "fnir"):
-            figure, all_axes = plt.subplots(
-                1, len(attributes), figsize=(5 * len(attributes), 4), squeeze=False
-            )
-            for axes, attribute in zip(all_axes[0], attributes, strict=True):
-                groups = sorted(
-                    {g.group for r in analysis.rows for g in r.groups if g.attribute == attribute}
-                )
-                for group in groups:
-                    if group == UNKNOWN:
-                        continue
-                    xs, ys = [], []
-                    for r in analysis.rows:
-                        g = next(x for x in r.groups if x.attribute == attribute and x.group == group)
-                        value = getattr(g, rate).value
-                        if value > 0:
-                            xs.append(r.threshold)
-                            ys.append(value)
-                    if xs:
-                        axes.plot(xs, ys, marker=".", label=group)
-                axes.set(
-                    yscale="log",
-                    xlabel="threshold",
-                    ylabel=rate.upper(),
-                    title=f"{rate.upper()} by {attribute}",
-                )
-                axes.grid(True, which="both", alpha=0.3)
-                if axes.get_legend_handles_labels()[0]:
-                    axes.legend(fontsize="x-small")
-            plots[f"{rate}_groups_{analysis.run.size}"] = _png(figure)
+            figure = _group_figure(analysis, rate, recommended)
+            if figure is not None:
+                plots[f"{rate}_groups_{analysis.run.size}"] = _png(figure)
     return plots
+
+
+RATE_NAMES = {
+    "fpir": "FPIR: passers-by wrongly alerted",
+    "fnir": "FNIR: listed people missed",
+}
+
+
+def _group_figure(analysis: WatchlistAnalysis, rate: str, recommended: float | None) -> Any:
+    """One panel per attribute with data for this rate, three to a row: readable at report width."""
+    import matplotlib.pyplot as plt
+
+    first = analysis.rows[0]
+    panels = []
+    for attribute in dict.fromkeys(g.attribute for g in first.groups):
+        groups = [g for g in first.groups if g.attribute == attribute and g.group != UNKNOWN]
+        if any(getattr(g, rate).searches for g in groups):
+            panels.append((attribute, [g.group for g in groups if getattr(g, rate).searches]))
+    if not panels:
+        return None
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, all_axes = plt.subplots(
+        rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False, constrained_layout=True
+    )
+    for axes in all_axes.flat[len(panels) :]:
+        axes.set_visible(False)
+    for axes, (attribute, groups) in zip(all_axes.flat, panels, strict=False):
+        for group in groups:
+            xs, ys, searches = [], [], 0
+            for r in analysis.rows:
+                g = next(x for x in r.groups if x.attribute == attribute and x.group == group)
+                value, searches = getattr(g, rate).value, getattr(g, rate).searches
+                if value > 0:
+                    xs.append(r.threshold)
+                    ys.append(value)
+            axes.plot(xs, ys, marker=".", label=f"{group} (n={searches:,})")
+        if recommended is not None:
+            axes.axvline(
+                recommended, color="green", linestyle="--", linewidth=1, label=f"T = {recommended:.2f}"
+            )
+        axes.set(
+            yscale="log", xlabel="threshold", ylabel=f"{rate.upper()} (log scale)", title=f"by {attribute}"
+        )
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend(fontsize="x-small", ncol=2 if len(groups) > 6 else 1)
+    figure.suptitle(f"{RATE_NAMES[rate]}, watchlist of {analysis.run.size:,} (zero rates not drawn)")
+    return figure
 
 
 def render_html(document: dict[str, Any], plots: dict[str, str]) -> str:
@@ -424,7 +463,30 @@ def markdown_summary(document: dict[str, Any], group_thresholds: Sequence[float]
                     f"{g['fnir']['count']}/{g['fnir']['searches']:,} |"
                 )
             lines.append("")
+    lines += _markdown_fta(document)
     return "\n".join(lines)
+
+
+def _markdown_fta(document: dict[str, Any]) -> list[str]:
+    """Failure to acquire per dataset and group, with reasons; intersections left to the report."""
+    rows = [g for g in document.get("failure_to_acquire", []) if INTERSECTION not in g["attribute"]]
+    if not rows:
+        return []
+    gate = document.get("quality_gate", {}).get("description", "none")
+    lines = [
+        f"Failure to acquire (quality gate: {gate}):",
+        "",
+        "| dataset | attribute | group | FTA [Wilson 95%] | failures / images | reasons |",
+        "|---|---|---|---|---|---|",
+    ]
+    for g in rows:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in g.get("reasons", {}).items())
+        lines.append(
+            f"| {g['dataset']} | {g['attribute']} | {g['group']} | {_pct(g['value'], 2)} "
+            f"[{_pct(g['wilson'][0], 2)}, {_pct(g['wilson'][1], 2)}] | {g['count']}/{g['searches']:,} | "
+            f"{reasons} |"
+        )
+    return [*lines, ""]
 
 
 def _fmt_threshold(value: float | None) -> str:

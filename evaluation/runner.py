@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,7 +10,6 @@ from pathlib import Path
 
 from evaluation.analysis import StatisticsSettings, WatchlistAnalysis, analyse, failure_to_acquire
 from evaluation.config import EvalConfig
-from evaluation.extraction import QualityGate, accept_all
 from evaluation.pipeline import EmbeddedDataset, embed_datasets
 from evaluation.protocol import INTERSECTION_JOIN, SOURCE_ATTRIBUTE, OpenSetProtocol, Role
 from evaluation.report import ReportInputs, recommended_overall, write_report
@@ -28,11 +28,9 @@ class RunResult:
 def run_evaluation(
     config: EvalConfig,
     config_text: str,
-    gate: QualityGate = accept_all,
-    gate_name: str = "none",
     embedded: Sequence[EmbeddedDataset] | None = None,
 ) -> RunResult:
-    datasets = list(embedded) if embedded is not None else embed_datasets(config, gate, gate_name)
+    datasets = list(embedded) if embedded is not None else embed_datasets(config)
     protocol = OpenSetProtocol(
         [Role(d.embedded, d.spec.role == "identities") for d in datasets],
         attributes=config.attributes,
@@ -87,17 +85,42 @@ def run_evaluation(
         statistics=s.model_dump(),
         rank=config.protocol.rank,
         enrolment_images=config.protocol.enrolment_images,
-        caveats=caveats(config, datasets, analyses, gate_name),
+        caveats=caveats(config, datasets, analyses),
+        quality_gate=quality_gate_record(config, datasets),
     )
     paths = write_report(inputs, config.resolve(config.output_dir))
     return RunResult(paths, recommended_overall(analyses))
+
+
+def quality_gate_record(config: EvalConfig, datasets: Sequence[EmbeddedDataset]) -> dict[str, object]:
+    if not any(d.spec.kind == "manifest" for d in datasets):
+        return {"kind": "n/a", "description": "not applicable (synthetic embeddings)", "policy": None}
+    policy = config.quality_gate.quality_policy()
+    return {
+        "kind": config.quality_gate.kind,
+        "description": config.quality_gate.describe(),
+        "policy": None if policy is None else dataclasses.asdict(policy),
+    }
+
+
+def quality_gate_note(config: EvalConfig) -> str:
+    if config.quality_gate.kind == "none":
+        return (
+            "Quality gate: none. The live camera node rejects small, blurred and turned-away faces before "
+            "matching; these figures include faces it would have rejected."
+        )
+    return (
+        f"Quality gate: {config.quality_gate.describe()}, as the live camera node applies it. Faces it "
+        "rejects are failures to acquire (per group and reason in the failure-to-acquire table) and are "
+        "never searched, as in a deployment. Its measures on still, pre-cropped photographs differ from "
+        "those on CCTV frames of moving people, so the live rejection rate differs."
+    )
 
 
 def caveats(
     config: EvalConfig,
     datasets: Sequence[EmbeddedDataset],
     analyses: Sequence[WatchlistAnalysis],
-    gate_name: str,
 ) -> list[str]:
     notes = []
     names = {d.spec.name.lower() for d in datasets}
@@ -148,10 +171,8 @@ def caveats(
         )
     if any(d.embedded.synthetic for d in datasets):
         notes.append("Synthetic datasets are in this run: their figures say nothing about any real model.")
-    notes.append(
-        f"Quality gate: {gate_name}. The live camera node's gate rejects some faces before matching; "
-        "figures here are for faces the evaluation pipeline accepted."
-    )
+    if any(d.spec.kind == "manifest" for d in datasets):
+        notes.append(quality_gate_note(config))
     if any(d.spec.role == "passers_by" for d in datasets):
         notes.append(
             "Non-mated searches come from more than one source (see the 'dataset' rows), which differ in "

@@ -50,7 +50,9 @@ def test_small_real_run_writes_a_report_with_sensible_rates(small_config):
     document = json.loads(result.paths["json"].read_text())
     assert {d["name"]: d["images"] for d in document["datasets"]} == {"lfw": 200, "utkface": 80}
     lfw = next(d for d in document["datasets"] if d["name"] == "lfw")
-    assert lfw["acquired"] >= 190  # pre-cropped faces: the detector finds nearly all
+    assert lfw["acquired"] >= 190  # pre-cropped faces: the detector finds and the camera gate passes most
+    assert document["quality_gate"]["kind"] == "camera"  # the default: the camera node's gate
+    assert document["quality_gate"]["policy"]["min_sharpness"] == 30
     small = document["watchlists"][0]
     assert small["mated_identities"] == 20
     assert small["rank1_identification_rate"] > 0.8  # the shared pack separates LFW pairs well
@@ -64,22 +66,24 @@ def test_small_real_run_writes_a_report_with_sensible_rates(small_config):
     )
 
 
-def test_a_quality_gate_rejection_counts_as_failure_to_acquire(small_config, tmp_path):
+def test_the_camera_gate_rejects_faces_of_the_real_model_as_failures_to_acquire(small_config, tmp_path):
     from evaluation.config import build_manifest_dataset
     from evaluation.extraction import EmbeddingCache, ExtractionSettings, embed_manifest
     from lfr.adapters.embedder import InsightFaceEmbedder
+    from lfr.domain.quality import QualityPolicy
 
     config = load_eval_config(small_config)
     spec = config.datasets[1].model_copy(update={"limit": 12})
     dataset = build_manifest_dataset(config, spec)
     embedder = InsightFaceEmbedder(config.model)
     cache = EmbeddingCache(tmp_path / "gate-cache")
-
-    def small_faces_only(face, aligned):  # rejects every face wider than 100 px: all of UTKFace's crops
-        return "too_large" if face.width > 100 else None
-
-    settings = ExtractionSettings(config.model.det_size, config.model.det_threshold, "test-gate")
-    embedded = embed_manifest(dataset, embedder, settings, cache, small_faces_only)
+    settings = ExtractionSettings(config.model.det_size, config.model.det_threshold)
+    camera = embed_manifest(dataset, embedder, settings, cache, QualityPolicy())
+    # UTKFace's crops are 200 px faces: the camera's default gate passes most of them
+    assert camera.acquired.sum() >= 8
+    assert all(r == "" or r.startswith("quality:") for r in camera.failure_reasons)
+    # no face is smaller than 1,000 px: every one fails, served from the cache's measurements
+    huge = embed_manifest(dataset, embedder, settings, cache, QualityPolicy(min_face_px=1000))
     cache.close()
-    assert not embedded.acquired.any()
-    assert set(embedded.failure_reasons) == {"quality:too_large"}
+    assert not huge.acquired.any()
+    assert set(huge.failure_reasons) == {"quality:too_small"}

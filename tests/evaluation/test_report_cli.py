@@ -65,3 +65,7 @@ def test_eval_markdown_prints_the_npl_table(tmp_path):
     assert "| 0.45 |" in result.output
     assert "Per group at threshold 0.45" in result.output
     assert "| race | B |" in result.output
+    assert "Failure to acquire (quality gate: not applicable (synthetic embeddings))" in result.output
+    document = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert document["quality_gate"]["kind"] == "n/a"
+    assert all(g["reasons"] == {} for g in document["failure_to_acquire"])  # synthetic: all acquired
