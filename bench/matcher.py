@@ -214,7 +214,10 @@ async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) 
                         counted["embeddings"] += len(answer.results)
 
             reading = asyncio.create_task(reader())
-            n, next_at = 0, time.perf_counter()
+            # Independent cameras are not phase-locked: stagger each stream's sends across the interval,
+            # or every paced round arrives at once as one maximal batch and latency measures lockstep.
+            n, next_at = 0, time.perf_counter() + interval * index / params.streams
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             while not stop_sending.is_set():
                 message = pool[n % len(pool)]
                 if n % max(1, params.match_every // params.batch) == index % 7:
