@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,9 @@ class InsightFaceEmbedder:
         self._app.prepare(
             ctx_id=-1, det_size=(settings.det_size, settings.det_size), det_thresh=settings.det_threshold
         )
+        # insightface's alignment calls a scikit-image API deprecated in 0.26; the warning is not ours to fix
+        # and would repeat for every face in camera and evaluation logs.
+        warnings.filterwarnings("ignore", category=FutureWarning, module="insightface.utils.face_align")
         self._detector = self._app.models["detection"]
         self._recogniser = self._app.models["recognition"]
         self.model_id = model_id_for(Path(self._recogniser.model_file))
