@@ -22,17 +22,9 @@ import numpy as np
 
 from lfr.domain.clock import SystemClock
 from lfr.domain.principal import Role
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.tablet_support import PASSWORD, LiveServer, build_world, csrf_from
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 RECORD_RENDERS = """
 window.__rendered = {};
 new MutationObserver((mutations) => {

@@ -20,20 +20,12 @@ from lfr.domain.clock import SystemClock
 from lfr.domain.principal import Role
 from lfr.services.deployment_overview import StreamState
 from lfr.services.passwords import PasswordService
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.integration.conftest import DIM, World, make_accounts, matcher_config, observation, unit
 from tests.tablet_support import PASSWORD, LiveServer, build_world
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PORTRAIT = {"width": 800, "height": 1280}
 LANDSCAPE = {"width": 1280, "height": 800}
@@ -41,8 +33,7 @@ LANDSCAPE = {"width": 1280, "height": 800}
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup installs it)")
+    require_chromium()
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -117,8 +108,7 @@ async def signed_in_tab(browser, base_url: str, name: str, viewport: dict[str, i
 
 async def test_camera_match_over_grpc_reaches_the_officer_who_decides_it(matcher):
     """Camera node -> gRPC ingest -> FAISS -> durable alert -> SSE -> Chromium -> decision -> audit."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup installs it)")
+    require_chromium()
     from playwright.async_api import async_playwright
 
     world, base_url = matcher
