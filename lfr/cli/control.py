@@ -197,7 +197,8 @@ def watchlist_seal(watchlist_id: str, server: ServerOption = DEFAULT_SERVER, tok
         sealed = control_pb2_grpc.WatchlistsStub(c.channel).SealWatchlist(
             pb.WatchlistRef(watchlist_id=watchlist_id), metadata=c.metadata
         )
-    console.print(f"sealed {sealed.id}: {sealed.subject_count} subjects, hash {sealed.content_hash}")
+    people = "subject" if sealed.subject_count == 1 else "subjects"
+    console.print(f"sealed {sealed.id}: {sealed.subject_count} {people}, hash {sealed.content_hash}")
 
 
 @watchlist_app.command("destroy")
