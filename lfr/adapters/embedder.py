@@ -39,7 +39,11 @@ class ModelSettings(BaseModel):
     pack: str | None = Field(default=None, description="model pack name; env LFR_MODEL_PACK")
     det_size: int = Field(default=640, ge=128, le=1920, description="detector input side in px")
     det_threshold: float = Field(default=0.5, gt=0, le=1, description="minimum detector score")
-    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    providers: list[str] | None = Field(
+        default=None,
+        description="onnxruntime execution providers in order of preference; "
+        "unset: CUDA when this onnxruntime build offers it, else CPU",
+    )
     intra_op_threads: int = Field(default=0, ge=0, le=64, description="onnxruntime threads; 0 = default")
 
     def resolved_root(self) -> str | None:
@@ -101,6 +105,11 @@ def locate_pack(settings: ModelSettings) -> Path | None:
     return folder
 
 
+def default_providers(available: Sequence[str]) -> list[str]:
+    """CUDA first when the installed onnxruntime has it (onnxruntime-gpu); CPU always as the fallback."""
+    return [p for p in ("CUDAExecutionProvider",) if p in available] + ["CPUExecutionProvider"]
+
+
 class InsightFaceEmbedder:
     def __init__(self, settings: ModelSettings) -> None:
         import onnxruntime
@@ -115,7 +124,7 @@ class InsightFaceEmbedder:
                 name=str(folder) if folder is not None else settings.resolved_pack(),
                 root=INSIGHTFACE_HOME,
                 allowed_modules=["detection", "recognition"],
-                providers=settings.providers,
+                providers=settings.providers or default_providers(onnxruntime.get_available_providers()),
                 sess_options=options,
             )
         except (AssertionError, OSError, RuntimeError, ValueError) as exc:
