@@ -52,6 +52,7 @@ class Alert:
     verified_by: str | None = None
     verified_at: datetime | None = None
     version: int = 1
+    source_ref: str | None = None  # the observation's "{node session}:{seq}"; unique per camera when set
 
     def adjudicate(
         self, outcome: Adjudication, by: str, at: datetime, notes: str = "", two_person: bool = False

@@ -33,6 +33,9 @@ class Observation:
     vector: np.ndarray
     crop_jpeg: bytearray
     quality: FaceQuality = field(default_factory=FaceQuality)
+    # Where it came from, "{node session}:{seq}", when the node named its session: the store keeps one
+    # alert per camera and source, so a re-send never raises a second alert, whichever replica gets it.
+    source_ref: str | None = None
 
     def discard(self) -> None:
         wipe(self.vector)

@@ -58,10 +58,15 @@ class WatchlistRepository(Protocol):
 
 class AlertRepository(Protocol):
     def add(self, alert: Alert) -> Alert:
-        """Stores a new alert and returns it with its store-assigned `sequence`."""
+        """Stores a new alert and returns it with its store-assigned `sequence`. Raises Conflict if its id,
+        or its camera and `source_ref` (when set), are already stored; the unit of work stays usable."""
         ...
 
     def get(self, alert_id: str) -> Alert: ...
+    def find_by_source(self, camera_id: str, source_ref: str) -> Alert | None:
+        """The alert raised for this camera's observation `source_ref`, if any."""
+        ...
+
     def update(self, alert: Alert) -> None:
         """Optimistic: raises StaleUpdate unless the stored version is `alert.version - 1`."""
         ...

@@ -19,10 +19,16 @@ from lfr.domain.alert import Alert
 from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
 from lfr.domain.embedding import normalised, require_model
-from lfr.domain.errors import InvalidInput, LfrError, ModelMismatch
+from lfr.domain.errors import Conflict, InvalidInput, LfrError, ModelMismatch
 from lfr.domain.matching import Candidate, decide
 from lfr.domain.observation import Observation, ObservationResult, Outcome, RejectCode
-from lfr.domain.ports import AlertPublisher, CropValidator, IngestMetrics, UnitOfWorkFactory
+from lfr.domain.ports import (
+    AlertPublisher,
+    CropValidator,
+    IngestMetrics,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from lfr.domain.window import ArmingGate, DeploymentWindow
 from lfr.services.ids import new_id
 from lfr.services.indexes import IndexCache
@@ -194,10 +200,17 @@ class IngestService:
             raised_at=self._clock.now(),
             crop_jpeg=bytes(observation.crop_jpeg),
             model_id=window.model_id,
+            source_ref=observation.source_ref,
         )
         try:
             with self._uow() as uow:
-                stored = uow.alerts.add(alert)
+                try:
+                    stored = uow.alerts.add(alert)
+                except Conflict:
+                    earlier = self._raised_before(uow, alert)
+                    if earlier is None:
+                        raise
+                    return self._repeat(observation, earlier)
                 uow.audit.append(
                     AuditEvent(
                         AuditAction.ALERT_RAISED,
@@ -226,6 +239,22 @@ class IngestService:
         self._publisher.publish(stored)
         self._metrics.alert_raised()
         return self._finish(observation, ObservationResult(Outcome.ALERT, alert_id=stored.id), window.id)
+
+    @staticmethod
+    def _raised_before(uow: UnitOfWork, alert: Alert) -> Alert | None:
+        """The alert already stored for this alert's observation: a node re-sent it (after a broken
+        stream) to another replica, or to this one after a restart, which the adapter's memory of recent
+        answers cannot know about."""
+        if alert.source_ref is None:
+            return None
+        return uow.alerts.find_by_source(alert.camera_id, alert.source_ref)
+
+    def _repeat(self, observation: Observation, earlier: Alert) -> ObservationResult:
+        """Answers a re-sent observation with its stored alert. Nobody is told again and nothing is audited
+        or counted again: it is the same face, already accounted for when it was first sent."""
+        observation.discard()
+        logger.info("camera %s re-sent the observation of alert %s", earlier.camera_id, earlier.id)
+        return ObservationResult(Outcome.ALERT, alert_id=earlier.id)
 
     def _finish(
         self, observation: Observation, result: ObservationResult, window_id: str

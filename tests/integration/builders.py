@@ -47,11 +47,17 @@ def subject(subject_id: str, watchlist_id: str = "wl-1", image: bytes | None = N
     )
 
 
-def alert(alert_id: str, window_id: str = "win-1", raised_at: datetime = T0) -> Alert:
+def alert(
+    alert_id: str,
+    window_id: str = "win-1",
+    raised_at: datetime = T0,
+    camera_id: str = "cam-1",
+    source_ref: str | None = None,
+) -> Alert:
     return Alert(
         id=alert_id,
         window_id=window_id,
-        camera_id="cam-1",
+        camera_id=camera_id,
         track_id="t-9",
         subject_id="s-1",
         score=0.9123456789012345,
@@ -61,6 +67,7 @@ def alert(alert_id: str, window_id: str = "win-1", raised_at: datetime = T0) -> 
         raised_at=raised_at,
         crop_jpeg=tiny_jpeg(alert_id.encode()),
         model_id="model-a",
+        source_ref=source_ref,
     )
 
 

@@ -8,18 +8,22 @@ import threading
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect
 from typer.testing import CliRunner
 
 from lfr.adapters.storage import open_store
 from lfr.adapters.storage.sql import SqlStore
+from lfr.adapters.storage.sql import alerts as sql_alerts
 from lfr.adapters.storage.sql.engine import create_store_engine
-from lfr.adapters.storage.sql.migrate import current_revisions, head_revision, upgrade
+from lfr.adapters.storage.sql.migrate import alembic_config, current_revisions, head_revision, upgrade
 from lfr.adapters.storage.sql.schema import metadata
 from lfr.cli.main import app
+from lfr.domain.errors import Conflict
 from tests.databases import temporary_postgres_database
+from tests.integration.builders import alert
 
 
 def schema_diff(url: str) -> list[object]:
@@ -141,3 +145,52 @@ def test_db_cli_fails_cleanly_when_the_database_is_unreachable() -> None:
     )
     assert result.exit_code == 1
     assert "Traceback" not in result.output
+
+
+def alerts_before_0003(url: str) -> list[str]:
+    """Migrates to 0002, stores an alert the old way, then upgrades to head; returns the alert ids."""
+    engine = create_store_engine(url)
+    try:
+        upgrade(engine, "0002")
+        old_row = {k: v for k, v in sql_alerts._to_row(alert("a-old")).items() if k != "source_ref"}
+        del old_row["sequence"]
+        with engine.begin() as connection:
+            connection.execute(insert(metadata.tables["alerts"]).values(old_row))
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    store = SqlStore.open(url)
+    try:
+        with store() as uow:
+            assert uow.alerts.get("a-old").source_ref is None
+            uow.alerts.add(alert("a-new", source_ref="node-a:1"))
+            with pytest.raises(Conflict):
+                uow.alerts.add(alert("a-dup", source_ref="node-a:1"))
+            uow.commit()
+            return [a.id for a in uow.alerts.find()]
+    finally:
+        store.close()
+
+
+def test_alerts_stored_before_0003_keep_working_and_new_ones_are_unique_by_source(sqlite_url: str) -> None:
+    assert alerts_before_0003(sqlite_url) == ["a-old", "a-new"]
+
+
+@pytest.mark.postgres
+def test_alerts_stored_before_0003_keep_working_on_postgres(postgres_url: str) -> None:
+    with temporary_postgres_database() as url:
+        assert alerts_before_0003(url) == ["a-old", "a-new"]
+
+
+def test_0003_downgrades_and_upgrades_again(sqlite_url: str) -> None:
+    engine = create_store_engine(sqlite_url)
+    try:
+        upgrade(engine)
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "0002")
+        assert current_revisions(engine) == ("0002",)
+        assert "source_ref" not in {c["name"] for c in inspect(engine).get_columns("alerts")}
+        upgrade(engine)
+        assert current_revisions(engine) == (head_revision(),)
+    finally:
+        engine.dispose()

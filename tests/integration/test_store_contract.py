@@ -324,6 +324,57 @@ def test_alerts_are_found_by_window_after_a_sequence_with_a_limit(store: Store) 
         assert uow.alerts.find([]) == []
 
 
+def test_one_alert_per_camera_and_source_and_a_duplicate_leaves_the_unit_of_work_usable(
+    store: Store,
+) -> None:
+    with store() as uow:
+        uow.alerts.add(alert("a-1", source_ref="node-a:1"))
+        uow.commit()
+    with store() as uow:
+        with pytest.raises(Conflict):
+            uow.alerts.add(alert("a-again", source_ref="node-a:1"))
+        uow.alerts.add(alert("a-other-camera", camera_id="cam-2", source_ref="node-a:1"))
+        uow.alerts.add(alert("a-next-seq", source_ref="node-a:2"))
+        uow.alerts.add(alert("a-no-source-1"))  # nodes that name no session are not constrained
+        uow.alerts.add(alert("a-no-source-2"))
+        uow.commit()
+    with store() as uow:
+        assert [a.id for a in uow.alerts.find()] == [
+            "a-1",
+            "a-other-camera",
+            "a-next-seq",
+            "a-no-source-1",
+            "a-no-source-2",
+        ]
+
+
+def test_a_duplicate_source_in_the_same_unit_of_work_is_a_conflict_too(store: Store) -> None:
+    with store() as uow:
+        uow.alerts.add(alert("a-1", source_ref="node-a:1"))
+        with pytest.raises(Conflict):
+            uow.alerts.add(alert("a-2", source_ref="node-a:1"))
+        uow.commit()
+    with store() as uow:
+        assert [a.id for a in uow.alerts.find()] == ["a-1"]
+
+
+def test_alerts_are_found_by_camera_and_source(store: Store) -> None:
+    with store() as uow:
+        first = uow.alerts.add(alert("a-1", source_ref="node-a:1"))
+        uow.alerts.add(alert("a-2", camera_id="cam-2", source_ref="node-a:1"))
+        uow.alerts.add(alert("a-3"))
+        uow.commit()
+    with store() as uow:
+        found = uow.alerts.find_by_source("cam-1", "node-a:1")
+        assert found == first
+        assert found is not None
+        assert found.source_ref == "node-a:1"
+        assert uow.alerts.get("a-3").source_ref is None
+        assert uow.alerts.find_by_source("cam-2", "node-a:1") == uow.alerts.get("a-2")
+        assert uow.alerts.find_by_source("cam-1", "node-a:2") is None
+        assert uow.alerts.find_by_source("cam-3", "node-a:1") is None
+
+
 def test_purge_removes_alerts_raised_before_the_cutoff_and_sequences_are_not_reused(store: Store) -> None:
     with store() as uow:
         for i in range(4):

@@ -13,6 +13,7 @@ from lfr.adapters.storage.memory import MemoryStore
 from lfr.domain.audit import verify_chain
 from lfr.domain.clock import ManualClock
 from lfr.domain.observation import Observation, Outcome, RejectCode
+from lfr.domain.ports import UnitOfWorkFactory
 from lfr.domain.principal import Principal, PrincipalKind, Role
 from lfr.domain.window import WindowSpec
 from lfr.services.arming import ArmingMonitor
@@ -95,8 +96,18 @@ def world(store):
     }
 
 
-def observe(vector: np.ndarray, camera: str = "cam-1", model: str = MODEL) -> Observation:
-    return Observation(camera, START, "t1", model, np.array(vector, dtype=np.float32), bytearray(tiny_jpeg()))
+def observe(
+    vector: np.ndarray, camera: str = "cam-1", model: str = MODEL, source_ref: str | None = None
+) -> Observation:
+    return Observation(
+        camera,
+        START,
+        "t1",
+        model,
+        np.array(vector, dtype=np.float32),
+        bytearray(tiny_jpeg()),
+        source_ref=source_ref,
+    )
 
 
 def test_matches_only_inside_an_authorised_window(world):
@@ -193,3 +204,77 @@ def test_audit_chain_records_window_lifecycle_and_alert(world):
         "observations.erased",
     ]
     assert verify_chain(records, head).ok
+
+
+def replica(world, publisher: RecordingPublisher) -> IngestService:
+    """Another matcher process over the same store (or this one restarted): it shares nothing in memory."""
+    store: UnitOfWorkFactory = world["store"]
+    monitor = ArmingMonitor(store, world["clock"])
+    monitor.refresh()
+    return IngestService(
+        store,
+        world["clock"],
+        monitor.gate,
+        IndexCache(store, faiss_flat_index),
+        publisher,
+        JpegCropValidator(),
+        NullMetrics(),
+    )
+
+
+def armed(world) -> None:
+    world["deployments"].authorise(world["window"].id, SUPERVISOR)
+    world["clock"].advance(timedelta(minutes=15))
+    world["monitor"].refresh()
+
+
+def test_a_resent_observation_gets_its_stored_alert_and_nobody_is_told_twice(world):
+    armed(world)
+    other_publisher = RecordingPublisher()
+    other = replica(world, other_publisher)
+    person = world["people"][1]
+    [first] = world["ingest"].process([observe(person, source_ref="node-a:7")])
+    resent = observe(person, source_ref="node-a:7")
+    vector, crop = resent.vector, resent.crop_jpeg
+    [again] = other.process([resent])
+    assert first.outcome is Outcome.ALERT
+    assert again == first
+    assert not vector.any()
+    assert not any(crop)
+    assert [a.id for a in world["publisher"].alerts] == [first.alert_id]
+    assert other_publisher.alerts == []
+    with world["store"]() as uow:
+        assert [a.id for a in uow.alerts.find()] == [first.alert_id]
+        assert uow.alerts.get(first.alert_id).source_ref == "node-a:7"
+        raised = [r for r in uow.audit.records() if r.action == "alert.raised"]
+        assert [r.subject_id for r in raised] == [first.alert_id]
+        assert verify_chain(list(uow.audit.records()), uow.audit.head()).ok
+    other.flush_counters()
+    with world["store"]() as uow:
+        assert uow.counters.totals() == {}  # the same face, counted where it was first matched
+
+
+def test_a_source_repeated_within_one_batch_raises_one_alert(world):
+    armed(world)
+    person = world["people"][0]
+    results = world["ingest"].process([observe(person, source_ref="node-a:1") for _ in range(2)])
+    assert [r.outcome for r in results] == [Outcome.ALERT, Outcome.ALERT]
+    assert results[0].alert_id == results[1].alert_id
+    assert len(world["publisher"].alerts) == 1
+
+
+def test_other_sources_and_observations_without_one_each_raise_their_own_alert(world):
+    armed(world)
+    person = world["people"][2]
+    batch = [
+        observe(person, source_ref="node-a:1"),
+        observe(person, source_ref="node-a:2"),
+        observe(person, source_ref="node-b:1"),
+        observe(person),
+        observe(person),
+    ]
+    results = world["ingest"].process(batch)
+    assert [r.outcome for r in results] == [Outcome.ALERT] * 5
+    ids = [r.alert_id for r in results]
+    assert len(set(ids)) == 5
+    assert [a.id for a in world["publisher"].alerts] == ids

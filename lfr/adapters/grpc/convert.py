@@ -18,6 +18,9 @@ from lfr.v1 import control_pb2 as pb
 from lfr.v1 import ingest_pb2 as ipb
 
 MAX_DIMENSION = 4096
+# A node session becomes part of an alert's source reference (a 128-character column); nodes pick 32 hex
+# characters.
+MAX_NODE_SESSION = 64
 
 
 class MalformedObservation(InvalidInput):
@@ -64,8 +67,11 @@ def embedding_to_bytes(vector: np.ndarray) -> bytes:
 # --- ingest ---------------------------------------------------------------------------------------------
 
 
-def observation(message: ipb.Observation) -> Observation:
-    """Raises MalformedObservation (an InvalidInput) if the message cannot become an Observation."""
+def observation(message: ipb.Observation, node_session: str = "") -> Observation:
+    """Raises MalformedObservation (an InvalidInput) if the message cannot become an Observation.
+    `node_session` is its batch's: with the seq it names the observation for the store (`source_ref`)."""
+    if len(node_session) > MAX_NODE_SESSION:
+        raise MalformedObservation(f"node_session is longer than {MAX_NODE_SESSION} characters")
     try:
         captured_at = from_timestamp(message.captured_at, "captured_at")
     except (InvalidInput, ValueError, OverflowError) as exc:
@@ -89,6 +95,7 @@ def observation(message: ipb.Observation) -> Observation:
             yaw_deg=quality.yaw_deg,
             pitch_deg=quality.pitch_deg,
         ),
+        source_ref=f"{node_session}:{message.seq}" if node_session else None,
     )
 
 

@@ -188,7 +188,7 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
             refusal = self._refusal(item, camera)
             if refusal is None:
                 try:
-                    accepted.append(convert.observation(item))
+                    accepted.append(convert.observation(item, session))
                 except convert.MalformedObservation as exc:
                     refusal = ObservationResult.rejected(RejectCode.MALFORMED, str(exc))
             if refusal is not None:

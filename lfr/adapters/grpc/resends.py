@@ -6,6 +6,10 @@ ingest servicer remembers each answer under (camera, node session, seq) for a wh
 from here. The node session is a random id the node picks at start: sequence numbers restart with a new
 process, so without it a restarted node's seq 1 would be mistaken for the old one's.
 
+This memory is the fast path, and it is per process. A re-send that reaches another replica, or this
+one after a restart, is matched again, but the store keeps one alert per (camera, node session, seq)
+(`Alert.source_ref`), so IngestService answers it with the stored alert and tells nobody twice.
+
 Only results are kept (outcome, alert id, reject code, reason); never an embedding or a crop. Entries are
 futures: a re-send that arrives while the original is still being matched waits for the same answer.
 The memory is bounded in size and age, so a node that never reconnects costs nothing for long.

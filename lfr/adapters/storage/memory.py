@@ -211,6 +211,9 @@ class _Alerts:
     def add(self, alert: Alert) -> Alert:
         if alert.id in self._s.alerts:
             raise Conflict(f"alert {alert.id} exists")
+        source_ref = alert.source_ref
+        if source_ref is not None and self.find_by_source(alert.camera_id, source_ref) is not None:
+            raise Conflict(f"an alert for this observation of camera {alert.camera_id} exists")
         self._s.alert_sequence += 1
         stored = dataclasses.replace(alert, sequence=self._s.alert_sequence)
         self._s.alerts[alert.id] = stored
@@ -221,6 +224,12 @@ class _Alerts:
             return self._s.alerts[alert_id]
         except KeyError:
             raise NotFound(f"no alert {alert_id}") from None
+
+    def find_by_source(self, camera_id: str, source_ref: str) -> Alert | None:
+        return next(
+            (a for a in self._s.alerts.values() if a.camera_id == camera_id and a.source_ref == source_ref),
+            None,
+        )
 
     def update(self, alert: Alert) -> None:
         if self.get(alert.id).version != alert.version - 1:

@@ -40,6 +40,13 @@ class SqlAlerts:
             raise NotFound(f"no alert {alert_id}")
         return _from_row(row)
 
+    def find_by_source(self, camera_id: str, source_ref: str) -> Alert | None:
+        row = self._tx.first(
+            select(t).where(t.c.camera_id == camera_id, t.c.source_ref == source_ref),
+            f"reading camera {camera_id}'s alert by source",
+        )
+        return _from_row(row) if row is not None else None
+
     def update(self, alert: Alert) -> None:
         row = _to_row(alert)
         del row["sequence"]  # assigned once by the store, never rewritten
@@ -86,6 +93,7 @@ def _to_row(a: Alert) -> dict[str, Any]:
         "verified_by": a.verified_by,
         "verified_at": a.verified_at,
         "version": a.version,
+        "source_ref": a.source_ref,
     }
 
 
@@ -112,4 +120,5 @@ def _from_row(r: Row[Any]) -> Alert:
         verified_by=r.verified_by,
         verified_at=r.verified_at,
         version=r.version,
+        source_ref=r.source_ref,
     )

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from lfr.adapters.storage.sql.types import UtcDateTime, key_type
@@ -129,6 +130,18 @@ alerts = Table(
     Column("verified_by", key_type(), nullable=True),
     Column("verified_at", UtcDateTime, nullable=True),
     Column("version", Integer, nullable=False),
+    # "{node session}:{seq}" of the observation (migration 0003): one alert per camera and source, so an
+    # observation re-sent to another replica, or after a restart, cannot raise a second alert. Partial,
+    # so alerts from nodes that name no session are not constrained (NULLs are distinct anyway).
+    Column("source_ref", key_type(), nullable=True),
+    Index(
+        None,
+        "camera_id",
+        "source_ref",
+        unique=True,
+        sqlite_where=text("source_ref IS NOT NULL"),
+        postgresql_where=text("source_ref IS NOT NULL"),
+    ),
     sqlite_autoincrement=True,
 )
 
