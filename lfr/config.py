@@ -33,6 +33,9 @@ class GrpcSettings(Section):
         default="127.0.0.1:50051", description="host:port for camera nodes and control clients"
     )
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
+    subscribe_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="how often an alert subscription re-reads the store (replicas)"
+    )
     grace_seconds: float = Field(default=5.0, ge=0, le=60, description="graceful shutdown period")
     resend_memory_entries: int = Field(
         default=65_536,

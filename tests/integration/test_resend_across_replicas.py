@@ -20,9 +20,19 @@ from lfr.adapters.alert_bus import Subscription
 from lfr.adapters.grpc.convert import MAX_NODE_SESSION
 from lfr.bootstrap import Container, build_container, running_matcher
 from lfr.domain.audit import verify_chain
+from lfr.v1 import control_pb2 as pb
+from lfr.v1 import control_pb2_grpc, ingest_pb2_grpc
 from lfr.v1 import ingest_pb2 as ipb
-from lfr.v1 import ingest_pb2_grpc
-from tests.integration.conftest import DIM, SUBJECTS, World, make_accounts, matcher_config, observation, unit
+from tests.integration.conftest import (
+    DIM,
+    SUBJECTS,
+    World,
+    auth,
+    make_accounts,
+    matcher_config,
+    observation,
+    unit,
+)
 
 
 @dataclass
@@ -163,3 +173,20 @@ async def test_a_node_session_too_long_to_store_is_refused_clearly(sqlite_url: s
         assert stored(only.container) == ([], [])
         fits = await only.send(tokens["cam-1"], "n" * MAX_NODE_SESSION, [observation(2, world.people[0])])
         assert fits.results[0].outcome == ipb.OUTCOME_ALERT
+
+
+async def test_a_subscriber_on_one_replica_receives_alerts_raised_on_another(sqlite_url: str):
+    async with two_replicas(sqlite_url) as (a, b, world):
+        stub = control_pb2_grpc.AlertsStub(b.channel)
+        stream = stub.Subscribe(pb.SubscribeRequest(), metadata=auth(world.tokens["sam"]))
+        first = await a.send(world.tokens["cam-1"], "node-a", [observation(1, world.people[2])])
+        alert_id = first.results[0].alert_id
+        # B raised nothing, so nothing reached it live: its subscription must find A's alert in the store.
+        received = await asyncio.wait_for(stream.read(), timeout=5)
+        assert received.id == alert_id
+        # A later alert raised on B itself follows in sequence order, with none skipped or repeated.
+        second = await b.send(world.tokens["cam-1"], "node-a", [observation(2, world.people[4])])
+        following = await asyncio.wait_for(stream.read(), timeout=5)
+        assert following.id == second.results[0].alert_id
+        assert following.sequence == received.sequence + 1
+        stream.cancel()

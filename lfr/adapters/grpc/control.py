@@ -125,15 +125,25 @@ class WatchlistsServicer(control_pb2_grpc.WatchlistsServicer):
 
 class AlertsServicer(control_pb2_grpc.AlertsServicer):
     def __init__(
-        self, alerts: AlertService, deployments: DeploymentService, broadcaster: AlertBroadcaster
+        self,
+        alerts: AlertService,
+        deployments: DeploymentService,
+        broadcaster: AlertBroadcaster,
+        poll_seconds: float = 1.0,
     ) -> None:
         self._alerts = alerts
         self._deployments = deployments
         self._broadcaster = broadcaster
+        self._poll_seconds = poll_seconds
 
     async def Subscribe(self, request: pb.SubscribeRequest, context: Context) -> AsyncIterator[pb.Alert]:
         """Subscribes to live alerts first and only then reads the store, so an alert committed while
-        catching up is in the store read or in the queue (or both: duplicates are skipped by sequence)."""
+        catching up is in the store read or in the queue (or both: duplicates are skipped by sequence).
+
+        Alerts become visible in sequence order, so a live alert numbered above the next expected one means
+        others were raised elsewhere (another replica) or dropped from an overflowing queue: the store is
+        read before it is sent. A quiet stream also re-reads the store every `poll_seconds`, so alerts
+        raised by other replicas arrive even when this one raises none."""
         actor = current_principal()
         window_id = request.window_id or None
         if window_id is not None:
@@ -141,21 +151,24 @@ class AlertsServicer(control_pb2_grpc.AlertsServicer):
         visible = _Visibility(self._deployments, actor, window_id)
         last = request.after_sequence
         async with self._broadcaster.subscribe() as subscription:
-            async for alert in self._catch_up(actor, window_id, last):
-                last = alert.sequence
-                yield convert.alert(alert)
+            async for stored in self._catch_up(actor, window_id, last):
+                last = stored.sequence
+                yield convert.alert(stored)
             while True:
-                alert = await subscription.queue.get()
-                if subscription.lagging:
-                    # The queue overflowed and dropped alerts: the store has them all, in order.
+                live: Alert | None
+                try:
+                    live = await asyncio.wait_for(subscription.queue.get(), self._poll_seconds)
+                except TimeoutError:
+                    live = None
+                if live is None or subscription.lagging or live.sequence > last + 1:
                     subscription.lagging = False
-                    async for missed in self._catch_up(actor, window_id, last):
-                        last = missed.sequence
-                        yield convert.alert(missed)
-                if alert.sequence <= last or not await visible(alert):
+                    async for stored in self._catch_up(actor, window_id, last):
+                        last = stored.sequence
+                        yield convert.alert(stored)
+                if live is None or live.sequence <= last or not await visible(live):
                     continue
-                last = alert.sequence
-                yield convert.alert(alert)
+                last = live.sequence
+                yield convert.alert(live)
 
     async def _catch_up(self, actor: Principal, window_id: str | None, after: int) -> AsyncIterator[Alert]:
         while True:
