@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import logging
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -26,6 +29,7 @@ from lfr.domain.errors import InvalidInput
 from lfr.domain.observation import FaceQuality
 from lfr.v1 import control_pb2 as pb
 from lfr.v1 import ingest_pb2
+from tests.camera.conftest import REPO, model_settings
 from tests.integration.conftest import (
     DIM,
     MODEL,
@@ -44,6 +48,20 @@ from tests.support import tiny_jpeg
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def lfw_image() -> tuple[Path, Path]:
+    """(LFW root, one photo of one person) for enrolment."""
+    root = Path(os.environ.get("LFR_TEST_DATASETS") or REPO.parent / "shared" / "datasets") / "lfw"
+    if not (root / "manifest.csv").is_file():
+        pytest.skip(f"LFW not found at {root}: set LFR_TEST_DATASETS to the folder holding lfw/")
+    settings = model_settings()
+    if not (Path(settings.root or "") / "models" / settings.resolved_pack()).is_dir():
+        pytest.skip("model pack not found: set LFR_MODEL_ROOT and LFR_MODEL_PACK")
+    with (root / "manifest.csv").open(newline="") as handle:
+        first = next(csv.DictReader(handle))
+    return root, root / first["path"]
 
 
 def tls_config(pki: Pki, *, mutual: bool = False, **overrides: object) -> LfrConfig:
@@ -227,3 +245,56 @@ async def test_plaintext_on_a_public_address_is_warned_about_and_loopback_is_not
             assert not caplog.records, "loopback plaintext must stay quiet"
     [warning] = caplog.records
     assert "0.0.0.0:0 WITHOUT TLS" in warning.getMessage()
+
+
+@pytest.mark.models
+async def test_enrol_uploads_a_watchlist_over_tls(pki, tmp_path, lfw_image):
+    root, image = lfw_image
+    csv_file = tmp_path / "subjects.csv"
+    csv_file.write_text(
+        "subject_id,name,category,reason,image_source,image_path\n"
+        f"S1,Test Person,wanted,warrant,custody,{image.relative_to(root)}\n"
+    )
+    settings = model_settings()
+    async with serving(tls_config(pki), ChannelSecurity(ca_file=pki.ca)) as world:
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            app,
+            [
+                *("enrol", "--images", str(root), "--csv", str(csv_file), "--watchlist-name", "over tls"),
+                *("--matcher", f"localhost:{world.port}", "--ca-file", str(pki.ca)),
+                *("--model-root", str(settings.root), "--model-pack", settings.resolved_pack()),
+            ],
+            env={"LFR_TOKEN": world.tokens["sam"]},
+        )
+        assert result.exit_code == 0, result.output
+        listed = await world.watchlists.ListWatchlists(pb.Empty(), metadata=world.md("sam"))
+    assert [(w.name, w.subject_count) for w in listed.watchlists] == [("over tls", 1)]
+
+
+def test_enrol_and_camera_refuse_unusable_tls_files_before_loading_models(tmp_path, monkeypatch):
+    runner = CliRunner()
+    csv_file = tmp_path / "subjects.csv"
+    csv_file.write_text("subject_id,name,category,reason,image_source,image_path\nS1,A,c,r,s,a.jpg\n")
+    enrol = runner.invoke(
+        app,
+        ["enrol", "--images", str(tmp_path), "--csv", str(csv_file), "--watchlist-name", "x"],
+        env={"LFR_TOKEN": "t0k3n", "LFR_CA_FILE": str(tmp_path / "nope.pem")},
+    )
+    assert enrol.exit_code == 2
+    assert f"cannot read CA file {tmp_path / 'nope.pem'}" in enrol.output
+
+    monkeypatch.setenv("LFR_CAMERA_TOKEN", "t0k3n")
+    half = tmp_path / "half.yaml"
+    half.write_text(f"camera_id: c1\nsource: {{uri: {tmp_path}}}\nmatcher: {{client_cert_file: /x.crt}}\n")
+    camera = runner.invoke(app, ["camera", "--config", str(half)])
+    assert camera.exit_code == 2
+    assert "client_key_file is missing" in camera.output
+
+    bad_ca = tmp_path / "ca.yaml"
+    bad_ca.write_text(
+        f"camera_id: c1\nsource: {{uri: {tmp_path}}}\nmatcher: {{root_certificates: {csv_file}}}\n"
+    )
+    camera = runner.invoke(app, ["camera", "--config", str(bad_ca)])
+    assert camera.exit_code == 2
+    assert f"CA file {csv_file} is not a PEM file" in camera.output
