@@ -337,7 +337,9 @@ def build_camera_node(
     from lfr.adapters.camera.node import CameraNode, FacePipeline
     from lfr.adapters.embedder import InsightFaceEmbedder
 
-    token = config.matcher.token()  # fail on a missing secret before the slow model load
+    token = config.matcher.token()  # fail on a missing secret or certificate before the slow model load
+    security = config.matcher.security()
+    security.credentials()
     registry = registry or CollectorRegistry()
     metrics = CameraMetrics(registry, config.camera_id)
     source = open_source(config.source.uri, config.source.fps)
@@ -361,7 +363,7 @@ def build_camera_node(
         embedder.dimension,
         metrics,
         config.stream.policy(),
-        config.matcher.root_certificates,
+        security,
         on_result=on_result,
         on_sent=on_sent,
     )

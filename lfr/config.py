@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lfr.adapters.embedder import ModelSettings
 from lfr.domain.errors import InvalidInput
@@ -46,6 +46,27 @@ class GrpcSettings(Section):
     resend_memory_seconds: float = Field(
         default=300, gt=0, le=3600, description="how long an answer is kept for a camera's re-send"
     )
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate chain of the gRPC port; TLS when set (with the key)"
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of that certificate")
+    client_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle: when set, every client must present a certificate it signed "
+        "(mutual TLS; the bearer token is still required)",
+    )
+
+    @model_validator(mode="after")
+    def _tls_files_together(self) -> GrpcSettings:
+        if self.tls_cert_file is not None and self.tls_key_file is None:
+            raise ValueError(f"tls_key_file is missing: tls_cert_file {self.tls_cert_file} needs its key")
+        if self.tls_key_file is not None and self.tls_cert_file is None:
+            raise ValueError(
+                f"tls_cert_file is missing: tls_key_file {self.tls_key_file} needs its certificate"
+            )
+        if self.client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file as well")
+        return self
 
 
 class MetricsSettings(Section):

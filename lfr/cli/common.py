@@ -12,6 +12,7 @@ import grpc
 import typer
 from rich.console import Console
 
+from lfr.adapters.grpc.channels import ChannelSecurity, open_channel
 from lfr.config import LfrConfig, load_config
 from lfr.domain.errors import LfrError
 
@@ -25,6 +26,20 @@ ConfigOption = Annotated[
 ]
 ServerOption = Annotated[str, typer.Option("--server", envvar="LFR_SERVER", help="matcher address host:port")]
 TokenOption = Annotated[str, typer.Option("--token", envvar="LFR_TOKEN", help="bearer token (env LFR_TOKEN)")]
+CaFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file", envvar="LFR_CA_FILE", help="PEM CA that signed the matcher's certificate: use TLS"
+    ),
+]
+ClientCertOption = Annotated[
+    Path | None,
+    typer.Option("--client-cert", envvar="LFR_CLIENT_CERT", help="PEM client certificate (mutual TLS)"),
+]
+ClientKeyOption = Annotated[
+    Path | None,
+    typer.Option("--client-key", envvar="LFR_CLIENT_KEY", help="PEM key of the client certificate"),
+]
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -58,10 +73,10 @@ def reported() -> Iterator[None]:
 class Client:
     """A synchronous connection to the matcher with the caller's bearer token on every call."""
 
-    def __init__(self, server: str, token: str) -> None:
+    def __init__(self, server: str, token: str, security: ChannelSecurity | None = None) -> None:
         if not token:
             fail("no token: pass --token or set LFR_TOKEN (issue one with `lfr account token NAME`)")
-        self.channel = grpc.insecure_channel(server)
+        self.channel = open_channel(server, security)
         self.metadata = (("authorization", f"Bearer {token}"),)
 
     def __enter__(self) -> Client:
@@ -72,6 +87,14 @@ class Client:
 
 
 @contextlib.contextmanager
-def client(server: str, token: str) -> Iterator[Client]:
-    with reported(), Client(server, token) as connected:
+def client(
+    server: str,
+    token: str,
+    ca_file: Path | None = None,
+    client_cert: Path | None = None,
+    client_key: Path | None = None,
+) -> Iterator[Client]:
+    """Plaintext unless a CA file or client certificate is given (then TLS, mutual with the certificate)."""
+    security = ChannelSecurity(ca_file, client_cert, client_key)
+    with reported(), Client(server, token, security) as connected:
         yield connected

@@ -13,7 +13,18 @@ from google.protobuf.json_format import MessageToDict
 from rich.table import Table
 
 from lfr.adapters.grpc import convert
-from lfr.cli.common import DEFAULT_SERVER, ServerOption, TokenOption, client, console, errors, fail
+from lfr.cli.common import (
+    DEFAULT_SERVER,
+    CaFileOption,
+    ClientCertOption,
+    ClientKeyOption,
+    ServerOption,
+    TokenOption,
+    client,
+    console,
+    errors,
+    fail,
+)
 from lfr.domain.audit import verify_chain
 from lfr.v1 import control_pb2 as pb
 from lfr.v1 import control_pb2_grpc
@@ -57,6 +68,9 @@ def window_create(
     assign: Annotated[list[str] | None, typer.Option("--assign", help="officer who sees alerts")] = None,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
 ) -> None:
     """Request a deployment window (pending until a supervisor authorises it)."""
     starts = _when(start, datetime.now(UTC))
@@ -72,15 +86,22 @@ def window_create(
         ends_at=convert.timestamp(ends),
         assigned_users=assign or [],
     )
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         window = control_pb2_grpc.DeploymentsStub(c.channel).CreateWindow(request, metadata=c.metadata)
     console.print(f"created window [bold]{window.id}[/] (pending authorisation)")
 
 
 @window_app.command("authorise")
-def window_authorise(window_id: str, server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") -> None:
+def window_authorise(
+    window_id: str,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
+) -> None:
     """Authorise a pending window (supervisors only)."""
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         window = control_pb2_grpc.DeploymentsStub(c.channel).AuthoriseWindow(
             pb.WindowRef(window_id=window_id), metadata=c.metadata
         )
@@ -93,9 +114,12 @@ def window_close(
     reason: Annotated[str, typer.Option(help="why the deployment ends")],
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
 ) -> None:
     """Close a window early; the matcher disarms within a second."""
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         window = control_pb2_grpc.DeploymentsStub(c.channel).CloseWindow(
             pb.CloseWindowRequest(window_id=window_id, reason=reason), metadata=c.metadata
         )
@@ -103,9 +127,15 @@ def window_close(
 
 
 @window_app.command("list")
-def window_list(server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") -> None:
+def window_list(
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
+) -> None:
     """Windows you may see."""
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         found = control_pb2_grpc.DeploymentsStub(c.channel).ListWindows(
             pb.ListWindowsRequest(), metadata=c.metadata
         )
@@ -124,8 +154,15 @@ def window_list(server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") 
 
 
 @window_app.command("show")
-def window_show(window_id: str, server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") -> None:
-    with client(server, token) as c:
+def window_show(
+    window_id: str,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
+) -> None:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         _show(
             control_pb2_grpc.DeploymentsStub(c.channel).GetWindow(
                 pb.WindowRef(window_id=window_id), metadata=c.metadata
@@ -143,8 +180,11 @@ def watchlist_create(
     dimension: Annotated[int, typer.Option()] = 512,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
 ) -> None:
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         created = control_pb2_grpc.WatchlistsStub(c.channel).CreateWatchlist(
             pb.CreateWatchlistRequest(name=name, model_id=model, dimension=dimension), metadata=c.metadata
         )
@@ -163,6 +203,9 @@ def watchlist_add_embeddings(
     reference_image: Annotated[Path | None, typer.Option(help="JPEG shown beside alerts")] = None,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
 ) -> None:
     """Enrol one subject from embeddings made by the watchlist's model."""
     try:
@@ -170,7 +213,7 @@ def watchlist_add_embeddings(
     except (OSError, ValueError) as exc:
         fail(f"cannot read {embeddings}: {exc}", 2)
     image = reference_image.read_bytes() if reference_image else b""
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         stub = control_pb2_grpc.WatchlistsStub(c.channel)
         watchlist = stub.GetWatchlist(pb.WatchlistRef(watchlist_id=watchlist_id), metadata=c.metadata)
         subject = stub.AddSubject(
@@ -192,8 +235,15 @@ def watchlist_add_embeddings(
 
 
 @watchlist_app.command("seal")
-def watchlist_seal(watchlist_id: str, server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") -> None:
-    with client(server, token) as c:
+def watchlist_seal(
+    watchlist_id: str,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
+) -> None:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         sealed = control_pb2_grpc.WatchlistsStub(c.channel).SealWatchlist(
             pb.WatchlistRef(watchlist_id=watchlist_id), metadata=c.metadata
         )
@@ -207,8 +257,11 @@ def watchlist_destroy(
     reason: Annotated[str, typer.Option()],
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
 ) -> None:
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         control_pb2_grpc.WatchlistsStub(c.channel).DestroyWatchlist(
             pb.DestroyWatchlistRequest(watchlist_id=watchlist_id, reason=reason), metadata=c.metadata
         )
@@ -216,8 +269,14 @@ def watchlist_destroy(
 
 
 @watchlist_app.command("list")
-def watchlist_list(server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") -> None:
-    with client(server, token) as c:
+def watchlist_list(
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
+) -> None:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         found = control_pb2_grpc.WatchlistsStub(c.channel).ListWatchlists(pb.Empty(), metadata=c.metadata)
     table = Table("id", "name", "state", "subjects", "model", "hash")
     for w in found.watchlists:
@@ -245,8 +304,11 @@ def alerts_list(
     limit: Annotated[int, typer.Option()] = 100,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
 ) -> None:
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         found = control_pb2_grpc.AlertsStub(c.channel).ListAlerts(
             pb.ListAlertsRequest(window_id=window, after_sequence=after, limit=limit), metadata=c.metadata
         )
@@ -260,9 +322,12 @@ def alerts_show(
     crop_out: Annotated[Path | None, typer.Option(help="write the face crop to this file")] = None,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
 ) -> None:
     """Show one alert, crop included. Audited as a consultation."""
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         alert = control_pb2_grpc.AlertsStub(c.channel).GetAlert(
             pb.AlertRef(alert_id=alert_id), metadata=c.metadata
         )
@@ -287,10 +352,13 @@ def alerts_adjudicate(
     expected_version: Annotated[int, typer.Option(help="refuse if the alert changed since")] = 0,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
 ) -> None:
     if outcome not in _OUTCOMES:
         fail(f"outcome must be one of {', '.join(_OUTCOMES)}", 2)
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         decided = control_pb2_grpc.AlertsStub(c.channel).Adjudicate(
             pb.AdjudicateRequest(
                 alert_id=alert_id, outcome=_OUTCOMES[outcome], notes=notes, expected_version=expected_version
@@ -306,9 +374,12 @@ def alerts_watch(
     after: Annotated[int, typer.Option(help="catch up from after this sequence")] = 0,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
 ) -> None:
     """Print alerts as they become durable (catch-up first); Ctrl-C to stop."""
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         stream = control_pb2_grpc.AlertsStub(c.channel).Subscribe(
             pb.SubscribeRequest(window_id=window, after_sequence=after), metadata=c.metadata
         )
@@ -323,9 +394,15 @@ def alerts_watch(
 
 
 @audit_app.command("verify")
-def audit_verify(server: ServerOption = DEFAULT_SERVER, token: TokenOption = "") -> None:
+def audit_verify(
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
+) -> None:
     """Ask the matcher to verify the whole hash chain against its recorded head."""
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         verdict = control_pb2_grpc.AuditStub(c.channel).Verify(pb.Empty(), metadata=c.metadata)
     if not verdict.ok:
         fail(f"audit chain BROKEN at record {verdict.first_bad_seq}: {verdict.reason}")
@@ -338,9 +415,12 @@ def audit_export(
     from_seq: Annotated[int, typer.Option("--from", help="first record")] = 1,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = "",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
 ) -> None:
     """Export records as JSON lines, re-verifying the exported chain locally."""
-    with client(server, token) as c:
+    with client(server, token, ca_file, client_cert, client_key) as c:
         records = list(
             control_pb2_grpc.AuditStub(c.channel).Export(
                 pb.ExportRequest(from_seq=from_seq), metadata=c.metadata

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from lfr.cli.common import CaFileOption, ClientCertOption, ClientKeyOption
 from lfr.domain.errors import LfrError
 
 app = typer.Typer(add_completion=False, invoke_without_command=True, help="Enrol watchlist subjects.")
@@ -21,6 +22,9 @@ def enrol(
         Path, typer.Option("--csv", help="columns: subject_id,name,category,reason,image_source,image_path")
     ],
     matcher: Annotated[str, typer.Option("--matcher", help="matcher gRPC host:port")] = "127.0.0.1:50051",
+    ca_file: CaFileOption = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
     token_file: Annotated[
         Path | None, typer.Option("--token-file", help="bearer token (else env LFR_TOKEN)")
     ] = None,
@@ -42,11 +46,11 @@ def enrol(
     model_pack: Annotated[str | None, typer.Option("--model-pack")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="embed and report only; send nothing")] = False,
 ) -> None:
-    import grpc
     from rich.progress import Progress
 
     from lfr.adapters.embedder import InsightFaceEmbedder, ModelSettings
     from lfr.adapters.enrolment import Pick, embed_subjects, read_enrolment_csv
+    from lfr.adapters.grpc.channels import ChannelSecurity, open_channel
     from lfr.adapters.watchlist_upload import upload_report
 
     logging.basicConfig(level=logging.ERROR)
@@ -56,6 +60,9 @@ def enrol(
         token = (token_file.read_text() if token_file else os.environ.get("LFR_TOKEN", "")).strip()
         if not token and not dry_run:
             raise typer.BadParameter("no token: use --token-file or set LFR_TOKEN")
+        # Checked before the slow embedding, so a bad certificate path fails at once.
+        security = ChannelSecurity(ca_file, client_cert, client_key)
+        security.credentials()
         embedder = InsightFaceEmbedder(ModelSettings(root=model_root, pack=model_pack))
         with Progress() as progress:
             task = progress.add_task("embedding", total=len(rows))
@@ -68,7 +75,7 @@ def enrol(
         if dry_run:
             report.wipe()
             return
-        with grpc.insecure_channel(matcher) as channel, Progress() as progress:
+        with open_channel(matcher, security) as channel, Progress() as progress:
             task = progress.add_task("uploading", total=len(report.subjects))
             result = upload_report(
                 channel,

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lfr.adapters.camera.config import load_camera_config
+from lfr.adapters.grpc.channels import is_loopback
 from lfr.config import load_config
 from lfr.domain.errors import InvalidInput
 from lfr.domain.evaluation import EquityGate
@@ -19,6 +20,20 @@ def test_matcher_configs_parse(name):
     config = load_config(DEPLOY / name)
     assert config.policy.equity_gate is EquityGate.REFUSE
     assert config.policy.two_person_rule
+
+
+@pytest.mark.parametrize("name", ["lfr.embedded.yaml", "lfr.scaleout.yaml"])
+def test_matcher_configs_listening_beyond_loopback_use_mutual_tls(name):
+    grpc = load_config(DEPLOY / name).grpc
+    assert not is_loopback(grpc.listen)
+    assert grpc.tls_cert_file is not None
+    assert grpc.client_ca_file is not None
+
+
+def test_camera_example_uses_tls():
+    security = load_camera_config(DEPLOY / "camera.example.yaml").matcher.security()
+    assert security.uses_tls
+    assert security.client_cert_file is not None
 
 
 def test_scaleout_config_uses_postgresql():

@@ -19,13 +19,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import grpc
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lfr.adapters.camera.metrics import CameraMetrics
+from lfr.adapters.grpc.channels import ChannelSecurity, aio_channel, warn_if_plaintext
 from lfr.domain.embedding import wipe
 from lfr.domain.observation import FaceQuality
 from lfr.v1 import ingest_pb2, ingest_pb2_grpc
@@ -89,7 +89,7 @@ class MatcherClient:
         dimension: int,
         metrics: CameraMetrics,
         policy: StreamPolicy | None = None,
-        root_certificates: Path | None = None,
+        security: ChannelSecurity | None = None,
         on_result: Callable[[ingest_pb2.ObservationResult], None] | None = None,
         rng: random.Random | None = None,
         node_session: str | None = None,
@@ -102,7 +102,9 @@ class MatcherClient:
         self._dimension = dimension
         self._metrics = metrics
         self._policy = policy or StreamPolicy()
-        self._root_certificates = root_certificates
+        # Read once: an unusable certificate file stops the node at start, not at its next reconnect.
+        self._credentials = (security or ChannelSecurity()).credentials()
+        warn_if_plaintext(address, self._credentials)
         self._on_result = on_result
         self._on_sent = on_sent  # sees each observation as encoded for the wire (the demo's deletion check)
         self._rng = rng or random.Random()
@@ -165,17 +167,11 @@ class MatcherClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
-    def _channel(self) -> grpc.aio.Channel:
-        if self._root_certificates is None:
-            return grpc.aio.insecure_channel(self._address)
-        credentials = grpc.ssl_channel_credentials(self._root_certificates.read_bytes())
-        return grpc.aio.secure_channel(self._address, credentials)
-
     async def _stream_once(self) -> bool:
         """One stream's life. True if the matcher answered at least once (the backoff then restarts)."""
         answered = False
         writer: asyncio.Task[None] | None = None
-        async with self._channel() as channel:
+        async with aio_channel(self._address, self._credentials) as channel:
             call = ingest_pb2_grpc.CameraIngestStub(channel).Stream(metadata=self._metadata)
             try:
                 await call.wait_for_connection()

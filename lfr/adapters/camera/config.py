@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lfr.adapters.camera.client import StreamPolicy
 from lfr.adapters.camera.node import CropPolicy
 from lfr.adapters.camera.tracker import TrackerPolicy
 from lfr.adapters.embedder import ModelSettings
+from lfr.adapters.grpc.channels import ChannelSecurity
 from lfr.domain.errors import InvalidInput
 from lfr.domain.quality import QualityPolicy
 
@@ -26,7 +27,23 @@ class MatcherSettings(_Section):
     address: str = Field(default="127.0.0.1:50051", description="host:port of the matcher's gRPC server")
     token_file: Path | None = Field(default=None, description="file holding the camera's bearer token")
     token_env: str = Field(default="LFR_CAMERA_TOKEN", description="env var holding it if no token_file")
-    root_certificates: Path | None = Field(default=None, description="PEM CA bundle: use TLS if set")
+    root_certificates: Path | None = Field(
+        default=None, description="PEM CA bundle that signed the matcher's certificate: TLS when set"
+    )
+    client_cert_file: Path | None = Field(
+        default=None, description="PEM certificate of this node, for a matcher that demands mutual TLS"
+    )
+    client_key_file: Path | None = Field(default=None, description="PEM private key of that certificate")
+
+    @model_validator(mode="after")
+    def _client_pair(self) -> MatcherSettings:
+        if (self.client_cert_file is None) != (self.client_key_file is None):
+            missing = "client_key_file" if self.client_key_file is None else "client_cert_file"
+            raise ValueError(f"{missing} is missing: mutual TLS needs client_cert_file and client_key_file")
+        return self
+
+    def security(self) -> ChannelSecurity:
+        return ChannelSecurity(self.root_certificates, self.client_cert_file, self.client_key_file)
 
     def token(self) -> str:
         if self.token_file is not None:

@@ -9,10 +9,12 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from lfr.adapters.grpc.channels import is_loopback
 from lfr.adapters.grpc.control import AlertsServicer, AuditServicer, DeploymentsServicer, WatchlistsServicer
 from lfr.adapters.grpc.ingest import CameraIngestServicer, MicroBatcher
 from lfr.adapters.grpc.interceptors import AuthAndErrorsInterceptor, TokenCache
 from lfr.adapters.grpc.resends import RecentResults
+from lfr.adapters.grpc.tls import server_credentials
 from lfr.v1 import control_pb2, control_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
 if TYPE_CHECKING:
@@ -51,8 +53,10 @@ class MatcherServer:
 
 
 def create_server(container: Container, address: str) -> tuple[MatcherServer, int]:
-    """Binds `address` (use 127.0.0.1:0 for a free port) and returns the server and its port."""
+    """Binds `address` (use 127.0.0.1:0 for a free port) and returns the server and its port; TLS when
+    `grpc.tls_cert_file` is set (raises InvalidInput for unusable certificate files)."""
     settings = container.config
+    credentials = server_credentials(settings.grpc)  # before anything starts, so a bad file stops it
     limit = settings.grpc.max_message_bytes
     server = aio.server(
         interceptors=[AuthAndErrorsInterceptor(TokenCache(container.principals.authenticate_token))],
@@ -91,8 +95,20 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(address)
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
-    logger.info("gRPC listening on %s (port %d)", address, port)
+    mode = "plaintext" if credentials is None else "TLS"
+    if settings.grpc.client_ca_file is not None:
+        mode = "mutual TLS"
+    logger.info("gRPC listening on %s (port %d, %s)", address, port, mode)
+    if credentials is None and not is_loopback(address):
+        logger.warning(
+            "gRPC on %s WITHOUT TLS: camera and user bearer tokens cross the network in clear; "
+            "set grpc.tls_cert_file and grpc.tls_key_file",
+            address,
+        )
     return MatcherServer(server, batcher, health_servicer), port
