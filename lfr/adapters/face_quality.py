@@ -10,6 +10,11 @@ from lfr.adapters.embedder import DetectedFace
 from lfr.adapters.head_pose import estimate_head_pose
 from lfr.domain.observation import FaceQuality
 
+# Bumped whenever a measurement's meaning changes, so stored measurements (the evaluation's cache) are
+# taken again rather than judged by the new gate. 1: yaw/pitch from the nose's offset (saturated at 45
+# degrees); 2: yaw/pitch from the five-point model fit (`head_pose`).
+MEASURES_VERSION = 2
+
 
 def sharpness(aligned_bgr: np.ndarray) -> float:
     """Variance of the Laplacian of the grey aligned face: low for blurred or upscaled tiny faces."""
