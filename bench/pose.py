@@ -53,7 +53,7 @@ def project(
     centre = np.array([frame[0] / 2, frame[1] / 2])
     distance = focal / iod_px  # model units (1 = inter-ocular distance)
     ray = np.array([(at[0] - centre[0]) / focal, (at[1] - centre[1]) / focal, 1.0])
-    position = ray / np.linalg.norm(ray) * distance * np.linalg.norm(ray)
+    position = ray * distance  # the eye midpoint, on the ray through `at`
     camera_points = (_towards(ray) @ rotation(yaw, pitch, roll) @ model.T).T + position
     points = focal * camera_points[:, :2] / camera_points[:, 2:] + centre
     if noise_px > 0:
@@ -136,9 +136,9 @@ def main() -> None:
     print(f"noise {args.noise_px} px per keypoint, inter-ocular {args.iod_px} px, frame {FRAME}, focal "
           f"{FRAME[0]} px, {args.repeats} random placements per angle")  # fmt: skip
     kwargs = {"repeats": args.repeats, "noise_px": args.noise_px, "iod_px": args.iod_px}
-    yaw_cases = samples(range(-90, 91, 10), [0], [-30, 0, 30], **kwargs)  # type: ignore[arg-type]
-    pitch_cases = samples([0], range(-50, 51, 10), [-30, 0, 30], **kwargs)  # type: ignore[arg-type]
-    grid = samples(range(-60, 61, 15), range(-35, 36, 7), [-30, 0, 30], **kwargs)  # type: ignore[arg-type]
+    yaw_cases = samples(range(-90, 91, 10), [0], [-30, 0, 30], **kwargs)
+    pitch_cases = samples([0], range(-50, 51, 10), [-30, 0, 30], **kwargs)
+    grid = samples(range(-60, 61, 15), range(-35, 36, 7), [-30, 0, 30], **kwargs)
     for name, estimator in estimators.items():
         print(f"\n## {name}")
         _curve("Yaw sweep (pitch 0, roll -30/0/30):", _errors(estimator, yaw_cases), 0)
