@@ -27,6 +27,7 @@ import numpy as np
 
 from evaluation.datasets import EmbeddedSet, ManifestDataset, Sample
 from lfr.adapters.embedder import DetectedFace
+from lfr.adapters.face_quality import MEASURES_VERSION
 from lfr.domain.observation import FaceQuality
 from lfr.domain.quality import QualityPolicy, gate
 
@@ -139,7 +140,7 @@ class EmbeddingCache:
             for digest, failure, blob, quality in rows:
                 found[digest] = FaceRecord(
                     failure,
-                    None if quality is None else FaceQuality(**json.loads(quality)),
+                    _current_measures(quality),
                     None if blob is None else np.frombuffer(blob, dtype=np.float32).copy(),
                 )
         return found
@@ -154,7 +155,9 @@ class EmbeddingCache:
                     pipeline,
                     r.failure,
                     None if r.vector is None else np.asarray(r.vector, np.float32).tobytes(),
-                    None if r.quality is None else json.dumps(dataclasses.asdict(r.quality)),
+                    None
+                    if r.quality is None
+                    else json.dumps({**dataclasses.asdict(r.quality), "measures": MEASURES_VERSION}),
                 )
                 for digest, r in entries
             ],
@@ -163,6 +166,17 @@ class EmbeddingCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _current_measures(stored: str | None) -> FaceQuality | None:
+    """Stored measurements, or None (measure again, keep the embedding) when an older version of
+    `lfr.adapters.face_quality` took them: the gate must judge what the camera node measures now."""
+    if stored is None:
+        return None
+    fields = json.loads(stored)
+    if fields.pop("measures", 1) != MEASURES_VERSION:
+        return None
+    return FaceQuality(**fields)
 
 
 @dataclass(frozen=True, slots=True)

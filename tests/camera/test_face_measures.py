@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from lfr.adapters.camera.crops import crop_pixels, encode_jpeg
-from lfr.adapters.face_quality import head_pose, sharpness
+from lfr.adapters.face_quality import sharpness
+from lfr.adapters.head_pose import estimate_head_pose
 from lfr.domain.errors import InvalidCrop
 
 # insightface's ArcFace alignment template: the keypoints of a frontal face.
@@ -25,7 +26,7 @@ def rotated(points: np.ndarray, degrees: float) -> np.ndarray:
 
 def test_frontal_template_has_no_yaw_or_pitch_even_when_rolled_or_scaled() -> None:
     for points in (FRONTAL, rotated(FRONTAL, 25), FRONTAL * 3 + 40):
-        yaw, pitch = head_pose(points)
+        yaw, pitch, _ = estimate_head_pose(points)
         assert abs(yaw) < 2
         assert abs(pitch) < 2
 
@@ -33,20 +34,20 @@ def test_frontal_template_has_no_yaw_or_pitch_even_when_rolled_or_scaled() -> No
 def test_nose_off_centre_reads_as_yaw_with_its_sign() -> None:
     turned = FRONTAL.copy()
     turned[2, 0] += 12
-    yaw, pitch = head_pose(turned)
+    yaw, pitch, _ = estimate_head_pose(turned)
     assert yaw > 25
     assert abs(pitch) < 2
     turned[2, 0] -= 24
-    assert head_pose(turned)[0] < -25
+    assert estimate_head_pose(turned)[0] < -25
 
 
 def test_nose_near_the_mouth_reads_as_looking_down() -> None:
     down = FRONTAL.copy()
     down[2, 1] += 10
-    assert head_pose(down)[1] > 20
+    assert estimate_head_pose(down)[1] > 20
     up = FRONTAL.copy()
     up[2, 1] -= 10
-    assert head_pose(up)[1] < -20
+    assert estimate_head_pose(up)[1] < -20
 
 
 def test_blurring_lowers_sharpness() -> None:

@@ -7,6 +7,7 @@ measurements (`lfr.adapters.face_quality.measure`), the gate, the SQLite cache a
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import cv2
@@ -19,6 +20,7 @@ from evaluation.datasets import ManifestColumns, ManifestDataset
 from evaluation.extraction import EmbeddingCache, ExtractionSettings, embed_manifest
 from lfr.adapters.camera.config import GateSettings
 from lfr.adapters.embedder import DetectedFace
+from lfr.adapters.face_quality import MEASURES_VERSION
 from lfr.domain.quality import QualityPolicy
 
 # insightface's ArcFace template (112 x 112): a frontal face's five keypoints.
@@ -147,3 +149,22 @@ def test_the_default_gate_is_the_camera_nodes_and_its_fields_can_be_overridden()
     assert tuned.describe() == "camera node default with min_sharpness=12, max_abs_yaw_deg=30"
     with pytest.raises(ValueError, match="min_sharpnes"):
         QualityGateConfig.model_validate({"min_sharpnes": 12})
+
+
+def test_measurements_by_an_older_face_quality_are_taken_again_without_re_embedding(dataset, tmp_path):
+    first, _ = run(dataset, tmp_path / "cache", QualityPolicy())
+    db = sqlite3.connect(tmp_path / "cache" / "embeddings.sqlite")
+    rows = db.execute("SELECT content_sha256, quality FROM embedding").fetchall()
+    for digest, quality in rows:
+        stale = json.loads(quality)
+        assert stale.pop("measures") == MEASURES_VERSION
+        stale["yaw_deg"] = 44.0  # what the saturating version 1 said of a profile face
+        db.execute("UPDATE embedding SET quality = ? WHERE content_sha256 = ?", (json.dumps(stale), digest))
+    db.commit()
+    db.close()
+    again, embedder = run(dataset, tmp_path / "cache", QualityPolicy())
+    assert (embedder.detections, embedder.embedded) == (6, 0)
+    assert again.failure_reasons == first.failure_reasons
+    np.testing.assert_array_equal(again.vectors, first.vectors)
+    _, third = run(dataset, tmp_path / "cache", QualityPolicy())
+    assert (third.detections, third.embedded) == (0, 0)
