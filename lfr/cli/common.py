@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import grpc
 import typer
@@ -98,3 +100,42 @@ def client(
     security = ChannelSecurity(ca_file, client_cert, client_key)
     with reported(), Client(server, token, security) as connected:
         yield connected
+
+
+_CONNECTION_OPTIONS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+    for name, default, annotation in (
+        ("server", DEFAULT_SERVER, ServerOption),
+        ("token", "", TokenOption),
+        ("ca_file", None, CaFileOption),
+        ("client_cert", None, ClientCertOption),
+        ("client_key", None, ClientKeyOption),
+    )
+]
+
+
+def connected(command: Callable[..., None]) -> Callable[..., None]:
+    """Gives a command the connection options (--server, --token, the TLS files) and calls it with a
+    connected Client as its first argument, so each command declares only its own options.
+
+    Typer reads a command's options from its signature, so the wrapper's signature is the command's own
+    (with annotations evaluated, minus the Client) followed by the connection options."""
+    own = list(inspect.signature(command, eval_str=True).parameters.values())[1:]
+
+    @functools.wraps(command)
+    def run(
+        *args: Any,
+        server: str,
+        token: str,
+        ca_file: Path | None,
+        client_cert: Path | None,
+        client_key: Path | None,
+        **kwargs: Any,
+    ) -> None:
+        with client(server, token, ca_file, client_cert, client_key) as connection:
+            command(connection, *args, **kwargs)
+
+    parameters = own + _CONNECTION_OPTIONS
+    run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    return run

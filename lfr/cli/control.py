@@ -14,13 +14,8 @@ from rich.table import Table
 
 from lfr.adapters.grpc import convert
 from lfr.cli.common import (
-    DEFAULT_SERVER,
-    CaFileOption,
-    ClientCertOption,
-    ClientKeyOption,
-    ServerOption,
-    TokenOption,
-    client,
+    Client,
+    connected,
     console,
     errors,
     fail,
@@ -55,7 +50,9 @@ def _show(message: object) -> None:
 
 
 @window_app.command("create")
+@connected
 def window_create(
+    c: Client,
     purpose: Annotated[str, typer.Option(help="why this deployment is necessary")],
     legal_basis: Annotated[str, typer.Option(help="the legal basis relied on")],
     location: Annotated[str, typer.Option()],
@@ -66,11 +63,6 @@ def window_create(
     start: Annotated[str | None, typer.Option(help="ISO start time; default now")] = None,
     minutes: Annotated[float, typer.Option(help="length when --end is not given")] = 60,
     assign: Annotated[list[str] | None, typer.Option("--assign", help="officer who sees alerts")] = None,
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
     """Request a deployment window (pending until a supervisor authorises it)."""
     starts = _when(start, datetime.now(UTC))
@@ -86,59 +78,44 @@ def window_create(
         ends_at=convert.timestamp(ends),
         assigned_users=assign or [],
     )
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        window = control_pb2_grpc.DeploymentsStub(c.channel).CreateWindow(request, metadata=c.metadata)
+    window = control_pb2_grpc.DeploymentsStub(c.channel).CreateWindow(request, metadata=c.metadata)
     console.print(f"created window [bold]{window.id}[/] (pending authorisation)")
 
 
 @window_app.command("authorise")
+@connected
 def window_authorise(
+    c: Client,
     window_id: str,
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
     """Authorise a pending window (supervisors only)."""
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        window = control_pb2_grpc.DeploymentsStub(c.channel).AuthoriseWindow(
-            pb.WindowRef(window_id=window_id), metadata=c.metadata
-        )
+    window = control_pb2_grpc.DeploymentsStub(c.channel).AuthoriseWindow(
+        pb.WindowRef(window_id=window_id), metadata=c.metadata
+    )
     console.print(f"window {window.id} authorised by {window.authorised_by}; armed now: {window.armed}")
 
 
 @window_app.command("close")
+@connected
 def window_close(
+    c: Client,
     window_id: str,
     reason: Annotated[str, typer.Option(help="why the deployment ends")],
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
     """Close a window early; the matcher disarms within a second."""
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        window = control_pb2_grpc.DeploymentsStub(c.channel).CloseWindow(
-            pb.CloseWindowRequest(window_id=window_id, reason=reason), metadata=c.metadata
-        )
+    window = control_pb2_grpc.DeploymentsStub(c.channel).CloseWindow(
+        pb.CloseWindowRequest(window_id=window_id, reason=reason), metadata=c.metadata
+    )
     console.print(f"window {window.id} closed")
 
 
 @window_app.command("list")
-def window_list(
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
-) -> None:
+@connected
+def window_list(c: Client) -> None:
     """Windows you may see."""
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        found = control_pb2_grpc.DeploymentsStub(c.channel).ListWindows(
-            pb.ListWindowsRequest(), metadata=c.metadata
-        )
+    found = control_pb2_grpc.DeploymentsStub(c.channel).ListWindows(
+        pb.ListWindowsRequest(), metadata=c.metadata
+    )
     table = Table("id", "state", "armed", "location", "cameras", "starts", "ends")
     for w in found.windows:
         table.add_row(
@@ -154,45 +131,39 @@ def window_list(
 
 
 @window_app.command("show")
+@connected
 def window_show(
+    c: Client,
     window_id: str,
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        _show(
-            control_pb2_grpc.DeploymentsStub(c.channel).GetWindow(
-                pb.WindowRef(window_id=window_id), metadata=c.metadata
-            )
+    _show(
+        control_pb2_grpc.DeploymentsStub(c.channel).GetWindow(
+            pb.WindowRef(window_id=window_id), metadata=c.metadata
         )
+    )
 
 
 # --- watchlists -----------------------------------------------------------------------------------------
 
 
 @watchlist_app.command("create")
+@connected
 def watchlist_create(
+    c: Client,
     name: str,
     model: Annotated[str, typer.Option(help="id of the model the embeddings come from")],
     dimension: Annotated[int, typer.Option()] = 512,
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        created = control_pb2_grpc.WatchlistsStub(c.channel).CreateWatchlist(
-            pb.CreateWatchlistRequest(name=name, model_id=model, dimension=dimension), metadata=c.metadata
-        )
+    created = control_pb2_grpc.WatchlistsStub(c.channel).CreateWatchlist(
+        pb.CreateWatchlistRequest(name=name, model_id=model, dimension=dimension), metadata=c.metadata
+    )
     console.print(f"created watchlist [bold]{created.id}[/] (draft)")
 
 
 @watchlist_app.command("add-embeddings")
+@connected
 def watchlist_add_embeddings(
+    c: Client,
     watchlist_id: str,
     embeddings: Annotated[Path, typer.Argument(help=".npy file: (n, d) float32 embeddings of ONE person")],
     reference: Annotated[str, typer.Option(help="the force's reference for this person")],
@@ -201,11 +172,6 @@ def watchlist_add_embeddings(
     reason: Annotated[str, typer.Option(help="why this person is listed")] = "",
     image_source: Annotated[str, typer.Option(help="provenance of the reference image")] = "",
     reference_image: Annotated[Path | None, typer.Option(help="JPEG shown beside alerts")] = None,
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
     """Enrol one subject from embeddings made by the watchlist's model."""
     try:
@@ -213,71 +179,56 @@ def watchlist_add_embeddings(
     except (OSError, ValueError) as exc:
         fail(f"cannot read {embeddings}: {exc}", 2)
     image = reference_image.read_bytes() if reference_image else b""
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        stub = control_pb2_grpc.WatchlistsStub(c.channel)
-        watchlist = stub.GetWatchlist(pb.WatchlistRef(watchlist_id=watchlist_id), metadata=c.metadata)
-        subject = stub.AddSubject(
-            pb.AddSubjectRequest(
-                watchlist_id=watchlist_id,
-                reference=reference,
-                display_name=name,
-                category=category,
-                reason=reason,
-                image_source=image_source,
-                reference_image_jpeg=image,
-                model_id=watchlist.model_id,
-                dimension=int(rows.shape[1]),
-                embeddings_f32le=[convert.embedding_to_bytes(row) for row in rows],
-            ),
-            metadata=c.metadata,
-        )
+    stub = control_pb2_grpc.WatchlistsStub(c.channel)
+    watchlist = stub.GetWatchlist(pb.WatchlistRef(watchlist_id=watchlist_id), metadata=c.metadata)
+    subject = stub.AddSubject(
+        pb.AddSubjectRequest(
+            watchlist_id=watchlist_id,
+            reference=reference,
+            display_name=name,
+            category=category,
+            reason=reason,
+            image_source=image_source,
+            reference_image_jpeg=image,
+            model_id=watchlist.model_id,
+            dimension=int(rows.shape[1]),
+            embeddings_f32le=[convert.embedding_to_bytes(row) for row in rows],
+        ),
+        metadata=c.metadata,
+    )
     console.print(f"added subject {subject.id} ({rows.shape[0]} embeddings)")
 
 
 @watchlist_app.command("seal")
+@connected
 def watchlist_seal(
+    c: Client,
     watchlist_id: str,
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        sealed = control_pb2_grpc.WatchlistsStub(c.channel).SealWatchlist(
-            pb.WatchlistRef(watchlist_id=watchlist_id), metadata=c.metadata
-        )
+    sealed = control_pb2_grpc.WatchlistsStub(c.channel).SealWatchlist(
+        pb.WatchlistRef(watchlist_id=watchlist_id), metadata=c.metadata
+    )
     people = "subject" if sealed.subject_count == 1 else "subjects"
     console.print(f"sealed {sealed.id}: {sealed.subject_count} {people}, hash {sealed.content_hash}")
 
 
 @watchlist_app.command("destroy")
+@connected
 def watchlist_destroy(
+    c: Client,
     watchlist_id: str,
     reason: Annotated[str, typer.Option()],
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        control_pb2_grpc.WatchlistsStub(c.channel).DestroyWatchlist(
-            pb.DestroyWatchlistRequest(watchlist_id=watchlist_id, reason=reason), metadata=c.metadata
-        )
+    control_pb2_grpc.WatchlistsStub(c.channel).DestroyWatchlist(
+        pb.DestroyWatchlistRequest(watchlist_id=watchlist_id, reason=reason), metadata=c.metadata
+    )
     console.print(f"destroyed {watchlist_id}: subjects, images and embeddings erased")
 
 
 @watchlist_app.command("list")
-def watchlist_list(
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
-) -> None:
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        found = control_pb2_grpc.WatchlistsStub(c.channel).ListWatchlists(pb.Empty(), metadata=c.metadata)
+@connected
+def watchlist_list(c: Client) -> None:
+    found = control_pb2_grpc.WatchlistsStub(c.channel).ListWatchlists(pb.Empty(), metadata=c.metadata)
     table = Table("id", "name", "state", "subjects", "model", "hash")
     for w in found.watchlists:
         state = pb.WatchlistState.Name(w.state).removeprefix("WATCHLIST_STATE_").lower()
@@ -298,39 +249,31 @@ def _alert_line(a: pb.Alert) -> str:
 
 
 @alerts_app.command("list")
+@connected
 def alerts_list(
+    c: Client,
     window: Annotated[str, typer.Option(help="only this window")] = "",
     after: Annotated[int, typer.Option(help="only alerts after this sequence")] = 0,
     limit: Annotated[int, typer.Option()] = 100,
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        found = control_pb2_grpc.AlertsStub(c.channel).ListAlerts(
-            pb.ListAlertsRequest(window_id=window, after_sequence=after, limit=limit), metadata=c.metadata
-        )
+    found = control_pb2_grpc.AlertsStub(c.channel).ListAlerts(
+        pb.ListAlertsRequest(window_id=window, after_sequence=after, limit=limit), metadata=c.metadata
+    )
     for a in found.alerts:
         console.print(_alert_line(a), highlight=False)
 
 
 @alerts_app.command("show")
+@connected
 def alerts_show(
+    c: Client,
     alert_id: str,
     crop_out: Annotated[Path | None, typer.Option(help="write the face crop to this file")] = None,
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
     """Show one alert, crop included. Audited as a consultation."""
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        alert = control_pb2_grpc.AlertsStub(c.channel).GetAlert(
-            pb.AlertRef(alert_id=alert_id), metadata=c.metadata
-        )
+    alert = control_pb2_grpc.AlertsStub(c.channel).GetAlert(
+        pb.AlertRef(alert_id=alert_id), metadata=c.metadata
+    )
     if crop_out is not None:
         crop_out.write_bytes(alert.crop_jpeg)
     alert.ClearField("crop_jpeg")
@@ -345,87 +288,67 @@ _OUTCOMES = {
 
 
 @alerts_app.command("adjudicate")
+@connected
 def alerts_adjudicate(
+    c: Client,
     alert_id: str,
     outcome: Annotated[str, typer.Argument(help="confirmed, false_alert or not_engaged")],
     notes: Annotated[str, typer.Option()] = "",
     expected_version: Annotated[int, typer.Option(help="refuse if the alert changed since")] = 0,
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
     if outcome not in _OUTCOMES:
         fail(f"outcome must be one of {', '.join(_OUTCOMES)}", 2)
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        decided = control_pb2_grpc.AlertsStub(c.channel).Adjudicate(
-            pb.AdjudicateRequest(
-                alert_id=alert_id, outcome=_OUTCOMES[outcome], notes=notes, expected_version=expected_version
-            ),
-            metadata=c.metadata,
-        )
+    decided = control_pb2_grpc.AlertsStub(c.channel).Adjudicate(
+        pb.AdjudicateRequest(
+            alert_id=alert_id, outcome=_OUTCOMES[outcome], notes=notes, expected_version=expected_version
+        ),
+        metadata=c.metadata,
+    )
     console.print(_alert_line(decided), highlight=False)
 
 
 @alerts_app.command("watch")
+@connected
 def alerts_watch(
+    c: Client,
     window: Annotated[str, typer.Option(help="only this window")] = "",
     after: Annotated[int, typer.Option(help="catch up from after this sequence")] = 0,
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
     """Print alerts as they become durable (catch-up first); Ctrl-C to stop."""
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        stream = control_pb2_grpc.AlertsStub(c.channel).Subscribe(
-            pb.SubscribeRequest(window_id=window, after_sequence=after), metadata=c.metadata
-        )
-        try:
-            for alert in stream:
-                console.print(_alert_line(alert), highlight=False)
-        except KeyboardInterrupt:
-            stream.cancel()
+    stream = control_pb2_grpc.AlertsStub(c.channel).Subscribe(
+        pb.SubscribeRequest(window_id=window, after_sequence=after), metadata=c.metadata
+    )
+    try:
+        for alert in stream:
+            console.print(_alert_line(alert), highlight=False)
+    except KeyboardInterrupt:
+        stream.cancel()
 
 
 # --- audit ----------------------------------------------------------------------------------------------
 
 
 @audit_app.command("verify")
-def audit_verify(
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
-) -> None:
+@connected
+def audit_verify(c: Client) -> None:
     """Ask the matcher to verify the whole hash chain against its recorded head."""
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        verdict = control_pb2_grpc.AuditStub(c.channel).Verify(pb.Empty(), metadata=c.metadata)
+    verdict = control_pb2_grpc.AuditStub(c.channel).Verify(pb.Empty(), metadata=c.metadata)
     if not verdict.ok:
         fail(f"audit chain BROKEN at record {verdict.first_bad_seq}: {verdict.reason}")
     console.print(f"audit chain intact: {verdict.records_checked} records verified")
 
 
 @audit_app.command("export")
+@connected
 def audit_export(
+    c: Client,
     out: Annotated[Path | None, typer.Option(help="JSON lines file; default stdout")] = None,
     from_seq: Annotated[int, typer.Option("--from", help="first record")] = 1,
-    server: ServerOption = DEFAULT_SERVER,
-    token: TokenOption = "",
-    ca_file: CaFileOption = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
 ) -> None:
     """Export records as JSON lines, re-verifying the exported chain locally."""
-    with client(server, token, ca_file, client_cert, client_key) as c:
-        records = list(
-            control_pb2_grpc.AuditStub(c.channel).Export(
-                pb.ExportRequest(from_seq=from_seq), metadata=c.metadata
-            )
-        )
+    records = list(
+        control_pb2_grpc.AuditStub(c.channel).Export(pb.ExportRequest(from_seq=from_seq), metadata=c.metadata)
+    )
     lines = [json.dumps(MessageToDict(r, preserving_proto_field_name=True), sort_keys=True) for r in records]
     if out is None:
         for line in lines:
