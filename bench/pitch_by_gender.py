@@ -2,18 +2,17 @@
 
 Detects the largest face of a seeded random sample of LFW and UTKFace images (manifests give gender;
 detector at det_size 256, as the development evaluation runs it), reads pitch with the shipped estimator
-(`head_pose.estimate_head_pose`) and with a candidate that takes the scale from the eye line and
-down-weights the mouth line (`eye_scale_pitch`, mouth weights given by --weights), and prints per dataset:
-median pitch by gender, degrees of pitch per 0.1 inter-ocular distances of mouth width (a smile widens the
-mouth), and pitch rejections by gender at 35 and 40 degrees with a two-sided Fisher exact p. Keypoints stay
-in memory. Needs LFR_MODEL_ROOT / LFR_MODEL_PACK and the datasets under --datasets. Asserts nothing.
+(`head_pose.estimate_head_pose`: eyes and nose tip) and with the previous one (the rigid five-point fit's
+own pitch, whose vertical scale is the mouth line), and prints per dataset: median pitch by gender, degrees
+of pitch per 0.1 inter-ocular distances of mouth width (a smile widens the mouth), and pitch rejections by
+gender at 35 and 40 degrees with a two-sided Fisher exact p. Keypoints stay in memory. Needs
+LFR_MODEL_ROOT / LFR_MODEL_PACK and the datasets under --datasets. Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import math
 import random
 from pathlib import Path
 
@@ -21,40 +20,20 @@ import cv2
 import numpy as np
 from scipy.stats import fisher_exact
 
+from lfr.adapters import head_pose
 from lfr.adapters.embedder import InsightFaceEmbedder, ModelSettings
-from lfr.adapters.head_pose import (
-    MOUTH_DEPTH,
-    MOUTH_DROP,
-    NOSE_DEPTH,
-    NOSE_DROP,
-    estimate_head_pose,
-)
-
-MIN_EYE_COS = 0.2
+from lfr.adapters.head_pose import estimate_head_pose
 
 
-def eye_scale_pitch(keypoints: np.ndarray, mouth_weight: float, iterations: int = 6) -> float:
-    """Candidate pitch (degrees): heights of the nose tip and mouth midpoint below the eye line, over the
-    scale s = eye-line length / cos(yaw); weighted Gauss-Newton fit of s*(drop*cos p + depth*sin p) from
-    the rigid fit's pitch. Under the model the eye line's length is s*cos(yaw) whatever the pitch, so only
-    the mouth term (weight `mouth_weight`) sees expression. Its weakness: the nose tip's height peaks at
-    atan(NOSE_DEPTH / NOSE_DROP) = 43 degrees down, so near the 35-degree limit only the mouth tells pitch."""
-    (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = keypoints.reshape(5, 2).tolist()
-    rigid = estimate_head_pose(keypoints)
-    if not math.isfinite(rigid.pitch):
-        return math.nan
-    eye_dx, eye_dy = rx - lx, ry - ly
-    ex, ey = (lx + rx) / 2, (ly + ry) / 2
-    unit = max(math.cos(math.radians(rigid.yaw)), MIN_EYE_COS) / (eye_dx * eye_dx + eye_dy * eye_dy)
-    nose_h = ((ny - ey) * eye_dx - (nx - ex) * eye_dy) * unit
-    mouth_h = (((mly + mry) / 2 - ey) * eye_dx - ((mlx + mrx) / 2 - ex) * eye_dy) * unit
-    p = math.radians(rigid.pitch)
-    for _ in range(iterations):
-        c, s = math.cos(p), math.sin(p)
-        r_n, r_m = nose_h - (NOSE_DROP * c + NOSE_DEPTH * s), mouth_h - (MOUTH_DROP * c + MOUTH_DEPTH * s)
-        j_n, j_m = NOSE_DROP * s - NOSE_DEPTH * c, MOUTH_DROP * s - MOUTH_DEPTH * c
-        p -= (j_n * r_n + mouth_weight * j_m * r_m) / (j_n * j_n + mouth_weight * j_m * j_m)
-    return math.degrees(p)
+def rigid_pitch(keypoints: np.ndarray) -> float:
+    """The previous estimate: the rigid fit's pitch (the shipped one hands over to it entirely beyond
+    EYE_SCALE_YAW, so a range every yaw exceeds makes it do so always)."""
+    shipped = head_pose.EYE_SCALE_YAW
+    head_pose.EYE_SCALE_YAW = (-2.0, -1.0)
+    try:
+        return estimate_head_pose(keypoints).pitch
+    finally:
+        head_pose.EYE_SCALE_YAW = shipped
 
 
 def sample(datasets: Path, name: str, count: int, seed: int) -> list[tuple[str, Path]]:
@@ -91,7 +70,6 @@ def main() -> None:
     parser.add_argument("--lfw", type=int, default=1500)
     parser.add_argument("--utkface", type=int, default=2500)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--weights", type=float, nargs="*", default=[0.03, 0.1, 0.3])
     args = parser.parse_args()
     embedder = InsightFaceEmbedder(ModelSettings(det_size=256))
     for name, count in (("lfw", args.lfw), ("utkface", args.utkface)):
@@ -107,14 +85,8 @@ def main() -> None:
         width = np.linalg.norm(points[:, 4] - points[:, 3], axis=1) / np.linalg.norm(
             points[:, 1] - points[:, 0], axis=1
         )
-        print(
-            report(
-                f"{name} rigid (shipped)", g, width, np.array([estimate_head_pose(k).pitch for k in points])
-            )
-        )
-        for weight in args.weights:
-            pitch = np.array([eye_scale_pitch(k, weight) for k in points])
-            print(report(f"{name} eye-scale w={weight}", g, width, pitch))
+        print(report(f"{name} previous", g, width, np.array([rigid_pitch(k) for k in points])))
+        print(report(f"{name} shipped", g, width, np.array([estimate_head_pose(k).pitch for k in points])))
 
 
 if __name__ == "__main__":
