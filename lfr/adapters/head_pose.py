@@ -59,8 +59,9 @@ MIN_SINGULAR_RATIO = 0.5
 # s*(NOSE_DROP*cos(p) + NOSE_DEPTH*sin(p)): pitch from those alone ignores the mouth. That height peaks at
 # atan(NOSE_DEPTH / NOSE_DROP) = 43 degrees down, so near and beyond that the nose cannot tell pitch and
 # the rigid fit (whose mouth foreshortens) takes over: blended in as the nose's reading rises from
-# NOSE_PITCH_TRUSTED to NOSE_PITCH_FOLD, and as the rigid reading rises from RIGID_PITCH_FAR (beyond any
-# level smiling face, a head lowered past the fold) to RIGID_PITCH_FAR + RIGID_PITCH_RAMP. Towards profile
+# NOSE_PITCH_TRUSTED to NOSE_PITCH_FOLD, and as the rigid reading rises from RIGID_PITCH_FAR to
+# RIGID_PITCH_FAR + RIGID_PITCH_RAMP (a head lowered past the fold; the rigid fit read no level smiling
+# face of the development evaluation beyond 50 degrees). Towards profile
 # the eye line is foreshortened too much to give the scale, so the rigid fit takes over with yaw as well.
 NOSE_PITCH_TRUSTED = math.radians(20.0)
 NOSE_PITCH_FOLD = math.radians(35.0)
@@ -142,7 +143,10 @@ def estimate_head_pose(keypoints: np.ndarray) -> HeadPose:
     roll = math.degrees(math.atan2(r10, r00))
     # The nose tip's height below the eye line over the scale s = eye-line length / cos(yaw).
     eye_dx, eye_dy = rx - lx, ry - ly
-    height = (nose_y * eye_dx - nose_x * eye_dy) * cos_yaw / (eye_dx * eye_dx + eye_dy * eye_dy)
+    eye_length_sq = eye_dx * eye_dx + eye_dy * eye_dy
+    if not eye_length_sq > 0.0:  # both eyes on one point: the mouth alone made the fit look like a face
+        return NO_POSE
+    height = (nose_y * eye_dx - nose_x * eye_dy) * cos_yaw / eye_length_sq
     nose_pitch = _NOSE_ANGLE - math.acos(min(max(height / _NOSE_RADIUS, -1.0), 1.0))
     pitch = nose_pitch
     pitch += _ramp(nose_pitch, NOSE_PITCH_TRUSTED, NOSE_PITCH_FOLD) * (rigid_pitch - pitch)
