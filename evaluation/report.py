@@ -346,6 +346,7 @@ def _group_figure(analysis: WatchlistAnalysis, rate: str, recommended: float | N
     for axes in all_axes.flat[len(panels) :]:
         axes.set_visible(False)
     for axes, (attribute, groups) in zip(all_axes.flat, panels, strict=False):
+        drawn = False
         for group in groups:
             xs, ys, searches = [], [], 0
             for r in analysis.rows:
@@ -355,12 +356,17 @@ def _group_figure(analysis: WatchlistAnalysis, rate: str, recommended: float | N
                     xs.append(r.threshold)
                     ys.append(value)
             axes.plot(xs, ys, marker=".", label=f"{group} (n={searches:,})")
+            drawn = drawn or bool(ys)
         if recommended is not None:
             axes.axvline(
                 recommended, color="green", linestyle="--", linewidth=1, label=f"T = {recommended:.2f}"
             )
+        # A log axis with nothing above zero on it cannot be drawn (every group's rate 0 at every threshold).
         axes.set(
-            yscale="log", xlabel="threshold", ylabel=f"{rate.upper()} (log scale)", title=f"by {attribute}"
+            yscale="log" if drawn else "linear",
+            xlabel="threshold",
+            ylabel=f"{rate.upper()} (log scale)" if drawn else f"{rate.upper()} (0 at every threshold)",
+            title=f"by {attribute}",
         )
         axes.grid(True, which="both", alpha=0.3)
         axes.legend(fontsize="x-small", ncol=2 if len(groups) > 6 else 1)

@@ -12,8 +12,9 @@ from lfr.domain.observation import FaceQuality
 
 # Bumped whenever a measurement's meaning changes, so stored measurements (the evaluation's cache) are
 # taken again rather than judged by the new gate. 1: yaw/pitch from the nose's offset (saturated at 45
-# degrees); 2: yaw/pitch from the five-point model fit (`head_pose`).
-MEASURES_VERSION = 2
+# degrees); 2: yaw/pitch from the five-point model fit (`head_pose`); 3: pitch from the eyes and nose
+# tip, the mouth line only towards the nose's fold and profile.
+MEASURES_VERSION = 3
 
 
 def sharpness(aligned_bgr: np.ndarray) -> float:

@@ -6,7 +6,9 @@ camera sees it, to within a few per cent, as a rotated, scaled and shifted copy 
 2x3 matrix `s * R[:2]` has 6 entries, so it is solved exactly (least squares on the redundant eye and
 mouth axes), then snapped to the nearest scaled rotation (polar decomposition) and read as Euler angles.
 No camera intrinsics are needed, and the angles are relative to the line of sight, which is what decides
-how the face looks to the recogniser. Pure float arithmetic on ten numbers: a few microseconds per face.
+how the face looks to the recogniser. Yaw and roll come from that fit; pitch is read again from the nose
+tip's height below the eye line (see "Pitch" below), because the fit's vertical scale is the mouth line,
+which expression moves. Pure float arithmetic on ten numbers: a few microseconds per face.
 
 Frame (OpenCV camera convention): x right, y down, z away from the camera. The model faces -z (the camera).
 Angles: yaw > 0 turns the nose towards the image's right, pitch > 0 tilts it down (looking down),
@@ -49,6 +51,25 @@ FACE_MODEL = np.array(
 # differ by a few per cent (measured up to ~10% at 80 degrees yaw with noise, bench.pose); keypoints whose
 # ratio falls below this fit no rigid face (collapsed, collinear or scrambled points) and get no pose.
 MIN_SINGULAR_RATIO = 0.5
+
+# Pitch. The rigid fit takes its vertical scale from the mouth line, which expression moves (a smile lifts
+# the corners; they are also higher, relative to the eyes, on real faces than on the ArcFace template, and
+# more so on women's), so it reads smiles and short lower faces as looking down. Under the model the eye
+# line's length is s*cos(yaw) whatever the pitch, and the nose tip's height below it is
+# s*(NOSE_DROP*cos(p) + NOSE_DEPTH*sin(p)): pitch from those alone ignores the mouth. That height peaks at
+# atan(NOSE_DEPTH / NOSE_DROP) = 43 degrees down, so near and beyond that the nose cannot tell pitch and
+# the rigid fit (whose mouth foreshortens) takes over: blended in as the nose's reading rises from
+# NOSE_PITCH_TRUSTED to NOSE_PITCH_FOLD, and as the rigid reading rises from RIGID_PITCH_FAR to
+# RIGID_PITCH_FAR + RIGID_PITCH_RAMP (a head lowered past the fold; the rigid fit read no level smiling
+# face of the development evaluation beyond 50 degrees). Towards profile
+# the eye line is foreshortened too much to give the scale, so the rigid fit takes over with yaw as well.
+NOSE_PITCH_TRUSTED = math.radians(20.0)
+NOSE_PITCH_FOLD = math.radians(35.0)
+RIGID_PITCH_FAR = math.radians(40.0)
+RIGID_PITCH_RAMP = math.radians(10.0)
+EYE_SCALE_YAW = (math.radians(50.0), math.radians(70.0))
+_NOSE_RADIUS = math.hypot(NOSE_DROP, NOSE_DEPTH)
+_NOSE_ANGLE = math.atan2(NOSE_DEPTH, NOSE_DROP)
 
 _WIDTH_NORM = 1.0 + (2 * MOUTH_HALF_WIDTH) ** 2
 _DET = MOUTH_DROP * -NOSE_DEPTH - -MOUTH_DEPTH * NOSE_DROP
@@ -116,7 +137,24 @@ def estimate_head_pose(keypoints: np.ndarray) -> HeadPose:
     r20 = r01 * r12 - r02 * r11
     r21 = r02 * r10 - r00 * r12
     r22 = r00 * r11 - r01 * r10
-    yaw = math.degrees(math.atan2(r20, math.hypot(r21, r22)))
-    pitch = math.degrees(math.atan2(r21, r22))
+    cos_yaw = math.hypot(r21, r22)
+    yaw = math.atan2(r20, cos_yaw)
+    rigid_pitch = math.atan2(r21, r22)
     roll = math.degrees(math.atan2(r10, r00))
-    return HeadPose(yaw, pitch, roll)
+    # The nose tip's height below the eye line over the scale s = eye-line length / cos(yaw).
+    eye_dx, eye_dy = rx - lx, ry - ly
+    eye_length_sq = eye_dx * eye_dx + eye_dy * eye_dy
+    if not eye_length_sq > 0.0:  # both eyes on one point: the mouth alone made the fit look like a face
+        return NO_POSE
+    height = (nose_y * eye_dx - nose_x * eye_dy) * cos_yaw / eye_length_sq
+    nose_pitch = _NOSE_ANGLE - math.acos(min(max(height / _NOSE_RADIUS, -1.0), 1.0))
+    pitch = nose_pitch
+    pitch += _ramp(nose_pitch, NOSE_PITCH_TRUSTED, NOSE_PITCH_FOLD) * (rigid_pitch - pitch)
+    pitch += _ramp(rigid_pitch, RIGID_PITCH_FAR, RIGID_PITCH_FAR + RIGID_PITCH_RAMP) * (rigid_pitch - pitch)
+    pitch += _ramp(abs(yaw), *EYE_SCALE_YAW) * (rigid_pitch - pitch)
+    return HeadPose(math.degrees(yaw), math.degrees(pitch), roll)
+
+
+def _ramp(value: float, start: float, end: float) -> float:
+    """0 below start, 1 above end, linear between."""
+    return min(max((value - start) / (end - start), 0.0), 1.0)

@@ -3,7 +3,11 @@ its exact symmetries, degenerate keypoints, and real LFW faces."""
 
 from __future__ import annotations
 
+import csv
 import math
+import os
+import random
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,9 +20,18 @@ from lfr.adapters.embedder import DetectedFace, InsightFaceEmbedder
 from lfr.adapters.face_quality import measure
 from lfr.adapters.head_pose import NO_POSE, estimate_head_pose
 from lfr.domain.quality import QualityPolicy, gate
-from tests.camera.conftest import Lfw
+from tests.camera.conftest import DEFAULT_SHARED, Lfw, model_settings
 
 CORNERS = [(640.0, 360.0), (80.0, 80.0), (1200.0, 640.0), (1200.0, 80.0), (80.0, 640.0)]
+
+
+def pitch_tolerance(at: tuple[float, float], pitch: float, near: float) -> float:
+    """Pitch takes its scale from the eye line (the mouth line moves with expression). A face far off the
+    optical axis is seen obliquely, stretched along the radius by up to 1/cos(30 degrees) at this frame's
+    corners, which no five keypoints can tell from pitch without the camera's intrinsics: there the error
+    grows with pitch (the nose tip's height changes ever more slowly towards its 43-degree fold)."""
+    off_axis = math.hypot(at[0] - FRAME[0] / 2, at[1] - FRAME[1] / 2) / FRAME[0]
+    return near if off_axis <= 0.15 else 6.5 + 0.45 * abs(pitch)
 
 
 def test_without_noise_the_error_is_within_a_degree_or_two_over_the_gated_range() -> None:
@@ -30,7 +43,8 @@ def test_without_noise_the_error_is_within_a_degree_or_two_over_the_gated_range(
                     # What remains is perspective (a frontal face ~2 m from a lens whose focal length is the
                     # frame width) that the scaled orthographic model leaves out.
                     assert pose.yaw == pytest.approx(yaw, abs=1.0), (at, yaw, pitch, roll)
-                    assert pose.pitch == pytest.approx(pitch, abs=2.5), (at, yaw, pitch, roll)
+                    tolerance = pitch_tolerance(at, pitch, near=2.5)
+                    assert pose.pitch == pytest.approx(pitch, abs=tolerance), (at, yaw, pitch, roll)
                     assert pose.roll == pytest.approx(roll, abs=2.0), (at, yaw, pitch, roll)
 
 
@@ -71,9 +85,12 @@ def test_with_keypoint_noise_the_gate_rejects_profiles_and_keeps_near_frontal_fa
                     assert abs(pose.pitch) <= policy.max_abs_pitch_deg, (yaw, pitch, pose)
     yaw_error, pitch_error = np.array(errors).T
     # 0.5 px on a 40 px inter-ocular face; the nose carries all the depth information, so its noise alone
-    # moves yaw by ~2.7 degrees per pixel.
+    # moves yaw by ~2.7 degrees per pixel. Pitch rests on the nose tip's height over the eye line's length
+    # (not the mouth line, which expression moves) and, off axis, on an obliquely stretched face
+    # (`pitch_tolerance`): p95 7.1 degrees here, 5.4 for faces near the frame's centre (was 4.3 with the
+    # mouth line as the vertical scale).
     assert np.percentile(yaw_error, 95) < 4.0
-    assert np.percentile(pitch_error, 95) < 5.0
+    assert np.percentile(pitch_error, 95) < 7.5
     assert np.mean(yaw_error < 5.0) > 0.98
 
 
@@ -94,9 +111,9 @@ def test_any_pose_is_recovered_and_within_the_gated_range_closely(
     # Perspective biases pitch most when the face is turned and off centre. Towards profile, pitch and roll
     # become the same turn as seen from the camera, so pitch is ill-defined there (yaw gates those faces).
     if abs(yaw) <= 60 and abs(pitch) <= 35:
-        assert pose.pitch == pytest.approx(pitch, abs=3.5)
+        assert pose.pitch == pytest.approx(pitch, abs=pitch_tolerance((x, y), pitch, near=3.5))
     elif abs(yaw) <= 75:
-        assert pose.pitch == pytest.approx(pitch, abs=8.0)
+        assert pose.pitch == pytest.approx(pitch, abs=max(8.0, pitch_tolerance((x, y), pitch, near=8.0)))
 
 
 @settings(max_examples=100, deadline=None)
@@ -133,6 +150,32 @@ def test_a_mirrored_face_has_the_opposite_yaw_and_roll_and_the_same_pitch(
     assert after.roll == pytest.approx(-before.roll, abs=1e-6)
 
 
+def smile(keypoints: np.ndarray, px: float) -> np.ndarray:
+    """The mouth corners moved `px` up and `px` outwards along the face's own axes, as a broad smile does."""
+    across = (keypoints[1] - keypoints[0]) / np.linalg.norm(keypoints[1] - keypoints[0])
+    down = np.array([-across[1], across[0]])
+    smiling = keypoints.copy()
+    smiling[3] += -px * across - px * down
+    smiling[4] += px * across - px * down
+    return smiling
+
+
+def test_a_smile_barely_moves_pitch() -> None:
+    # 3 px on a 40 px inter-ocular face: a broad smile. Pitch rests on the eyes and the nose tip, so only
+    # yaw's dependence on the mouth (the smile turns a 30-degree yaw by ~2 degrees, which changes the eye
+    # line's foreshortening) reaches it. The previous estimator, whose vertical scale was the mouth line,
+    # read every one of these smiles 3.6 to 5.7 degrees further "down".
+    changes = []
+    for yaw in range(-30, 31, 10):
+        for pitch in range(-15, 16, 5):
+            for roll in (-20, 0, 20):
+                level = project(yaw, pitch, roll, iod_px=40)
+                change = estimate_head_pose(smile(level, 3.0)).pitch - estimate_head_pose(level).pitch
+                assert abs(change) < 3.0, (yaw, pitch, roll, change)
+                changes.append(abs(change))
+    assert np.median(changes) < 1.0
+
+
 def test_the_arcface_template_is_frontal() -> None:
     template = np.array([[38.29, 51.70], [73.53, 51.50], [56.03, 71.74], [41.55, 92.37], [70.73, 92.20]])
     pose = estimate_head_pose(template)
@@ -152,8 +195,19 @@ def test_the_arcface_template_is_frontal() -> None:
         np.array([[0.0, 0], [40, 0], [20, 20], [0, 45], [40, 45.0]]) * [1, 0.01],  # flattened
         project(0, 0, 0)[[3, 4, 2, 0, 1]],  # eyes and mouth swapped: upside down and mirrored
         np.array([[0.0, 0], [40, 0], [20, 200], [0, 45], [40, 45.0]]),  # nose far outside the face
+        np.array([[20.0, 0], [20, 0], [20, 20], [0, 45], [40, 45.0]]),  # both eyes on one point
     ],
-    ids=["nan", "one-nan", "inf", "collapsed", "collinear", "flattened", "scrambled", "nose-outside"],
+    ids=[
+        "nan",
+        "one-nan",
+        "inf",
+        "collapsed",
+        "collinear",
+        "flattened",
+        "scrambled",
+        "nose-outside",
+        "one-eye",
+    ],
 )
 def test_keypoints_no_face_can_produce_fail_the_gate_without_raising(keypoints: np.ndarray) -> None:
     pose = estimate_head_pose(keypoints)
@@ -194,3 +248,55 @@ def test_real_faces_read_near_frontal_and_mirror_to_the_opposite_yaw(
     turned = np.abs(yaw) > 10
     assert turned.sum() >= 2
     assert np.all(np.sign(yaw[turned]) == -np.sign(flipped_yaw[turned]))
+
+
+@pytest.fixture(scope="module")
+def utkface_sample() -> list[tuple[str, np.ndarray]]:
+    """(gender, keypoints) of a fixed, seeded 100 women + 100 men from UTKFace, detected as the development
+    evaluation detects them (det_size 256). Computed here, never stored."""
+    datasets = Path(os.environ.get("LFR_TEST_DATASETS") or DEFAULT_SHARED / "datasets")
+    manifest = datasets / "utkface" / "manifest.csv"
+    settings = model_settings(det_size=256)
+    if (
+        not manifest.is_file()
+        or not (Path(settings.root or "") / "models" / settings.resolved_pack()).is_dir()
+    ):
+        pytest.skip("needs LFR_TEST_DATASETS (utkface) and LFR_MODEL_ROOT/LFR_MODEL_PACK")
+    with manifest.open(newline="") as handle:
+        rows = sorted(csv.DictReader(handle), key=lambda row: row["path"])
+    random.Random(5).shuffle(rows)
+    detector = InsightFaceEmbedder(settings)
+    sample: list[tuple[str, np.ndarray]] = []
+    for row in rows:
+        if sum(gender == row["gender"] for gender, _ in sample) >= 100 or row["gender"] not in ("F", "M"):
+            continue
+        faces = detector.detect(cv2.imread(str(manifest.parent / row["path"])))
+        if faces:
+            sample.append((row["gender"], max(faces, key=lambda f: f.width * f.height).keypoints))
+        if len(sample) == 200:
+            break
+    return sample
+
+
+@pytest.mark.models
+def test_on_real_faces_pitch_reads_level_and_neither_smiles_nor_gender_move_the_gate(
+    utkface_sample: list[tuple[str, np.ndarray]],
+) -> None:
+    # The previous estimator read UTKFace's level portraits ~+10 degrees "down", 7.6 more per 0.1 inter-ocular
+    # distances of mouth width (smiles), and its 35-degree limit rejected women 2.3 times as often as men
+    # (5.3% vs 2.2% of 2,499, bench.pitch_by_gender). 200 faces are too few for a Fisher test of rates near
+    # 1% to mean anything, so this checks what causes such a differential: the level offset, the pitch
+    # per mouth width, and the gate's rejections per gender (bounds hold for any 100 + 100 drawn from those
+    # 2,499 in 300 bootstrap draws; the previous estimator fails the first two in every draw).
+    genders = np.array([gender for gender, _ in utkface_sample])
+    points = np.array([keypoints for _, keypoints in utkface_sample], dtype=np.float64)
+    pitch = np.array([estimate_head_pose(k).pitch for k in points])
+    mouth_width = np.linalg.norm(points[:, 4] - points[:, 3], axis=1) / np.linalg.norm(
+        points[:, 1] - points[:, 0], axis=1
+    )
+    assert len(pitch) == 200
+    assert abs(np.median(pitch)) < 5.0
+    assert np.polyfit(mouth_width, pitch, 1)[0] / 10 < 4.5
+    limit = QualityPolicy().max_abs_pitch_deg
+    for gender in "FM":
+        assert np.mean(~(np.abs(pitch[genders == gender]) <= limit)) <= 0.03, gender
