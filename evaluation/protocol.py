@@ -80,16 +80,6 @@ class Searches:
         decisions = [decide(c, threshold) for c in self.candidates]
         return [d.best.subject_id if d.is_match and d.best else None for d in decisions]
 
-    def subset(self, mask: np.ndarray) -> Searches:
-        idx = np.flatnonzero(mask)
-        return Searches(
-            candidates=tuple(self.candidates[i] for i in idx),
-            cluster=self.cluster[idx],
-            source=self.source[idx],
-            attributes={k: v[idx] for k, v in self.attributes.items()},
-            mated_identity=None if self.mated_identity is None else self.mated_identity[idx],
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class WatchlistRun:

@@ -54,8 +54,3 @@ class AlertBroadcaster:
         finally:
             with self._lock:
                 self._subscriptions.discard(subscription)
-
-    @property
-    def subscriber_count(self) -> int:
-        with self._lock:
-            return len(self._subscriptions)

@@ -11,7 +11,7 @@ camera computes are not copies of the enrolled ones.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -211,7 +211,3 @@ def render_clip(
             writer.write(np.clip(frame.astype(np.int16) + grain[index % 4], 0, 255).astype(np.uint8))
     finally:
         writer.release()
-
-
-def walked_images(plan: ClipPlan) -> Sequence[Path]:
-    return sorted({walk.image for segment in plan.segments for walk in segment.walks})

@@ -33,10 +33,3 @@ class ManualClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
-
-
-def require_aware(when: datetime, what: str) -> datetime:
-    """Naive datetimes are ambiguous across camera nodes; refuse them at the boundary."""
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"{what} must be timezone-aware")
-    return when.astimezone(UTC)

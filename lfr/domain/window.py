@@ -81,9 +81,6 @@ class DeploymentWindow:
     armed_recorded: bool = False  # whether the audit log last recorded this window as armed
     version: int = 1
 
-    def is_armed_for(self, camera_id: str, now: datetime) -> bool:
-        return camera_id in self.camera_ids and self.is_armed(now)
-
     def is_armed(self, now: datetime) -> bool:
         return self.state is WindowState.AUTHORISED and self.starts_at <= now < self.ends_at
 

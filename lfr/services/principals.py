@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
-from lfr.domain.errors import InvalidInput, NotFound, Unauthenticated
+from lfr.domain.errors import InvalidInput, Unauthenticated
 from lfr.domain.ports import UnitOfWorkFactory
 from lfr.domain.principal import Principal, PrincipalKind, Role
 
@@ -88,9 +88,3 @@ class PrincipalService:
     def list_principals(self) -> list[Principal]:
         with self._uow() as uow:
             return uow.principals.all()
-
-    def ensure(self, name: str, kind: PrincipalKind, roles: Iterable[Role], actor: str) -> Principal:
-        try:
-            return self.get(name)
-        except NotFound:
-            return self.create(name, kind, roles, actor)
