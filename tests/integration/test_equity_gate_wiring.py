@@ -68,3 +68,19 @@ def test_a_passing_evaluation_at_or_below_the_threshold_satisfies_refuse():
         recorded_by="admin",
     )
     assert container.deployments.authorise(window.id, ADMIN).authorised_by == "admin"
+
+
+def test_the_code_default_refuses_a_threshold_zero_window_without_evidence():
+    config = load_config(None, {"store.url": "memory://"})
+    container = build_container(config, clock=ManualClock(T0))
+    wl = container.watchlists.create("op", "model-x", 4, ADMIN)
+    container.watchlists.add_subject(
+        wl.id, SubjectSpec("R1", "n", "c", "r", "s"), np.eye(4)[:1], "model-x", ADMIN
+    )
+    container.watchlists.seal(wl.id, ADMIN)
+    spec = WindowSpec("p", "lb", "loc", frozenset({"cam-1"}), wl.id, 0.0, T0, T0 + timedelta(hours=1))
+    window = container.deployments.create(spec, ADMIN)
+    with pytest.raises(PermissionDenied):
+        container.deployments.authorise(window.id, ADMIN)
+    assert "window.authorised" not in audit_actions(container)
+    assert "window.authorisation_refused" in audit_actions(container)
