@@ -3,7 +3,6 @@ let a 0.30 window authorise under `refuse`."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from evaluation.runner import run_evaluation
 from lfr.adapters.storage.memory import MemoryStore
 from lfr.domain.clock import ManualClock
 from lfr.domain.errors import PermissionDenied
-from lfr.domain.evaluation import EquityGate
+from lfr.domain.evaluation import EquityGate, Outcome, report_sha256
 from lfr.domain.principal import Principal, PrincipalKind, Role
 from lfr.domain.window import WindowSpec, WindowState
 from lfr.services.deployments import DeploymentService
@@ -25,6 +24,7 @@ from lfr.services.watchlists import SubjectSpec, WatchlistService
 
 START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 SUPERVISOR = Principal("sup", PrincipalKind.USER, frozenset({Role.SUPERVISOR}))
+AUDITOR = Principal("aud", PrincipalKind.USER, frozenset({Role.AUDITOR}))
 
 # About the issue's run: 1,481 images, two labelled groups, one watchlist of 100.
 SMALL = """
@@ -81,20 +81,24 @@ def test_the_issues_small_evaluation_does_not_authorise_a_030_window_under_refus
         SUPERVISOR,
     )
     wl = watchlists.seal(wl.id, SUPERVISOR)
-    EvaluationService(store, clock).record(
-        document["model_id"],
-        document["dataset_fingerprint"],
-        document["recommended_threshold"],
-        document["passed"],
-        hashlib.sha256(small_report.read_bytes()).hexdigest(),
-        "auditor",
-    )
+    EvaluationService(store, clock).record(small_report.read_text(), report_sha256(document), AUDITOR)
     deployments = DeploymentService(store, clock, policy=equity_policy(EquityGate.REFUSE))
     window = deployments.create(
-        WindowSpec("find", "PACE", "High St", frozenset({"cam"}), wl.id, 0.30, START, START + timedelta(hours=1)),
+        WindowSpec(
+            "find", "PACE", "High St", frozenset({"cam"}), wl.id, 0.30, START, START + timedelta(hours=1)
+        ),
         SUPERVISOR,
     )
-    with pytest.raises(PermissionDenied, match="insufficient evidence"):
+    with pytest.raises(PermissionDenied, match="insufficient evidence") as refused:
         deployments.authorise(window.id, SUPERVISOR)
+    # Why, in figures: 2 groups of about 600 non-mated searches where thousands are needed at this FPIR.
+    assert "non-mated searches per group" in str(refused.value)
+    assert "gender=F" in str(refused.value)
+    assert "gender=M" in str(refused.value)
     with store() as uow:
         assert uow.windows.get(window.id).state is WindowState.PENDING
+        refusals = [r for r in uow.audit.records() if r.action == "window.authorisation_refused"]
+    assert len(refusals) == 1
+    assert "insufficient evidence" in refusals[0].details["reason"]
+    verdict = EvaluationService(store, clock).verdict(window.id, SUPERVISOR)
+    assert verdict.outcome is Outcome.INSUFFICIENT_EVIDENCE
