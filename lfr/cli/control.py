@@ -10,6 +10,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from google.protobuf.json_format import MessageToDict
+from rich.markup import escape
 from rich.table import Table
 
 from lfr.adapters.grpc import convert
@@ -114,10 +115,11 @@ def _print_verdict(verdict: pb.EquityVerdict) -> None:
     label = "equity gate" if passed else "WARNING: equity gate"
     evaluation = f" (evaluation {verdict.evaluation_id})" if verdict.evaluation_id else ""
     console.print(
-        f"[{style}]{label} [{verdict.gate or 'unknown'}]: {verdict.outcome}[/]{evaluation}", highlight=False
+        f"[{style}]{label} ({escape(verdict.gate or 'unknown')}): {escape(verdict.outcome)}[/]{evaluation}",
+        highlight=False,
     )
     for reason in verdict.reasons:
-        console.print(f"  - {reason}", highlight=False, soft_wrap=True)
+        console.print(f"  - {reason}", highlight=False, soft_wrap=True, markup=False)
 
 
 @window_app.command("close")
