@@ -134,10 +134,9 @@ async def _scenario(
     )
     authorised = await deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=md("sgt-demo"))
     console.print(f"window {window.id} authorised by sgt-demo: {starts:%H:%M:%S} + 4 s, threshold 0.6")
-    verdict = authorised.equity_verdict
+    equity = authorised.equity_verdict
     console.print(
-        f"[bold yellow]equity gate ({verdict.gate}): {verdict.outcome}[/] - "
-        + "; ".join(verdict.reasons[:1]),
+        f"[bold yellow]equity gate ({equity.gate}): {equity.outcome}[/] - " + "; ".join(equity.reasons[:1]),
         highlight=False,
     )
 
