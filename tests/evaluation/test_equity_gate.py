@@ -3,11 +3,13 @@ the threshold floor, and recording an evaluation as an audited act of an auditor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
+from lfr.adapters.storage import Store, open_store
 from lfr.adapters.storage.memory import MemoryStore
 from lfr.domain.audit import AuditAction, verify_chain
 from lfr.domain.clock import ManualClock
@@ -27,8 +29,20 @@ AUDITOR = Principal("aud", PrincipalKind.USER, frozenset({Role.AUDITOR}))
 ADMIN = Principal("adm", PrincipalKind.USER, frozenset({Role.ADMIN}))
 
 
-def setup(gate: EquityGate, threshold: float = 0.6):
-    store, clock = MemoryStore(), ManualClock(START)
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """Every test here runs on each store: the refusal's audit record is written after a rollback."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_store_url")
+    opened = open_store(url)
+    yield opened
+    opened.close()
+
+
+def setup(store, gate: EquityGate, threshold: float = 0.6):
+    clock = ManualClock(START)
     watchlists = WatchlistService(store, clock)
     wl = watchlists.create("test", MODEL, 8, SUPERVISOR)
     vector = np.ones((1, 8), dtype=np.float32) / np.sqrt(8)
@@ -56,8 +70,8 @@ def record(store, clock, document, actor=AUDITOR, sha256=None):
     return EvaluationService(store, clock).record(text, sha256 or report_sha256(document), actor)
 
 
-def test_warn_authorises_and_audits_the_verdict_without_an_evaluation():
-    store, _, deployments, window = setup(EquityGate.WARN)
+def test_warn_authorises_and_audits_the_verdict_without_an_evaluation(store):
+    _, _, deployments, window = setup(store, EquityGate.WARN)
     authorised = deployments.authorise(window.id, SUPERVISOR)
     assert authorised.state is WindowState.AUTHORISED
     actions = audit_actions(store)
@@ -71,8 +85,8 @@ def test_warn_authorises_and_audits_the_verdict_without_an_evaluation():
         assert verify_chain(uow.audit.records(), uow.audit.head()).ok
 
 
-def test_refuse_without_an_evaluation_says_to_record_one_and_audits_the_refusal():
-    store, _, deployments, window = setup(EquityGate.REFUSE)
+def test_refuse_without_an_evaluation_says_to_record_one_and_audits_the_refusal(store):
+    _, _, deployments, window = setup(store, EquityGate.REFUSE)
     with pytest.raises(PermissionDenied, match=r"record an evaluation first.*lfr eval record"):
         deployments.authorise(window.id, SUPERVISOR)
     with store() as uow:
@@ -85,22 +99,22 @@ def test_refuse_without_an_evaluation_says_to_record_one_and_audits_the_refusal(
     assert refusal["threshold"] == 0.6
 
 
-def test_refuse_allows_a_window_covered_by_sufficient_evidence():
-    store, clock, deployments, window = setup(EquityGate.REFUSE)
+def test_refuse_allows_a_window_covered_by_sufficient_evidence(store):
+    _, clock, deployments, window = setup(store, EquityGate.REFUSE)
     record(store, clock, report(model_id=MODEL))
     assert deployments.authorise(window.id, SUPERVISOR).state is WindowState.AUTHORISED
     assert AuditAction.POLICY_WARNING not in [a for a, _ in audit_actions(store)]
 
 
-def test_refuse_blocks_a_threshold_below_the_recommended():
-    store, clock, deployments, window = setup(EquityGate.REFUSE, threshold=0.5)
+def test_refuse_blocks_a_threshold_below_the_recommended(store):
+    _, clock, deployments, window = setup(store, EquityGate.REFUSE, threshold=0.5)
     record(store, clock, report(model_id=MODEL, recommended=0.6))
     with pytest.raises(PermissionDenied, match=r"failed: threshold 0.5 is below 0.6"):
         deployments.authorise(window.id, SUPERVISOR)
 
 
-def test_the_newest_evaluation_governs_and_a_failed_one_is_refused():
-    store, clock, deployments, window = setup(EquityGate.REFUSE)
+def test_the_newest_evaluation_governs_and_a_failed_one_is_refused(store):
+    _, clock, deployments, window = setup(store, EquityGate.REFUSE)
     record(store, clock, report(model_id=MODEL))
     clock.advance(timedelta(minutes=1))
     record(store, clock, report(model_id=MODEL, recommended=None, significant_at=(0.5, 0.6, 0.7)))
@@ -108,30 +122,30 @@ def test_the_newest_evaluation_governs_and_a_failed_one_is_refused():
         deployments.authorise(window.id, SUPERVISOR)
 
 
-def test_an_evaluation_of_another_model_does_not_count():
-    store, clock, deployments, window = setup(EquityGate.REFUSE)
+def test_an_evaluation_of_another_model_does_not_count(store):
+    _, clock, deployments, window = setup(store, EquityGate.REFUSE)
     record(store, clock, report(model_id="other-model"))
     with pytest.raises(PermissionDenied, match="no recorded demographic evaluation"):
         deployments.authorise(window.id, SUPERVISOR)
 
 
 @pytest.mark.parametrize("gate", list(EquityGate))
-def test_the_threshold_floor_holds_whatever_the_gate(gate):
-    store, clock, deployments, window = setup(gate, threshold=0.0)
+def test_the_threshold_floor_holds_whatever_the_gate(store, gate):
+    _, clock, deployments, window = setup(store, gate, threshold=0.0)
     record(store, clock, report(model_id=MODEL, thresholds=(0.0, 0.5), recommended=0.0))
     with pytest.raises(PermissionDenied, match=r"below the floor 0\.3"):
         deployments.authorise(window.id, SUPERVISOR)
     assert AuditAction.WINDOW_AUTHORISATION_REFUSED in [a for a, _ in audit_actions(store)]
 
 
-def test_off_neither_warns_nor_refuses():
-    store, _, deployments, window = setup(EquityGate.OFF)
+def test_off_neither_warns_nor_refuses(store):
+    _, _, deployments, window = setup(store, EquityGate.OFF)
     deployments.authorise(window.id, SUPERVISOR)
     assert AuditAction.POLICY_WARNING not in [a for a, _ in audit_actions(store)]
 
 
-def test_recording_is_audited_under_the_principal_with_the_hash():
-    store, clock = MemoryStore(), ManualClock(START)
+def test_recording_is_audited_under_the_principal_with_the_hash(store):
+    clock = ManualClock(START)
     document = report(model_id=MODEL, sizes=(100, 1000))
     summary = record(store, clock, document, actor=ADMIN)
     with store() as uow:
@@ -146,15 +160,15 @@ def test_recording_is_audited_under_the_principal_with_the_hash():
 
 
 @pytest.mark.parametrize("roles", [{Role.SUPERVISOR}, {Role.OFFICER}, set()])
-def test_only_an_auditor_or_admin_may_record(roles):
-    store, clock = MemoryStore(), ManualClock(START)
+def test_only_an_auditor_or_admin_may_record(store, roles):
+    clock = ManualClock(START)
     with pytest.raises(PermissionDenied, match="auditor"):
         record(store, clock, report(), actor=Principal("x", PrincipalKind.USER, frozenset(roles)))
     assert audit_actions(store) == []
 
 
-def test_a_report_edited_after_its_hash_was_taken_is_refused():
-    store, clock = MemoryStore(), ManualClock(START)
+def test_a_report_edited_after_its_hash_was_taken_is_refused(store):
+    clock = ManualClock(START)
     document = report(model_id=MODEL)
     taken = report_sha256(document)
     document["watchlists"][0]["thresholds"][1]["significant_differential"] = False
@@ -170,14 +184,14 @@ def test_a_report_edited_after_its_hash_was_taken_is_refused():
     ("text", "message"),
     [("not json", "not JSON"), ("[1]", "JSON object"), ('{"model_id": "m"}', "not a report")],
 )
-def test_a_report_that_is_not_one_is_refused(text, message):
-    store, clock = MemoryStore(), ManualClock(START)
+def test_a_report_that_is_not_one_is_refused(store, text, message):
+    clock = ManualClock(START)
     with pytest.raises(InvalidInput, match=message):
         EvaluationService(store, clock).record(text, "0" * 64, AUDITOR)
 
 
-def test_the_verdict_is_readable_by_supervisors_auditors_and_admins_only():
-    store, clock, _, window = setup(EquityGate.REFUSE)
+def test_the_verdict_is_readable_by_supervisors_auditors_and_admins_only(store):
+    _, clock, _, window = setup(store, EquityGate.REFUSE)
     service = EvaluationService(store, clock)
     assert service.verdict(window.id, AUDITOR).outcome.value == "insufficient evidence"
     with pytest.raises(PermissionDenied):
