@@ -57,10 +57,13 @@ def run(
     threshold = result.recommended_threshold
     console.print(f"report: {result.paths['html']}")
     console.print(f"record: {result.paths['json']}")
-    console.print(f"report SHA-256: {report_file_sha256(result.paths['json'])}")
+    sha256 = report_file_sha256(result.paths["json"])
+    console.print(f"report SHA-256: {sha256}", soft_wrap=True)
+    # One unbroken line, to copy: it is what an auditor runs to make this report the gate's evidence.
     console.print(
-        f"to use it for the equity gate: lfr eval record {result.paths['json']} "
-        f"--sha256 {report_file_sha256(result.paths['json'])}"
+        f"to use it for the equity gate: lfr eval record {result.paths['json']} --sha256 {sha256}",
+        soft_wrap=True,
+        highlight=False,
     )
     console.print(
         f"recommended threshold: {threshold:.2f}"
@@ -169,11 +172,13 @@ def record(
     )
     console.print(
         f"recorded evaluation {recorded.id} by {recorded.recorded_by}: model {recorded.model_id}, "
-        f"index {recorded.index_type}, watchlist sizes {sizes}; the report found {verdict}"
+        f"index {recorded.index_type}, watchlist sizes {sizes}; the report found {verdict}",
+        soft_wrap=True,
     )
     console.print(
         "the equity gate judges each window against it when it is authorised (threshold evaluated, "
-        "watchlist size, searches per group); see `lfr window verdict WINDOW_ID`"
+        "watchlist size, searches per group); see `lfr window verdict WINDOW_ID`",
+        soft_wrap=True,
     )
 
 
