@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from lfr.cli.main import app
 from lfr.config import LfrConfig
 from lfr.domain.evaluation import canonical_report, report_sha256
+from lfr.domain.principal import PrincipalKind, Role
 from lfr.v1 import control_pb2 as pb
 from lfr.v1 import control_pb2_grpc
 from tests.evaluation.gate_reports import report
@@ -70,9 +71,8 @@ async def test_a_supervisor_or_officer_may_not_record_and_an_admin_may(world: Wo
             evaluations(world).RecordEvaluation(request_for(COVERING), metadata=world.md(who))
         )
         assert error.code() is grpc.StatusCode.PERMISSION_DENIED
-    supervisor_only = world.container.principals
-    supervisor_only.create("sue", *_supervisor())
-    token = supervisor_only.issue_token("sue", "test-setup")
+    world.container.principals.create("sue", PrincipalKind.USER, {Role.SUPERVISOR}, "test-setup")
+    token = world.container.principals.issue_token("sue", "test-setup")
     error = await rpc_error(
         evaluations(world).RecordEvaluation(
             request_for(COVERING), metadata=(("authorization", f"Bearer {token}"),)
@@ -84,12 +84,6 @@ async def test_a_supervisor_or_officer_may_not_record_and_an_admin_may(world: Wo
     assert unauthenticated.code() is grpc.StatusCode.UNAUTHENTICATED
     recorded = await evaluations(world).RecordEvaluation(request_for(COVERING), metadata=world.md("sam"))
     assert recorded.recorded_by == "sam"
-
-
-def _supervisor():
-    from lfr.domain.principal import PrincipalKind, Role
-
-    return PrincipalKind.USER, {Role.SUPERVISOR}, "test-setup"
 
 
 async def test_a_report_edited_after_it_was_hashed_is_refused_and_nothing_is_kept(world: World):
@@ -194,7 +188,7 @@ async def test_eval_run_prints_the_hash_that_eval_record_needs_and_an_edit_is_re
     assert "No such option" in output
 
 
-async def test_window_authorise_shows_the_refusal_and_under_warn_the_warning(world: World):
+async def test_window_authorise_shows_the_refusal_and_window_verdict_its_reasons(world: World):
     window = await pending(world)
     code, output = await asyncio.to_thread(cli, world, "window", "authorise", window.id, token="sam")
     assert code != 0
