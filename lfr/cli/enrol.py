@@ -45,11 +45,18 @@ def enrol(
     ] = None,
     model_pack: Annotated[str | None, typer.Option("--model-pack")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="embed and report only; send nothing")] = False,
+    agreement_floor: Annotated[
+        float | None,
+        typer.Option(
+            "--agreement-floor",
+            help="hold back a subject with a photo whose best similarity to its other photos is below this",
+        ),
+    ] = None,
 ) -> None:
     from rich.progress import Progress
 
     from lfr.adapters.embedder import InsightFaceEmbedder, ModelSettings
-    from lfr.adapters.enrolment import Pick, embed_subjects, read_enrolment_csv
+    from lfr.adapters.enrolment import AGREEMENT_FLOOR, Pick, embed_subjects, read_enrolment_csv
     from lfr.adapters.grpc.channels import ChannelSecurity, open_channel
     from lfr.adapters.watchlist_upload import upload_report
 
@@ -66,11 +73,20 @@ def enrol(
         embedder = InsightFaceEmbedder(ModelSettings(root=model_root, pack=model_pack))
         with Progress() as progress:
             task = progress.add_task("embedding", total=len(rows))
-            report = embed_subjects(embedder, rows, images, chosen, lambda n: progress.advance(task, n))
+            report = embed_subjects(
+                embedder,
+                rows,
+                images,
+                chosen,
+                lambda n: progress.advance(task, n),
+                AGREEMENT_FLOOR if agreement_floor is None else agreement_floor,
+            )
         for problem in report.problems:
             typer.echo(f"skipped {problem.image}: {problem.reason}", err=True)
         for reference in report.subjects_without_images:
             typer.echo(f"subject {reference} not enrolled: none of its images was usable", err=True)
+        for flagged in report.flagged:
+            typer.echo(f"subject {flagged.reference} held back for checking: {flagged.reason}", err=True)
         typer.echo(f"{len(report.subjects)} subject(s) ready, {len(report.problems)} image(s) skipped")
         if dry_run:
             report.wipe()
@@ -95,5 +111,5 @@ def enrol(
     typer.echo(f"watchlist {result.watchlist_id}: {len(result.added)} subject(s) added")
     if result.sealed_hash:
         typer.echo(f"sealed, content hash {result.sealed_hash}")
-    if result.failed:
+    if result.failed or report.flagged:
         raise typer.Exit(1)

@@ -128,3 +128,119 @@ def test_missing_model_files_name_the_folder(tmp_path: Path) -> None:
     (tmp_path / "models" / "empty").mkdir(parents=True)
     with pytest.raises(ModelPackError, match=r"holds no \.onnx files"):
         InsightFaceEmbedder(ModelSettings(root=str(tmp_path), pack="empty"))
+
+
+@pytest.fixture(scope="module")
+def three_people(tmp_path_factory: pytest.TempPathFactory, lfw: Lfw) -> tuple[Path, list[str]]:
+    """Four photos each of two people (three of them in folder0/, folder1/ too) and one of a third."""
+    folder = tmp_path_factory.mktemp("three")
+    people = lfw.identities_with(4)[2:5]
+    for n, person in enumerate(people[:2]):
+        (folder / f"folder{n}").mkdir()
+        for k, source in enumerate(lfw.by_identity[person][:4]):
+            shutil.copy(source, folder / f"q{n}_{k}.jpg")
+            if k < 3:
+                shutil.copy(source, folder / f"folder{n}" / f"{k}.jpg")
+    shutil.copy(lfw.by_identity[people[2]][0], folder / "other.jpg")
+    (folder / "empty").mkdir()
+    return folder, people
+
+
+def test_every_template_keeps_its_source_image_and_provenance(
+    embedder: InsightFaceEmbedder, three_people: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    folder, _ = three_people
+    rows = read_enrolment_csv(
+        write_csv(
+            tmp_path / "s.csv",
+            [f"S1,One,wanted,w,custody 2019,q0_{k}.jpg" for k in range(3)],
+        )
+    )
+    report = embed_subjects(embedder, rows, folder)
+    (s1,) = report.subjects
+    assert s1.embeddings.shape == (3, 512)
+    assert [t.image for t in s1.templates] == ["q0_0.jpg", "q0_1.jpg", "q0_2.jpg"]
+    assert all(t.source == "custody 2019" for t in s1.templates)
+    assert all(t.jpeg[:3] == b"\xff\xd8\xff" for t in s1.templates)
+    assert len({bytes(t.jpeg) for t in s1.templates}) == 3
+    report.wipe()
+    assert not any(any(t.jpeg) for t in s1.templates)
+
+
+def test_a_folder_per_subject_enrols_every_image_in_it(
+    embedder: InsightFaceEmbedder, three_people: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    folder, _ = three_people
+    rows = read_enrolment_csv(
+        write_csv(tmp_path / "s.csv", ["S1,One,c,r,s,folder0", "S2,Two,c,r,s,folder1/", "S3,E,c,r,s,empty"])
+    )
+    report = embed_subjects(embedder, rows, folder)
+    assert [s.reference for s in report.subjects] == ["S1", "S2"]
+    assert [t.image for t in report.subjects[0].templates] == [
+        "folder0/0.jpg",
+        "folder0/1.jpg",
+        "folder0/2.jpg",
+    ]
+    assert {p.image: p.reason for p in report.problems} == {"empty": "folder holds no images"}
+    assert report.subjects_without_images == ["S3"]
+
+
+def test_a_duplicate_image_is_reported_and_enrolled_once(
+    embedder: InsightFaceEmbedder, three_people: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    folder, _ = three_people
+    rows = read_enrolment_csv(
+        write_csv(
+            tmp_path / "s.csv",
+            [
+                "S1,One,c,r,s,q0_0.jpg",
+                "S1,One,c,r,s,q0_1.jpg",
+                "S1,One,c,r,s,folder0/0.jpg",  # same bytes as q0_0.jpg under another name
+                "S2,Two,c,r,s,q1_0.jpg",
+                "S2,Two,c,r,s,q0_1.jpg",  # one of S1's images listed for S2 as well
+            ],
+        )
+    )
+    report = embed_subjects(embedder, rows, folder)
+    problems = {p.image: p.reason for p in report.problems}
+    assert problems["folder0/0.jpg"] == "duplicate of q0_0.jpg (subject S1)"
+    assert problems["q0_1.jpg"] == "duplicate of q0_1.jpg (subject S1)"
+    # S2 listed another subject's photo: it is held back for a person to look at, not enrolled.
+    assert [s.reference for s in report.subjects] == ["S1"]
+    assert report.subjects[0].embeddings.shape == (2, 512)
+    assert [f.reference for f in report.flagged] == ["S2"]
+    assert "also listed for subject S1" in report.flagged[0].reason
+
+
+def test_an_image_of_someone_else_flags_the_subject_instead_of_enrolling_it(
+    embedder: InsightFaceEmbedder, three_people: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    folder, _ = three_people
+    rows = read_enrolment_csv(
+        write_csv(
+            tmp_path / "s.csv",
+            [
+                "S1,One,c,r,s,q0_0.jpg",
+                "S1,One,c,r,s,other.jpg",
+                "S1,One,c,r,s,q0_1.jpg",
+                "S2,Two,c,r,s,q1_0.jpg",
+                "S2,Two,c,r,s,q1_1.jpg",
+                "S2,Two,c,r,s,q1_2.jpg",
+                "S3,Three,c,r,s,q0_3.jpg",
+                "S3,Three,c,r,s,q1_3.jpg",
+            ],
+        )
+    )
+    report = embed_subjects(embedder, rows, folder)
+    assert [s.reference for s in report.subjects] == ["S2"]
+    flagged = {f.reference: f for f in report.flagged}
+    assert set(flagged) == {"S1", "S3"}
+    assert flagged["S1"].disagreeing == ["other.jpg"]
+    assert flagged["S1"].best_agreement < 0.3
+    assert "other.jpg" in flagged["S1"].reason
+    # Two photos that disagree: neither can be told to be the right one, so both are named.
+    assert flagged["S3"].disagreeing == ["q0_3.jpg", "q1_3.jpg"]
+    # With the floor at -1 every template agrees and all three subjects are enrolled.
+    lenient = embed_subjects(embedder, rows, folder, agreement_floor=-1.0)
+    assert [s.reference for s in lenient.subjects] == ["S1", "S2", "S3"]
+    assert not lenient.flagged
