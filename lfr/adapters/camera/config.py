@@ -90,10 +90,21 @@ class TrackerSettings(_Section):
     )
     max_age_ms: float = Field(default=1000, gt=0, le=60_000, description="a track unseen this long ends")
     max_tracks: int = Field(default=64, ge=1, le=10_000)
+    max_speed: float = Field(
+        default=25.0, ge=0, le=200, description="face-widths per second a newly seen face may move"
+    )
+    max_residual: float = Field(
+        default=0.6, ge=0, le=10, description="face-widths a face may stray from its predicted place"
+    )
 
     def policy(self) -> TrackerPolicy:
         return TrackerPolicy(
-            self.min_iou, self.min_interval_ms / 1000, self.max_age_ms / 1000, self.max_tracks
+            self.min_iou,
+            self.min_interval_ms / 1000,
+            self.max_age_ms / 1000,
+            self.max_tracks,
+            max_speed=self.max_speed,
+            max_residual=self.max_residual,
         )
 
 

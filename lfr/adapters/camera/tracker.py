@@ -1,4 +1,4 @@
-"""IoU tracker that decides which faces are worth embedding.
+"""Face tracker (constant-velocity prediction) that decides which faces are worth embedding.
 
 A person walking past a camera is seen in dozens of frames. Embedding and sending every one of them wastes
 the node's CPU and the matcher's, so each track keeps only its best face seen since it last sent one and
@@ -6,6 +6,14 @@ releases it at most once per `min_interval_s`. The first good face of a new trac
 should not wait); a track that disappears releases whatever best face it still holds. Pure numpy: the
 payload is whatever the caller wants to embed later, and `discard` wipes a payload that lost to a better
 face so no copy of it lingers.
+
+Association: a face walking past at 10 fps moves most of a face-width between frames, running more than
+one, so box overlap with the last position (plain IoU tracking) loses it almost every frame. Each track
+keeps an alpha-beta (steady-state Kalman) estimate of its centre and velocity; a detection joins the
+track whose PREDICTED centre is nearest, measured in face-widths, if it is within `max_residual` of the
+prediction (or, for a track seen once, within what `max_speed` allows) and of a similar size. Appearance
+is not used here: faces are embedded after tracking, and only the best ones (evaluation/tracking.py and
+bench/tracking.py measure fragmentation and identity switches on generated clips).
 """
 
 from __future__ import annotations
@@ -23,10 +31,18 @@ P = TypeVar("P")
 
 @dataclass(frozen=True, slots=True)
 class TrackerPolicy:
-    min_iou: float = 0.3  # below this overlap a detection starts a new track
+    min_iou: float = 0.3  # this much overlap with the predicted box always joins (slow, big faces)
     min_interval_s: float = 1.0  # at most one face per track per this many seconds
     max_age_s: float = 1.0  # a track unseen this long is over
     max_tracks: int = 64  # bounds memory when a crowd passes; the stalest tracks end first
+    # Motion gating (appended: positional callers predate them).
+    max_speed: float = 25.0  # face-widths per second a face seen once may have moved (sprinting, close)
+    max_residual: float = 0.6  # face-widths a detection may be from a moving track's predicted centre ...
+    drift: float = 2.0  # ... plus this many per second since it was last seen (turns, missed frames)
+    first_step_s: float = 0.25  # a face seen once is looked for this far (max_speed x this) at most
+    max_size_ratio: float = 1.6  # a detection this much larger or smaller than the track is someone else
+    alpha: float = 0.8  # alpha-beta gains: how far the estimate follows the measured position ...
+    beta: float = 0.5  # ... and velocity (0.8/0.5: jitter-tolerant yet quick to follow a turn)
 
 
 @dataclass(slots=True)
@@ -34,10 +50,19 @@ class _Track(Generic[P]):
     id: str
     box: np.ndarray
     last_seen: float
+    velocity: np.ndarray | None = None  # px/s of the box centre; None until seen twice
     last_sent: float | None = None
     best_score: float = float("-inf")
     best: P | None = None
     sent: int = field(default=0)
+
+
+def _predicted_box(track: _Track[P], now: float) -> np.ndarray:
+    if track.velocity is None:
+        return track.box
+    shift = track.velocity * max(now - track.last_seen, 0.0)
+    predicted: np.ndarray = track.box + np.concatenate([shift, shift])
+    return predicted
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -71,26 +96,70 @@ class Tracker(Generic[P]):
         return len(self._tracks)
 
     def assign(self, boxes: np.ndarray, now: float) -> list[str]:
-        """Track id for each box (n, 4) of this frame: greedy highest-IoU matching, new tracks for others."""
+        """Track id for each box (n, 4) of this frame: greedy nearest-to-prediction matching within each
+        track's gate, new tracks for the others."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         ids: list[str | None] = [None] * boxes.shape[0]
         tracks = list(self._tracks.values())
         taken: set[int] = set()
         if tracks and boxes.shape[0]:
-            overlaps = iou_matrix(np.stack([t.box for t in tracks]), boxes)
-            for flat in np.argsort(overlaps, axis=None, kind="stable")[::-1]:
+            cost = self._costs(tracks, boxes, now)
+            for flat in np.argsort(cost, axis=None, kind="stable"):
                 ti, bi = divmod(int(flat), boxes.shape[0])
-                if overlaps[ti, bi] < self._policy.min_iou:
+                if not np.isfinite(cost[ti, bi]):
                     break
                 if ids[bi] is None and ti not in taken:
                     taken.add(ti)
                     ids[bi] = tracks[ti].id
-                    tracks[ti].box = boxes[bi].copy()
-                    tracks[ti].last_seen = now
+                    self._update(tracks[ti], boxes[bi], now)
         for bi, track_id in enumerate(ids):
             if track_id is None:
                 ids[bi] = self._start(boxes[bi], now)
         return [i for i in ids if i is not None]
+
+    def _costs(self, tracks: list[_Track[P]], boxes: np.ndarray, now: float) -> np.ndarray:
+        """(tracks, boxes) distance from each predicted centre in face-widths; inf outside the gate."""
+        policy = self._policy
+        predicted = np.stack([_predicted_box(t, now) for t in tracks])
+        widths = predicted[:, 2] - predicted[:, 0]
+        box_widths = boxes[:, 2] - boxes[:, 0]
+        centres = (predicted[:, :2] + predicted[:, 2:]) / 2
+        box_centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        scale = np.maximum((widths[:, None] + box_widths[None, :]) / 2, 1e-6)
+        distance = np.linalg.norm(centres[:, None, :] - box_centres[None, :, :], axis=2) / scale
+        elapsed = np.array([max(now - t.last_seen, 0.0) for t in tracks])
+        gate = np.array(
+            [
+                policy.max_speed * min(dt, policy.first_step_s)
+                if t.velocity is None
+                else policy.max_residual + policy.drift * dt
+                for t, dt in zip(tracks, elapsed, strict=True)
+            ]
+        )
+        ratio = np.maximum(widths[:, None], 1e-6) / np.maximum(box_widths[None, :], 1e-6)
+        similar_size = (ratio <= policy.max_size_ratio) & (ratio >= 1 / policy.max_size_ratio)
+        inside = ((distance <= gate[:, None]) & similar_size) | (
+            iou_matrix(predicted, boxes) >= policy.min_iou
+        )
+        out: np.ndarray = np.where(inside, distance, np.inf)
+        return out
+
+    def _update(self, track: _Track[P], box: np.ndarray, now: float) -> None:
+        dt = now - track.last_seen
+        old_centre = (track.box[:2] + track.box[2:]) / 2
+        centre = (box[:2] + box[2:]) / 2
+        if dt <= 0:
+            pass  # same instant (or a clock step back): take the box, keep the velocity
+        elif track.velocity is None:
+            track.velocity = (centre - old_centre) / dt
+        else:
+            predicted = old_centre + track.velocity * dt
+            residual = centre - predicted
+            centre = predicted + self._policy.alpha * residual
+            track.velocity = track.velocity + self._policy.beta * residual / dt
+        half = (box[2:] - box[:2]) / 2
+        track.box = np.concatenate([centre - half, centre + half])
+        track.last_seen = max(now, track.last_seen)
 
     def offer(self, track_id: str, score: float, payload: P) -> None:
         """Keep `payload` if it is the track's best since its last send; discard the loser either way."""
