@@ -7,7 +7,7 @@ import threading
 
 from lfr.domain.errors import Conflict
 from lfr.domain.ports import UnitOfWorkFactory, VectorIndex, VectorIndexFactory
-from lfr.domain.watchlist import content_hash
+from lfr.domain.watchlist import content_hash, mean_templates
 from lfr.domain.window import DeploymentWindow
 from lfr.services.watchlists import enrolled_subjects
 
@@ -48,8 +48,14 @@ class IndexCache:
                 f"watchlist {watchlist.id} content does not match the hash window {window.id} "
                 "was authorised with"
             )
-        logger.info("built index for watchlist %s: %d embeddings", watchlist.id, len(subject_of_row))
-        return self._factory(subject_of_row, vectors)
+        subject_ids, fused = mean_templates(subject_of_row, vectors)
+        logger.info(
+            "built index for watchlist %s: %d templates of %d subjects",
+            watchlist.id,
+            len(subject_of_row),
+            len(subject_ids),
+        )
+        return self._factory(subject_ids, fused)
 
     def retain_only(self, windows: list[DeploymentWindow]) -> None:
         """Drops indexes no live window needs, so a destroyed watchlist leaves no copy in memory."""

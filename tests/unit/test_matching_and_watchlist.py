@@ -109,3 +109,15 @@ def test_watchlist_states():
         destroyed.require_sealed()
     with pytest.raises(WatchlistStateError):
         destroyed.destroy(T0)
+
+
+def test_a_subject_is_searched_by_the_mean_of_its_templates() -> None:
+    from lfr.domain.watchlist import mean_templates
+
+    a1, a2 = np.eye(4, dtype=np.float32)[:2]
+    b = np.eye(4, dtype=np.float32)[2]
+    subjects, fused = mean_templates(["a", "b", "a"], np.stack([a1, b, a2]))
+    assert subjects == ["a", "b"]
+    np.testing.assert_allclose(fused, [(a1 + a2) / np.sqrt(2), b], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(fused, axis=1), 1, atol=1e-6)
+    assert mean_templates([], np.zeros((0, 4), np.float32))[1].shape == (0, 4)
