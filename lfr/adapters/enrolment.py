@@ -30,8 +30,8 @@ CSV_COLUMNS = ("subject_id", "name", "category", "reason", "image_source", "imag
 REFERENCE_SIDE_PX = 224
 REFERENCE_MAX_BYTES = 60 * 1024
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-# Below this best similarity to the subject's other photos, a photo may show someone else (docs/enrolment.md
-# has the measurement this floor comes from).
+# Below this best similarity to the subject's other photos, a photo may show someone else (the
+# measurement this floor comes from is in docs/evaluation.md, "Multi-image enrolment").
 AGREEMENT_FLOOR = 0.25
 
 
