@@ -71,6 +71,8 @@ def upload_report(
             model_id=report.model_id,
             dimension=report.dimension,
             embeddings_f32le=[row.astype("<f4").tobytes() for row in np.atleast_2d(subject.embeddings)],
+            template_provenance=[f"{t.source} ({t.image})" for t in subject.templates],
+            template_images_jpeg=[bytes(t.jpeg) for t in subject.templates],
         )
         try:
             added = stub.AddSubject(request, metadata=metadata, timeout=timeout_s)

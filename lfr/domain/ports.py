@@ -18,7 +18,7 @@ from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead
 from lfr.domain.evaluation import EvaluationSummary
 from lfr.domain.matching import Candidate
 from lfr.domain.principal import Principal
-from lfr.domain.watchlist import Subject, Watchlist
+from lfr.domain.watchlist import Subject, TemplateImage, Watchlist
 from lfr.domain.window import DeploymentWindow, WindowState
 
 
@@ -40,8 +40,14 @@ class WatchlistRepository(Protocol):
     def get(self, watchlist_id: str) -> Watchlist: ...
     def update(self, watchlist: Watchlist) -> None: ...
     def all(self) -> list[Watchlist]: ...
-    def add_subject(self, subject: Subject, embeddings: np.ndarray) -> None:
-        """`embeddings` is (n, d) float32 with unit rows."""
+    def add_subject(
+        self, subject: Subject, embeddings: np.ndarray, templates: Sequence[TemplateImage] = ()
+    ) -> None:
+        """`embeddings` is (n, d) float32 with unit rows; `templates`, if given, one per row."""
+        ...
+
+    def templates(self, watchlist_id: str) -> dict[str, list[TemplateImage]]:
+        """Each subject's template images, in row order (subjects enrolled without them are absent)."""
         ...
 
     def remove_subject(self, watchlist_id: str, subject_id: str) -> None: ...

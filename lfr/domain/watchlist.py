@@ -66,9 +66,19 @@ class Subject:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateImage:
+    """Where one of a subject's templates came from: its provenance (custody image 2019, passport, ...)
+    and the face crop of its source image, so officers can see every photo the subject is matched by."""
+
+    provenance: str
+    jpeg: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EnrolledSubject:
     subject: Subject
     embeddings: np.ndarray  # (n, d) float32, unit rows
+    templates: tuple[TemplateImage, ...] = ()  # empty, or one per row of `embeddings`
 
 
 def content_hash(model_id: str, dimension: int, enrolled: Iterable[EnrolledSubject]) -> str:
@@ -87,6 +97,11 @@ def content_hash(model_id: str, dimension: int, enrolled: Iterable[EnrolledSubje
         digest.update(hashlib.sha256(image).digest())
         rows = np.ascontiguousarray(item.embeddings, dtype="<f4")
         digest.update(rows.shape[0].to_bytes(4, "big") + rows.tobytes())
+        # Appended only when present, so lists sealed before templates had images keep their hash.
+        for template in item.templates:
+            encoded = template.provenance.encode()
+            digest.update(b"T" + len(encoded).to_bytes(4, "big") + encoded)
+            digest.update(hashlib.sha256(template.jpeg or b"").digest())
     return digest.hexdigest()
 
 

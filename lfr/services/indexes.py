@@ -39,9 +39,12 @@ class IndexCache:
             watchlist.require_sealed()
             subjects = uow.watchlists.subjects(watchlist.id)
             subject_of_row, vectors = uow.watchlists.embeddings(watchlist.id)
+            templates = uow.watchlists.templates(watchlist.id)
         # Matching against anything but exactly what was authorised would be unlawful: recheck the seal.
         actual = content_hash(
-            watchlist.model_id, watchlist.dimension, enrolled_subjects(subjects, subject_of_row, vectors)
+            watchlist.model_id,
+            watchlist.dimension,
+            enrolled_subjects(subjects, subject_of_row, vectors, templates),
         )
         if actual != window.watchlist_hash:
             raise Conflict(

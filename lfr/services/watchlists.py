@@ -13,7 +13,7 @@ from lfr.domain.embedding import normalised_rows, require_model
 from lfr.domain.errors import InvalidInput
 from lfr.domain.ports import UnitOfWork, UnitOfWorkFactory
 from lfr.domain.principal import Principal, Role
-from lfr.domain.watchlist import EnrolledSubject, Subject, Watchlist, content_hash
+from lfr.domain.watchlist import EnrolledSubject, Subject, TemplateImage, Watchlist, content_hash
 from lfr.services.ids import new_id
 
 
@@ -25,6 +25,8 @@ class SubjectSpec:
     reason: str
     image_source: str
     reference_image_jpeg: bytes | None = None
+    # One per embedding when given: each template's provenance and source-image crop.
+    templates: tuple[TemplateImage, ...] = ()
 
 
 class WatchlistService:
@@ -66,6 +68,11 @@ class WatchlistService:
             watchlist.require_editable()
             require_model(model_id, watchlist.model_id)
             rows = normalised_rows(embeddings, watchlist.dimension)
+            if spec.templates and len(spec.templates) != rows.shape[0]:
+                raise InvalidInput(
+                    f"{len(spec.templates)} template images for {rows.shape[0]} embeddings: "
+                    "give one per embedding, or none"
+                )
             subject = Subject(
                 id=new_id("sub"),
                 watchlist_id=watchlist_id,
@@ -76,7 +83,7 @@ class WatchlistService:
                 image_source=spec.image_source,
                 reference_image_jpeg=spec.reference_image_jpeg,
             )
-            uow.watchlists.add_subject(subject, rows)
+            uow.watchlists.add_subject(subject, rows, spec.templates)
             uow.audit.append(
                 AuditEvent(
                     AuditAction.WATCHLIST_SUBJECT_ADDED,
@@ -90,6 +97,7 @@ class WatchlistService:
                         "category": subject.category,
                         "embeddings": int(rows.shape[0]),
                         "image_source": subject.image_source,
+                        "template_provenance": [t.provenance for t in spec.templates],
                     },
                 )
             )
@@ -119,7 +127,9 @@ class WatchlistService:
             watchlist = uow.watchlists.get(watchlist_id)
             watchlist.require_editable()
             enrolled = enrolled_subjects(
-                uow.watchlists.subjects(watchlist_id), *uow.watchlists.embeddings(watchlist_id)
+                uow.watchlists.subjects(watchlist_id),
+                *uow.watchlists.embeddings(watchlist_id),
+                uow.watchlists.templates(watchlist_id),
             )
             if not enrolled:
                 raise InvalidInput(
@@ -170,12 +180,19 @@ class WatchlistService:
 
 
 def enrolled_subjects(
-    subjects: list[Subject], subject_of_row: list[str], vectors: np.ndarray
+    subjects: list[Subject],
+    subject_of_row: list[str],
+    vectors: np.ndarray,
+    templates: dict[str, list[TemplateImage]] | None = None,
 ) -> list[EnrolledSubject]:
     rows_by_subject: dict[str, list[int]] = {}
     for row, subject_id in enumerate(subject_of_row):
         rows_by_subject.setdefault(subject_id, []).append(row)
-    return [EnrolledSubject(s, vectors[rows_by_subject.get(s.id, [])]) for s in subjects]
+    images = templates or {}
+    return [
+        EnrolledSubject(s, vectors[rows_by_subject.get(s.id, [])], tuple(images.get(s.id, ())))
+        for s in subjects
+    ]
 
 
 def destroy_watchlist(

@@ -59,6 +59,10 @@ async def test_clip_alerts_only_for_the_watchlisted_person(
                 upload_report, channel, tokens["sam"], report, watchlist_name="e2e", seal=True
             )
         subject_id = uploaded.added["W-1"]
+        with container.store() as uow:  # both photos arrived as templates, each with its own crop
+            (templates,) = uow.watchlists.templates(uploaded.watchlist_id).values()
+        assert [t.provenance for t in templates] == [f"custody ({p.name})" for p in photos[:2]]
+        assert all(t.jpeg and t.jpeg[:3] == b"\xff\xd8\xff" for t in templates)
         async with grpc.aio.insecure_channel(address) as channel:
             deployments = control_pb2_grpc.DeploymentsStub(channel)
             now = datetime.now(UTC)

@@ -271,6 +271,28 @@ def test_erase_content_keeps_only_the_watchlist_row(store: Store) -> None:
         assert uow.watchlists.erase_content("wl-1") == 0
 
 
+def test_each_template_keeps_its_provenance_and_source_image_until_erased(store: Store) -> None:
+    from lfr.domain.errors import InvalidInput
+    from lfr.domain.watchlist import TemplateImage
+
+    with store() as uow:
+        uow.watchlists.add(watchlist("wl-1"))
+        uow.commit()
+    images = (TemplateImage("custody 2019 (a.jpg)", tiny_jpeg()), TemplateImage("passport (b.jpg)", None))
+    with store() as uow:
+        uow.watchlists.add_subject(subject("s-t"), np.eye(4, dtype=np.float32)[:2], images)
+        uow.watchlists.add_subject(subject("s-plain"), np.eye(4, dtype=np.float32)[2:3])
+        with pytest.raises(InvalidInput, match="2 template images for 1 embeddings"):
+            uow.watchlists.add_subject(subject("s-bad"), np.eye(4, dtype=np.float32)[:1], images)
+        uow.commit()
+    with store() as uow:
+        assert uow.watchlists.templates("wl-1") == {"s-t": list(images)}
+        assert uow.watchlists.erase_content("wl-1") == 2
+        uow.commit()
+    with store() as uow:
+        assert uow.watchlists.templates("wl-1") == {}
+
+
 # --- alerts ------------------------------------------------------------------------------------------
 
 

@@ -274,3 +274,37 @@ def test_audit_verification_needs_a_reviewing_role(world):
     assert audit.verify(AUDITOR).ok
     with pytest.raises(PermissionDenied):
         audit.verify(PC1)
+
+
+def test_every_template_image_is_sealed_checked_and_purged(world):
+    from lfr.domain.watchlist import TemplateImage
+
+    wl = world.watchlists.create("op", "m", DIM, ADMIN)
+    images = (
+        TemplateImage("custody 2019 (a.jpg)", b"\xff\xd8a"),
+        TemplateImage("passport (b.jpg)", b"\xff\xd8b"),
+    )
+    rows = np.random.default_rng(3).normal(size=(2, DIM))
+    with pytest.raises(InvalidInput, match="2 template images for 1 embeddings"):
+        world.watchlists.add_subject(
+            wl.id, SubjectSpec("R", "n", "c", "r", "s", templates=images), rows[:1], "m", ADMIN
+        )
+    world.watchlists.add_subject(
+        wl.id, SubjectSpec("R", "n", "c", "r", "s", templates=images), rows, "m", ADMIN
+    )
+    sealed = world.watchlists.seal(wl.id, ADMIN)
+    with world.store() as uow:
+        added = next(r for r in uow.audit.records() if r.action == "watchlist.subject_added")
+        assert added.details["template_provenance"] == ["custody 2019 (a.jpg)", "passport (b.jpg)"]
+    window = world.window(wl.id)
+    assert IndexCache(world.store, faiss_flat_index).for_window(window).size == 1  # one mean template
+    # A template image swapped behind lfr's back breaks the seal, like an embedding would.
+    subject_id = world.watchlists.subjects(wl.id)[0].id
+    world.store.state.templates[subject_id][1] = TemplateImage("passport (b.jpg)", b"\xff\xd8other")
+    with pytest.raises(Conflict, match="does not match"):
+        IndexCache(world.store, faiss_flat_index).for_window(window)
+    assert sealed.content_hash
+    world.watchlists.destroy(wl.id, ADMIN)
+    with world.store() as uow:
+        assert uow.watchlists.templates(wl.id) == {}
+    assert world.store.state.templates == {}

@@ -13,7 +13,7 @@ from lfr.domain.audit import AuditRecord, ChainVerification
 from lfr.domain.errors import InvalidInput
 from lfr.domain.evaluation import EquityVerdict, EvaluationSummary
 from lfr.domain.observation import FaceQuality, Observation, ObservationResult, Outcome
-from lfr.domain.watchlist import Subject, Watchlist, WatchlistState
+from lfr.domain.watchlist import Subject, TemplateImage, Watchlist, WatchlistState
 from lfr.domain.window import DeploymentWindow, WindowSpec, WindowState
 from lfr.services.watchlists import SubjectSpec
 from lfr.v1 import control_pb2 as pb
@@ -224,6 +224,16 @@ def subject_spec(request: pb.AddSubjectRequest) -> SubjectSpec:
         reason=request.reason,
         image_source=request.image_source,
         reference_image_jpeg=request.reference_image_jpeg or None,
+        templates=template_images(request),
+    )
+
+
+def template_images(request: pb.AddSubjectRequest) -> tuple[TemplateImage, ...]:
+    provenance, images = list(request.template_provenance), list(request.template_images_jpeg)
+    if images and len(images) != len(provenance):
+        raise InvalidInput(f"{len(images)} template images but {len(provenance)} provenance entries")
+    return tuple(
+        TemplateImage(p, images[i] if images and images[i] else None) for i, p in enumerate(provenance)
     )
 
 

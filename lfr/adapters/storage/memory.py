@@ -15,7 +15,7 @@ import numpy as np
 
 from lfr.domain.alert import Alert
 from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead, next_record
-from lfr.domain.errors import Conflict, NotFound, StaleUpdate
+from lfr.domain.errors import Conflict, InvalidInput, NotFound, StaleUpdate
 from lfr.domain.evaluation import EvaluationSummary
 from lfr.domain.ports import (
     AlertRepository,
@@ -27,7 +27,7 @@ from lfr.domain.ports import (
     WindowRepository,
 )
 from lfr.domain.principal import Principal
-from lfr.domain.watchlist import Subject, Watchlist
+from lfr.domain.watchlist import Subject, TemplateImage, Watchlist
 from lfr.domain.window import DeploymentWindow, WindowState
 
 
@@ -37,6 +37,7 @@ class MemoryState:
     watchlists: dict[str, Watchlist] = field(default_factory=dict)
     subjects: dict[str, Subject] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # by subject id
+    templates: dict[str, list[TemplateImage]] = field(default_factory=dict)  # by subject id
     alerts: dict[str, Alert] = field(default_factory=dict)
     alert_sequence: int = 0
     audit: list[AuditRecord] = field(default_factory=list)
@@ -97,6 +98,7 @@ class MemoryUnitOfWork:
             "watchlists",
             "subjects",
             "embeddings",
+            "templates",
             "alerts",
             "counters",
             "principals",
@@ -161,17 +163,31 @@ class _Watchlists:
     def all(self) -> list[Watchlist]:
         return sorted(self._s.watchlists.values(), key=lambda w: (w.created_at, w.id))
 
-    def add_subject(self, subject: Subject, embeddings: np.ndarray) -> None:
+    def add_subject(
+        self, subject: Subject, embeddings: np.ndarray, templates: Sequence[TemplateImage] = ()
+    ) -> None:
         self.get(subject.watchlist_id)
         if subject.id in self._s.subjects:
             raise Conflict(f"subject {subject.id} exists")
+        if templates and len(templates) != len(embeddings):
+            raise InvalidInput(f"{len(templates)} template images for {len(embeddings)} embeddings")
         self._s.subjects[subject.id] = subject
         self._s.embeddings[subject.id] = np.array(embeddings, dtype=np.float32, copy=True)
+        if templates:
+            self._s.templates[subject.id] = list(templates)
+
+    def templates(self, watchlist_id: str) -> dict[str, list[TemplateImage]]:
+        return {
+            s.id: list(self._s.templates[s.id])
+            for s in self.subjects(watchlist_id)
+            if s.id in self._s.templates
+        }
 
     def remove_subject(self, watchlist_id: str, subject_id: str) -> None:
         self.get_subject(watchlist_id, subject_id)
         del self._s.subjects[subject_id]
         del self._s.embeddings[subject_id]
+        self._s.templates.pop(subject_id, None)
 
     def get_subject(self, watchlist_id: str, subject_id: str) -> Subject:
         subject = self._s.subjects.get(subject_id)
@@ -200,6 +216,7 @@ class _Watchlists:
         doomed = [s.id for s in self.subjects(watchlist_id)]
         for subject_id in doomed:
             del self._s.embeddings[subject_id]
+            self._s.templates.pop(subject_id, None)
             del self._s.subjects[subject_id]
         return len(doomed)
 

@@ -102,6 +102,9 @@ subject_embeddings = Table(
     ),
     Column("position", Integer, primary_key=True),
     Column("vector_f32le", LargeBinary, nullable=False),  # little-endian float32, one row of (n, d)
+    # Where this template came from (migration 0012); NULL for subjects enrolled without them.
+    Column("provenance", Text, nullable=True),
+    Column("source_image_jpeg", LargeBinary, nullable=True),
 )
 
 alerts = Table(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ from lfr.adapters.storage.sql.schema import subjects as s
 from lfr.adapters.storage.sql.schema import watchlists as t
 from lfr.adapters.storage.sql.tx import Tx
 from lfr.domain.errors import InvalidInput, NotFound
-from lfr.domain.watchlist import Subject, Watchlist, WatchlistState
+from lfr.domain.watchlist import Subject, TemplateImage, Watchlist, WatchlistState
 
 _F32LE = np.dtype("<f4")
 
@@ -42,19 +43,45 @@ class SqlWatchlists:
         rows = self._tx.rows(select(t).order_by(t.c.created_at, t.c.id), "listing watchlists")
         return [_watchlist(r) for r in rows]
 
-    def add_subject(self, subject: Subject, embeddings: np.ndarray) -> None:
+    def add_subject(
+        self, subject: Subject, embeddings: np.ndarray, templates: Sequence[TemplateImage] = ()
+    ) -> None:
         self.get(subject.watchlist_id)
         vectors = np.asarray(embeddings, dtype=_F32LE)
         if vectors.ndim != 2:
             raise InvalidInput(f"embeddings must be (n, d), got shape {vectors.shape}")
+        if templates and len(templates) != len(vectors):
+            raise InvalidInput(f"{len(templates)} template images for {len(vectors)} embeddings")
         doing = f"adding subject {subject.id}"
         self._tx.run(insert(s).values(_subject_row(subject)), doing, may_conflict=True)
         if len(vectors):
             rows = [
-                {"subject_id": subject.id, "position": i, "vector_f32le": row.tobytes()}
+                {
+                    "subject_id": subject.id,
+                    "position": i,
+                    "vector_f32le": row.tobytes(),
+                    "provenance": templates[i].provenance if templates else None,
+                    "source_image_jpeg": templates[i].jpeg if templates else None,
+                }
                 for i, row in enumerate(vectors)
             ]
             self._tx.run(insert(e).values(rows), doing)
+
+    def templates(self, watchlist_id: str) -> dict[str, list[TemplateImage]]:
+        rows = self._tx.rows(
+            select(e.c.subject_id, e.c.provenance, e.c.source_image_jpeg)
+            .join(s, s.c.id == e.c.subject_id)
+            .where(s.c.watchlist_id == watchlist_id, e.c.provenance.is_not(None))
+            .order_by(e.c.subject_id, e.c.position),
+            f"reading template images of {watchlist_id}",
+        )
+        out: dict[str, list[TemplateImage]] = {}
+        for r in rows:
+            image = r.source_image_jpeg
+            out.setdefault(r.subject_id, []).append(
+                TemplateImage(r.provenance, bytes(image) if image is not None else None)
+            )
+        return out
 
     def remove_subject(self, watchlist_id: str, subject_id: str) -> None:
         self.get_subject(watchlist_id, subject_id)
