@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -64,11 +65,19 @@ class TabletWorld:
             self.services, self.broadcaster, self.clock, self.settings, SECRET, self.two_person_rule
         )
 
-    def observe(self, person: int | None = 0, camera: str = "cam-1") -> ObservationResult:
-        """One face through the matcher: a listed person (by index) or a stranger (None)."""
+    def observe(
+        self, person: int | None = 0, camera: str = "cam-1", track: str | None = None
+    ) -> ObservationResult:
+        """One face through the matcher: a listed person (by index) or a stranger (None). Each call is a
+        new passage (its own track) unless `track` names one: a track raises one alert per subject."""
         vector = self.people[person] if person is not None else unit(self.rng.normal(size=DIM))
         observation = Observation(
-            camera, self.clock.now(), "t1", MODEL, np.array(vector), bytearray(tiny_jpeg(b"probe"))
+            camera,
+            self.clock.now(),
+            track or f"t-{secrets.token_hex(4)}",
+            MODEL,
+            np.array(vector),
+            bytearray(tiny_jpeg(b"probe")),
         )
         return self.ingest.process([observation])[0]
 

@@ -53,6 +53,34 @@ class Alert:
     verified_at: datetime | None = None
     version: int = 1
     source_ref: str | None = None  # the observation's "{node session}:{seq}"; unique per camera when set
+    # Later faces of the same track matched to the same subject update this alert instead of raising
+    # another (issue 10): how many faces, and when the first and the latest were captured.
+    sightings: int = 1
+    first_seen_at: datetime | None = None  # None: only `captured_at`'s face (alerts from before)
+    last_seen_at: datetime | None = None
+
+    def seen_again(
+        self, score: float, candidates: tuple[Candidate, ...], crop_jpeg: bytes, captured_at: datetime
+    ) -> Alert:
+        """Another face of this alert's track matched its subject. A better-scoring face replaces the
+        crop, score and candidates officers see; the count and the seen-from/to times always grow. Only
+        an alert nobody has decided on yet changes: a decision is about the evidence it was shown."""
+        if self.state is not AlertState.RAISED:
+            raise AlreadyAdjudicated(f"alert {self.id} is {self.state}; its evidence is fixed")
+        first = min(self.first_seen_at or self.captured_at, captured_at)
+        last = max(self.last_seen_at or self.captured_at, captured_at)
+        better = score > self.score
+        return dataclasses.replace(
+            self,
+            score=score if better else self.score,
+            candidates=candidates if better else self.candidates,
+            crop_jpeg=crop_jpeg if better else self.crop_jpeg,
+            captured_at=captured_at if better else self.captured_at,
+            sightings=self.sightings + 1,
+            first_seen_at=first,
+            last_seen_at=last,
+            version=self.version + 1,
+        )
 
     def adjudicate(
         self, outcome: Adjudication, by: str, at: datetime, notes: str = "", two_person: bool = False

@@ -30,6 +30,7 @@ class AuditAction(StrEnum):
     WATCHLIST_SEALED = "watchlist.sealed"
     WATCHLIST_DESTROYED = "watchlist.destroyed"
     ALERT_RAISED = "alert.raised"
+    ALERT_SEEN_AGAIN = "alert.seen_again"  # a later face of the same track matched the same subject
     ALERT_ADJUDICATED = "alert.adjudicated"
     ALERT_VERIFIED = "alert.verified"
     ALERT_CONSULTED = "alert.consulted"

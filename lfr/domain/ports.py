@@ -73,6 +73,11 @@ class AlertRepository(Protocol):
         """The alert raised for this camera's observation `source_ref`, if any."""
         ...
 
+    def find_for_track(self, window_id: str, camera_id: str, track_id: str, subject_id: str) -> list[Alert]:
+        """Alerts already raised in this window for this camera's track id and subject, oldest first
+        (one per node session: the caller picks its session's)."""
+        ...
+
     def update(self, alert: Alert) -> None:
         """Optimistic: raises StaleUpdate unless the stored version is `alert.version - 1`."""
         ...

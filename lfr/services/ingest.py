@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lfr.domain.alert import Alert
+from lfr.domain.alert import Alert, AlertState
 from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
 from lfr.domain.embedding import normalised, require_model
@@ -204,6 +204,9 @@ class IngestService:
         )
         try:
             with self._uow() as uow:
+                earlier = self._raised_for_track(uow, alert)
+                if earlier is not None:
+                    return self._seen_again(uow, observation, earlier, alert)
                 try:
                     stored = uow.alerts.add(alert)
                 except Conflict:
@@ -239,6 +242,59 @@ class IngestService:
         self._publisher.publish(stored)
         self._metrics.alert_raised()
         return self._finish(observation, ObservationResult(Outcome.ALERT, alert_id=stored.id), window.id)
+
+    @staticmethod
+    def _raised_for_track(uow: UnitOfWork, alert: Alert) -> Alert | None:
+        """The alert this track already raised for this subject in this window and node session: at
+        most one per (window, camera, node session, track, subject). A node process names one session
+        and its tracker one random track-id prefix, so a node restarted mid-track starts new tracks;
+        observations naming no track are never folded together."""
+        if not alert.track_id:
+            return None
+        session = _session(alert.source_ref)
+        return next(
+            (
+                a
+                for a in uow.alerts.find_for_track(
+                    alert.window_id, alert.camera_id, alert.track_id, alert.subject_id
+                )
+                if _session(a.source_ref) == session
+            ),
+            None,
+        )
+
+    def _seen_again(
+        self, uow: UnitOfWork, observation: Observation, earlier: Alert, candidate: Alert
+    ) -> ObservationResult:
+        """A later face of a track that already raised an alert for this subject: the open alert takes
+        the better face and counts the sighting; a decided one keeps the evidence it was decided on."""
+        if earlier.state is not AlertState.RAISED or (
+            candidate.source_ref is not None and candidate.source_ref == earlier.source_ref
+        ):
+            return self._repeat(observation, earlier)
+        updated = earlier.seen_again(
+            candidate.score, candidate.candidates, candidate.crop_jpeg, candidate.captured_at
+        )
+        uow.alerts.update(updated)
+        uow.audit.append(
+            AuditEvent(
+                AuditAction.ALERT_SEEN_AGAIN,
+                "system",
+                "alert",
+                earlier.id,
+                self._clock.now(),
+                {
+                    "sightings": updated.sightings,
+                    "score": round(candidate.score, 6),
+                    "better_face": updated.score != earlier.score,
+                },
+            )
+        )
+        uow.commit()
+        self._publisher.publish(updated)
+        return self._finish(
+            observation, ObservationResult(Outcome.ALERT, alert_id=earlier.id), earlier.window_id
+        )
 
     @staticmethod
     def _raised_before(uow: UnitOfWork, alert: Alert) -> Alert | None:
@@ -286,3 +342,8 @@ class IngestService:
         except LfrError:
             self.counters.put_back(counts)
             raise
+
+
+def _session(source_ref: str | None) -> str:
+    """The node session of an observation's "{node session}:{seq}" ("" when it named none)."""
+    return source_ref.rpartition(":")[0] if source_ref else ""

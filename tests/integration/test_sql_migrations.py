@@ -153,7 +153,8 @@ def alerts_before_0003(url: str) -> list[str]:
     engine = create_store_engine(url)
     try:
         upgrade(engine, "0002")
-        old_row = {k: v for k, v in sql_alerts._to_row(alert("a-old")).items() if k != "source_ref"}
+        later = {"source_ref", "sightings", "first_seen_at", "last_seen_at"}  # added by 0003 and 0012
+        old_row = {k: v for k, v in sql_alerts._to_row(alert("a-old")).items() if k not in later}
         del old_row["sequence"]
         with engine.begin() as connection:
             connection.execute(insert(metadata.tables["alerts"]).values(old_row))
@@ -163,7 +164,9 @@ def alerts_before_0003(url: str) -> list[str]:
     store = SqlStore.open(url)
     try:
         with store() as uow:
-            assert uow.alerts.get("a-old").source_ref is None
+            old = uow.alerts.get("a-old")
+            assert old.source_ref is None
+            assert (old.sightings, old.first_seen_at, old.last_seen_at) == (1, None, None)
             uow.alerts.add(alert("a-new", source_ref="node-a:1"))
             with pytest.raises(Conflict):
                 uow.alerts.add(alert("a-dup", source_ref="node-a:1"))

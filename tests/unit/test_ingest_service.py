@@ -10,6 +10,7 @@ import pytest
 from lfr.adapters.faiss_index import faiss_flat_index
 from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.storage.memory import MemoryStore
+from lfr.domain.alert import Adjudication
 from lfr.domain.audit import verify_chain
 from lfr.domain.clock import ManualClock
 from lfr.domain.observation import Observation, Outcome, RejectCode
@@ -97,15 +98,21 @@ def world(store):
 
 
 def observe(
-    vector: np.ndarray, camera: str = "cam-1", model: str = MODEL, source_ref: str | None = None
+    vector: np.ndarray,
+    camera: str = "cam-1",
+    model: str = MODEL,
+    source_ref: str | None = None,
+    track: str = "t1",
+    crop: bytes | None = None,
+    at: datetime = START,
 ) -> Observation:
     return Observation(
         camera,
-        START,
-        "t1",
+        at,
+        track,
         model,
         np.array(vector, dtype=np.float32),
-        bytearray(tiny_jpeg()),
+        bytearray(crop or tiny_jpeg()),
         source_ref=source_ref,
     )
 
@@ -267,14 +274,100 @@ def test_other_sources_and_observations_without_one_each_raise_their_own_alert(w
     armed(world)
     person = world["people"][2]
     batch = [
-        observe(person, source_ref="node-a:1"),
-        observe(person, source_ref="node-a:2"),
-        observe(person, source_ref="node-b:1"),
-        observe(person),
-        observe(person),
+        observe(person, source_ref="node-a:1", track="ta-1"),
+        observe(person, source_ref="node-a:2", track="ta-2"),
+        observe(person, source_ref="node-b:1", track="tb-1"),
+        observe(person, track="t1"),
+        observe(person, track="t2"),
     ]
     results = world["ingest"].process(batch)
     assert [r.outcome for r in results] == [Outcome.ALERT] * 5
     ids = [r.alert_id for r in results]
     assert len(set(ids)) == 5
     assert [a.id for a in world["publisher"].alerts] == ids
+
+
+def test_later_faces_of_a_track_update_its_one_alert(world):
+    armed(world)
+    person, rng = world["people"][1], world["rng"]
+
+    def face(noise: float) -> np.ndarray:
+        return unit(person + noise * rng.normal(size=DIM).astype(np.float32))
+
+    faces = [
+        observe(face(0.08), source_ref="n:1", crop=tiny_jpeg(b"first"), at=START + timedelta(seconds=1)),
+        observe(face(0.0), source_ref="n:2", crop=tiny_jpeg(b"best"), at=START + timedelta(seconds=2)),
+        observe(face(0.08), source_ref="n:3", crop=tiny_jpeg(b"later"), at=START + timedelta(seconds=4)),
+    ]
+    results = [world["ingest"].process([f])[0] for f in faces]
+    assert [r.outcome for r in results] == [Outcome.ALERT] * 3
+    assert len({r.alert_id for r in results}) == 1
+    with world["store"]() as uow:
+        (stored,) = uow.alerts.find()
+        actions = [r.action for r in uow.audit.records() if r.action.startswith("alert.")]
+        assert verify_chain(list(uow.audit.records()), uow.audit.head()).ok
+    assert stored.sightings == 3
+    assert (stored.first_seen_at, stored.last_seen_at) == (
+        START + timedelta(seconds=1),
+        START + timedelta(seconds=4),
+    )
+    assert b"best" in stored.crop_jpeg
+    assert stored.captured_at == START + timedelta(seconds=2)
+    assert stored.score > 0.99
+    assert actions == ["alert.raised", "alert.seen_again", "alert.seen_again"]
+    # Officers' tablets hear of each change to the one card, never of a second card.
+    assert [a.id for a in world["publisher"].alerts] == [stored.id] * 3
+    assert [a.sightings for a in world["publisher"].alerts] == [1, 2, 3]
+
+
+def test_another_track_or_another_subject_raises_its_own_alert(world):
+    armed(world)
+    one, two = world["people"][0], world["people"][2]
+    results = [
+        world["ingest"].process([o])[0]
+        for o in (observe(one, track="t1"), observe(one, track="t2"), observe(two, track="t1"))
+    ]
+    assert len({r.alert_id for r in results}) == 3
+
+
+def test_a_decided_alert_keeps_its_evidence_and_no_second_alert_is_raised(world):
+    armed(world)
+    person = world["people"][0]
+    [first] = world["ingest"].process([observe(person, source_ref="n:1", crop=tiny_jpeg(b"shown"))])
+    officer = Principal("pc1", PrincipalKind.USER, frozenset({Role.OFFICER}))
+    with world["store"]() as uow:
+        alert = uow.alerts.get(first.alert_id)
+        uow.alerts.update(alert.adjudicate(Adjudication.FALSE_ALERT, officer.name, START))
+        uow.commit()
+    later = observe(person, source_ref="n:2", crop=tiny_jpeg(b"not shown"))
+    [again] = world["ingest"].process([later])
+    assert again.outcome is Outcome.ALERT
+    assert again.alert_id == first.alert_id
+    assert not any(later.crop_jpeg)
+    with world["store"]() as uow:
+        (stored,) = uow.alerts.find()
+    assert b"shown" in stored.crop_jpeg
+    assert stored.sightings == 1
+    assert len(world["publisher"].alerts) == 1
+
+
+def test_a_resent_face_of_a_track_is_not_counted_twice(world):
+    armed(world)
+    person = world["people"][0]
+    [first] = world["ingest"].process([observe(person, source_ref="n:1")])
+    [again] = world["ingest"].process([observe(person, source_ref="n:1")])
+    assert again.alert_id == first.alert_id
+    with world["store"]() as uow:
+        (stored,) = uow.alerts.find()
+    assert stored.sightings == 1
+
+
+def test_a_node_session_restarted_mid_track_raises_afresh_then_folds_again(world):
+    armed(world)
+    person = world["people"][0]
+    ids = [
+        world["ingest"].process([observe(person, source_ref=ref, track="t9")])[0].alert_id
+        for ref in ("old-session:1", "new-session:1", "new-session:2", "old-session:2")
+    ]
+    assert ids[0] != ids[1]
+    assert ids == [ids[0], ids[1], ids[1], ids[0]]

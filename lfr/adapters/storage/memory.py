@@ -248,6 +248,17 @@ class _Alerts:
             None,
         )
 
+    def find_for_track(self, window_id: str, camera_id: str, track_id: str, subject_id: str) -> list[Alert]:
+        return sorted(
+            (
+                a
+                for a in self._s.alerts.values()
+                if (a.window_id, a.camera_id, a.track_id, a.subject_id)
+                == (window_id, camera_id, track_id, subject_id)
+            ),
+            key=lambda a: a.sequence,
+        )
+
     def update(self, alert: Alert) -> None:
         if self.get(alert.id).version != alert.version - 1:
             raise StaleUpdate(f"alert {alert.id} changed concurrently")

@@ -47,6 +47,21 @@ class SqlAlerts:
         )
         return _from_row(row) if row is not None else None
 
+    def find_for_track(self, window_id: str, camera_id: str, track_id: str, subject_id: str) -> list[Alert]:
+        rows = self._tx.rows(
+            select(t)
+            .where(
+                t.c.window_id == window_id,
+                t.c.camera_id == camera_id,
+                t.c.track_id == track_id,
+                t.c.subject_id == subject_id,
+            )
+            .order_by(t.c.sequence)
+            .limit(100),
+            f"reading camera {camera_id}'s alerts by track",
+        )
+        return [_from_row(r) for r in rows]
+
     def update(self, alert: Alert) -> None:
         row = _to_row(alert)
         del row["sequence"]  # assigned once by the store, never rewritten
@@ -94,6 +109,9 @@ def _to_row(a: Alert) -> dict[str, Any]:
         "verified_at": a.verified_at,
         "version": a.version,
         "source_ref": a.source_ref,
+        "sightings": a.sightings,
+        "first_seen_at": a.first_seen_at,
+        "last_seen_at": a.last_seen_at,
     }
 
 
@@ -121,4 +139,7 @@ def _from_row(r: Row[Any]) -> Alert:
         verified_at=r.verified_at,
         version=r.version,
         source_ref=r.source_ref,
+        sightings=int(r.sightings),
+        first_seen_at=r.first_seen_at,
+        last_seen_at=r.last_seen_at,
     )

@@ -137,6 +137,10 @@ alerts = Table(
     # observation re-sent to another replica, or after a restart, cannot raise a second alert. Partial,
     # so alerts from nodes that name no session are not constrained (NULLs are distinct anyway).
     Column("source_ref", key_type(), nullable=True),
+    # One alert per window, camera, track and subject; later faces update it (migration 0012).
+    Column("sightings", Integer, nullable=False, server_default="1"),
+    Column("first_seen_at", UtcDateTime, nullable=True),
+    Column("last_seen_at", UtcDateTime, nullable=True),
     Index(
         None,
         "camera_id",
