@@ -99,6 +99,8 @@ class Container:
         live = gate.windows()
         self.indexes.retain_only(live)
         now = self.clock.now()
+        # A closed or expired window's track evidence goes now, not when the next face arrives.
+        self.ingest.track_evidence.retain_windows(w.id for w in live if w.is_armed(now))
         for window in live:
             if window.is_armed(now):
                 try:
@@ -120,6 +122,7 @@ class Container:
             self.forget_watchlist(watchlist_id)
 
     def close(self) -> None:
+        self.ingest.track_evidence.clear()
         self.store.close()
 
 

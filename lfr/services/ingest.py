@@ -20,7 +20,7 @@ from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
 from lfr.domain.embedding import normalised, require_model
 from lfr.domain.errors import Conflict, InvalidInput, LfrError, ModelMismatch
-from lfr.domain.matching import Candidate, decide
+from lfr.domain.matching import Candidate, MatchDecision, decide
 from lfr.domain.observation import Observation, ObservationResult, Outcome, RejectCode
 from lfr.domain.ports import (
     AlertPublisher,
@@ -32,6 +32,7 @@ from lfr.domain.ports import (
 from lfr.domain.window import ArmingGate, DeploymentWindow
 from lfr.services.ids import new_id
 from lfr.services.indexes import IndexCache
+from lfr.services.track_evidence import TrackEvidence, TrackKey
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class IngestService:
         validate_crop: CropValidator,
         metrics: IngestMetrics,
         top_k: int = 5,
+        track_evidence: TrackEvidence | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -87,6 +89,8 @@ class IngestService:
         self._metrics = metrics
         self._top_k = top_k
         self.counters = ObservationCounters()
+        self.track_evidence = track_evidence if track_evidence is not None else TrackEvidence()
+        self._armed_ids: frozenset[str] = frozenset()
 
     def process(
         self, batch: Sequence[Observation], authenticated_camera: str | None = None
@@ -96,6 +100,10 @@ class IngestService:
         gate = self._gate()
         now = self._clock.now()
         pending: list[_Pending] = []
+        armed_ids = frozenset(w.id for w in gate.windows() if w.is_armed(now))
+        if armed_ids != self._armed_ids:  # a window closed or opened: forget disarmed windows' tracks
+            self.track_evidence.retain_windows(armed_ids)
+            self._armed_ids = armed_ids
         for position, observation in enumerate(batch):
             window = gate.armed_window(observation.camera_id, now)
             refusal = self._screen(observation, window, authenticated_camera)
@@ -165,16 +173,56 @@ class IngestService:
                 continue
             queries = np.stack([query for _, query in valid])
             found = index.search(queries, self._top_k)
+            fused = self._fuse_tracks(window, valid, found)
+            fused_found = index.search(np.stack([f for _, _, f in fused]), self._top_k) if fused else []
             queries.fill(0)
-            for (item, query), candidates in zip(valid, found, strict=True):
+            by_position = {
+                i: (key, candidates) for (i, key, _), candidates in zip(fused, fused_found, strict=True)
+            }
+            for _, _, probe in fused:
+                probe.fill(0)
+            for i, ((item, query), candidates) in enumerate(zip(valid, found, strict=True)):
                 query.fill(0)
                 decision = decide(candidates, window.threshold)
+                if not decision.is_match and i in by_position:
+                    decision = self._track_decision(window, *by_position[i]) or decision
                 if decision.is_match:
                     results[item.position] = self._raise_alert(item, decision.candidates)
                 else:
                     results[item.position] = self._finish(
                         item.observation, ObservationResult(Outcome.NO_MATCH), window.id
                     )
+
+    def _fuse_tracks(
+        self,
+        window: DeploymentWindow,
+        valid: list[tuple[_Pending, np.ndarray]],
+        found: list[tuple[Candidate, ...]],
+    ) -> list[tuple[int, TrackKey, np.ndarray]]:
+        """Adds each face to its track's evidence; the fused probes of tracks with two or more faces."""
+        fused = []
+        for i, ((item, query), candidates) in enumerate(zip(valid, found, strict=True)):
+            observation = item.observation
+            if not observation.track_id:
+                continue
+            key = (window.id, observation.camera_id, _session(observation.source_ref), observation.track_id)
+            probe = self.track_evidence.add(key, observation.source_ref, query, candidates)
+            if probe is not None:
+                fused.append((i, key, probe))
+        return fused
+
+    def _track_decision(
+        self, window: DeploymentWindow, key: TrackKey, candidates: tuple[Candidate, ...]
+    ) -> MatchDecision | None:
+        """The fused probe's decision, if it matches a subject that one face of the track supports
+        (track_evidence.py: the rule against tracker swaps)."""
+        decision = decide(candidates, window.threshold)
+        best = decision.best
+        if best is None or not decision.is_match:
+            return None
+        if not self.track_evidence.supports(key, best.subject_id, window.threshold):
+            return None
+        return decision
 
     def _raise_alert(self, item: _Pending, candidates: tuple[Candidate, ...]) -> ObservationResult:
         observation, window = item.observation, item.window

@@ -110,3 +110,76 @@ async def test_non_matches_leave_no_trace_in_database_wal_or_logs(tmp_path: Path
 
 def unit_rows(rows: np.ndarray) -> np.ndarray:
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+TRACKS = 400
+FACES_PER_TRACK = 4
+
+
+async def test_many_non_matching_tracks_leave_no_trace_and_their_fused_evidence_is_wiped(
+    tmp_path: Path, config: LfrConfig
+):
+    """Issue 10: the matcher fuses each track's faces in memory. Strangers walking past in tracks of four
+    faces (each track one person, a little different each face): nothing of any face, nor of any
+    track's fused probe, reaches a file, and the evidence is zeroed when the matcher closes."""
+    log_file = tmp_path / "matcher.log"
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers), {n: logging.getLogger(n).level for n in QUIET_LOGGERS})
+    configure_logging("DEBUG", str(log_file))
+    try:
+        container = build_container(config)
+        tokens = make_accounts(container)
+        rng = np.random.default_rng(9)
+        people = [unit(rng.normal(size=DIM)) for _ in range(SUBJECTS)]
+        walkers = unit_rows(rng.normal(size=(TRACKS, DIM)))
+        faces = unit_rows(
+            np.repeat(walkers, FACES_PER_TRACK, axis=0)
+            + 0.1 * rng.normal(size=(TRACKS * FACES_PER_TRACK, DIM))
+        )
+        fused = unit_rows(faces.reshape(TRACKS, FACES_PER_TRACK, DIM).sum(axis=1))
+        async with (
+            running_matcher(container) as running,
+            grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+        ):
+            world = World(container, running.port, tokens, people, rng, channel, running)
+            await world.armed_window()
+            batches = []
+            for face in range(FACES_PER_TRACK):  # faces of all tracks interleave, as on a busy street
+                batch = []
+                for track in range(TRACKS):
+                    seq = face * TRACKS + track
+                    message = observation(
+                        seq,
+                        faces[track * FACES_PER_TRACK + face],
+                        crop=tiny_jpeg(CROP_MARKER + b"%06d" % seq),
+                    )
+                    message.track_id = f"walker-{track}"
+                    batch.append(message)
+                batches.append(batch)
+            answers = await world.stream("cam-1", batches)
+            outcomes = [r.outcome for a in answers for r in a.results]
+            assert outcomes.count(ipb.OUTCOME_NO_MATCH) == TRACKS * FACES_PER_TRACK
+            evidence = container.ingest.track_evidence
+            assert len(evidence) == TRACKS
+            sums = [t.total for t in evidence._tracks.values()]
+        container.close()
+        assert len(evidence) == 0
+        assert not any(s.any() for s in sums)
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
+
+    files = dict(every_byte_written(tmp_path))
+    assert {"lfr.db", "matcher.log"} <= {p.name for p in files}
+    leaked = [str(p) for p, data in files.items() if CROP_MARKER in data]
+    assert leaked == [], f"passer-by crops found in {leaked}"
+    wanted = np.array(
+        [n for v in faces for n in needles(v)] + [n for v in fused for n in needles(v)], dtype="<u8"
+    )
+    for path, data in files.items():
+        hits = np.isin(eight_byte_windows(data), wanted)
+        assert not hits.any(), f"passer-by embedding or fused track bytes found in {path}"

@@ -371,3 +371,100 @@ def test_a_node_session_restarted_mid_track_raises_afresh_then_folds_again(world
     ]
     assert ids[0] != ids[1]
     assert ids == [ids[0], ids[1], ids[1], ids[0]]
+
+
+def template_of(world, subject: int) -> np.ndarray:
+    """The subject's search template: the unit mean of its enrolled rows."""
+    with world["store"]() as uow:
+        rows, vectors = uow.watchlists.embeddings(world["window"].watchlist_id)
+    mine = vectors[[r == world["subjects"][subject].id for r in rows]]
+    return unit(mine.mean(axis=0))
+
+
+def near(template: np.ndarray, cosine: float, rng: np.random.Generator, away: np.ndarray | None = None):
+    """A unit vector at exactly `cosine` to `template`, off in a random (or the given) direction."""
+    direction = away if away is not None else rng.normal(size=template.shape)
+    direction = direction - (direction @ template) * template
+    direction /= np.linalg.norm(direction)
+    return unit(cosine * template + np.sqrt(1 - cosine**2) * direction)
+
+
+def test_faces_of_one_track_that_agree_alert_where_each_alone_falls_short(world):
+    armed(world)
+    template, rng = template_of(world, 1), world["rng"]
+    faces = [near(template, 0.75, rng) for _ in range(4)]  # threshold 0.8: no single face reaches it
+    outcomes = [
+        world["ingest"].process([observe(f, source_ref=f"n:{i}", track="walker")])[0]
+        for i, f in enumerate(faces)
+    ]
+    assert [r.outcome for r in outcomes] == [Outcome.NO_MATCH] + [Outcome.ALERT] * 3
+    assert len({r.alert_id for r in outcomes[1:]}) == 1
+    with world["store"]() as uow:
+        (alert,) = uow.alerts.find()
+    assert alert.subject_id == world["subjects"][1].id
+    assert alert.score > 0.8
+    assert alert.sightings == 3
+    # the same faces as separate passages (one face per track) raise nothing
+    singles = [world["ingest"].process([observe(f, track=f"alone-{i}")])[0] for i, f in enumerate(faces)]
+    assert {r.outcome for r in singles} == {Outcome.NO_MATCH}
+
+
+def test_a_tracker_swap_cannot_average_two_strangers_into_a_listed_person(world):
+    armed(world)
+    template, rng = template_of(world, 1), world["rng"]
+    away = rng.normal(size=template.shape)
+    # Two people, each 0.6 like the subject, off in opposite directions: their mean IS the template.
+    first, second = near(template, 0.6, rng, away), near(template, 0.6, rng, -away)
+    assert float(unit(first + second) @ template) > 0.99
+    results = [
+        world["ingest"].process([observe(v, source_ref=f"n:{i}", track="swapped")])[0]
+        for i, v in enumerate([first, second])
+    ]
+    assert [r.outcome for r in results] == [Outcome.NO_MATCH, Outcome.NO_MATCH]
+    assert world["publisher"].alerts == []
+
+
+def test_a_resent_or_late_face_is_added_to_its_track_once(world):
+    armed(world)
+    template, rng = template_of(world, 1), world["rng"]
+    face = near(template, 0.75, rng)
+    for _ in range(3):  # re-sent: the same source, the same face
+        assert (
+            world["ingest"].process([observe(face, source_ref="n:5", track="t")])[0].outcome
+            is Outcome.NO_MATCH
+        )
+    key = (world["window"].id, "cam-1", "n", "t")
+    assert world["ingest"].track_evidence.faces(key) == 1
+    # an earlier face arriving after a later one still counts: order does not matter to a mean
+    late = world["ingest"].process([observe(near(template, 0.75, rng), source_ref="n:2", track="t")])[0]
+    assert late.outcome is Outcome.ALERT
+    assert world["ingest"].track_evidence.faces(key) == 2
+
+
+def test_a_new_node_session_mid_track_starts_fresh_evidence(world):
+    armed(world)
+    template, rng = template_of(world, 1), world["rng"]
+    results = [
+        world["ingest"].process([observe(near(template, 0.75, rng), source_ref=ref, track="t")])[0]
+        for ref in ("old:1", "new:1")
+    ]
+    assert [r.outcome for r in results] == [Outcome.NO_MATCH, Outcome.NO_MATCH]
+
+
+def test_a_window_closing_mid_track_wipes_the_track_and_nothing_alerts_after(world):
+    armed(world)
+    template, rng = template_of(world, 1), world["rng"]
+    evidence = world["ingest"].track_evidence
+    assert world["ingest"].process([observe(near(template, 0.75, rng), source_ref="n:1", track="t")])[
+        0
+    ].outcome is (Outcome.NO_MATCH)
+    assert len(evidence) == 1
+    (kept,) = evidence._tracks.values()
+    total = kept.total
+    assert total.any()
+    world["clock"].advance(timedelta(hours=2))  # the window has ended
+    late = world["ingest"].process([observe(near(template, 0.75, rng), source_ref="n:2", track="t")])[0]
+    assert late.outcome is Outcome.NOT_ARMED
+    assert len(evidence) == 0
+    assert not total.any()  # overwritten, not just dropped
+    assert world["publisher"].alerts == []
