@@ -206,7 +206,7 @@ class IngestService:
             if not observation.track_id:
                 continue
             key = (window.id, observation.camera_id, _session(observation.source_ref), observation.track_id)
-            probe = self.track_evidence.add(key, observation.source_ref, query, candidates)
+            probe = self.track_evidence.add(key, observation.source_ref, query, candidates, window.threshold)
             if probe is not None:
                 fused.append((i, key, probe))
         return fused

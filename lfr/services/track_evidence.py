@@ -72,11 +72,20 @@ class TrackEvidence:
         return len(self._tracks)
 
     def add(
-        self, key: TrackKey, source_ref: str | None, probe: np.ndarray, candidates: tuple[Candidate, ...]
+        self,
+        key: TrackKey,
+        source_ref: str | None,
+        probe: np.ndarray,
+        candidates: tuple[Candidate, ...],
+        threshold: float | None = None,
     ) -> np.ndarray | None:
         """Adds one unit probe of the track and its single-face candidates; returns the fused probe (a
         new unit vector the caller wipes) once the track has two or more faces, else None. A face whose
-        source was already added (a re-send) changes nothing and gets the current fused probe."""
+        source was already added (a re-send) changes nothing and gets the current fused probe.
+
+        With `threshold`, also None while no subject has a face at threshold - support_margin: the fused
+        probe could not raise an alert then, so the caller need not search with it (almost every
+        passer-by's track: the search is the matcher's main cost)."""
         if not self.policy.enabled:
             return None
         now = self._monotonic()
@@ -102,6 +111,10 @@ class TrackEvidence:
                     for subject in weakest[: len(track.best_single) - self.policy.max_subjects]:
                         del track.best_single[subject]
             if track.faces < 2:
+                return None
+            if threshold is not None and not any(
+                score >= threshold - self.policy.support_margin for score in track.best_single.values()
+            ):
                 return None
             norm = float(np.linalg.norm(track.total))
             if norm == 0:

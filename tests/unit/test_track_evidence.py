@@ -73,3 +73,14 @@ def test_best_single_scores_are_bounded_per_track() -> None:
     evidence.add(key("a"), None, probe(1), candidates)
     (track,) = evidence._tracks.values()
     assert set(track.best_single) == {"s3", "s4", "s5"}
+
+
+def test_no_fused_probe_while_no_face_supports_any_subject() -> None:
+    evidence = TrackEvidence(TrackEvidencePolicy(support_margin=0.1))
+    evidence.add(key("a"), None, probe(1), (Candidate("x", 0.3),), threshold=0.6)
+    assert evidence.add(key("a"), None, probe(2), (Candidate("x", 0.49),), threshold=0.6) is None
+    assert evidence.faces(key("a")) == 2  # still remembered: a later supporting face fuses all three
+    fused = evidence.add(key("a"), None, probe(3), (Candidate("y", 0.5),), threshold=0.6)
+    assert fused is not None
+    expected = probe(1) + probe(2) + probe(3)
+    np.testing.assert_allclose(fused, expected / np.linalg.norm(expected), atol=1e-6)
