@@ -125,8 +125,8 @@ def operations(
         typer.echo(json.dumps(document, indent=1))
         return
     table = Table(title=f"Operations {document['from'] or 'start'} to {document['to'] or 'now'}")
-    columns = ["window", "location", "armed h", "faces seen", "alerts", "confirmed", "false", "not engaged",
-               "pending", "false alerts per face"]  # fmt: skip
+    columns = ["window", "location", "armed h", "faces seen", "people seen", "alerts", "confirmed", "false",
+               "not engaged", "pending", "false alerts per face"]  # fmt: skip
     if show_confirmed_subjects:
         columns.append("confirmed subjects")
     for column in columns:
@@ -136,8 +136,8 @@ def operations(
         one_in = row["false_alert_one_in"]
         cells = [
             row["window_id"], row["location"], f"{row['armed_hours']:.2f}", f"{row['faces_seen']:,}",
-            str(row["alerts"]), str(row["confirmed"]), str(row["false_alerts"]), str(row["not_engaged"]),
-            str(row["pending"]), f"1 in {one_in:,.0f}" if one_in else "none",
+            f"{row['people_seen']:,}", str(row["alerts"]), str(row["confirmed"]), str(row["false_alerts"]),
+            str(row["not_engaged"]), str(row["pending"]), f"1 in {one_in:,.0f}" if one_in else "none",
         ]  # fmt: skip
         if show_confirmed_subjects:
             cells.append(", ".join(row["confirmed_subjects"]))

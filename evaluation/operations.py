@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from lfr.domain.audit import AuditAction, AuditRecord
 from lfr.domain.errors import LfrError
+from lfr.domain.observation import TRACKS_COUNTER
 from lfr.domain.ports import UnitOfWork
 
 
@@ -23,6 +24,7 @@ class WindowFigures:
     location: str = ""
     armed: timedelta = timedelta(0)
     faces_seen: int = 0
+    people_seen: int = 0  # tracks started (issue 10): one person walking past is one, however many faces
     alerts: int = 0
     confirmed: int = 0
     false_alerts: int = 0
@@ -37,6 +39,7 @@ class WindowFigures:
     def add(self, other: WindowFigures) -> None:
         self.armed += other.armed
         self.faces_seen += other.faces_seen
+        self.people_seen += other.people_seen
         self.alerts += other.alerts
         self.confirmed += other.confirmed
         self.false_alerts += other.false_alerts
@@ -59,6 +62,7 @@ class OperationsReport:
                 "location": w.location,
                 "armed_hours": round(w.armed.total_seconds() / 3600, 4),
                 "faces_seen": w.faces_seen,
+                "people_seen": w.people_seen,
                 "alerts": w.alerts,
                 "confirmed": w.confirmed,
                 "false_alerts": w.false_alerts,
@@ -114,6 +118,7 @@ def operations_report(uow: UnitOfWork, start: datetime | None, end: datetime | N
     for window_id, w in figures.items():
         totals = uow.counters.totals(window_id)
         w.faces_seen = sum(n for (_, _, outcome), n in totals.items() if outcome in ("no_match", "alert"))
+        w.people_seen = sum(n for (_, _, outcome), n in totals.items() if outcome == TRACKS_COUNTER)
         if not w.location:
             try:
                 w.location = uow.windows.get(window_id).location

@@ -42,6 +42,11 @@ class Observation:
         wipe(self.crop_jpeg)
 
 
+# Counted beside the outcomes in the observation counters: tracks started (people seen), not faces. An
+# observation naming no track counts as one person.
+TRACKS_COUNTER = "tracks"
+
+
 class Outcome(StrEnum):
     NOT_ARMED = "not_armed"
     NO_MATCH = "no_match"

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from lfr.domain.alert import AlertState
 from lfr.domain.clock import Clock
-from lfr.domain.observation import Outcome
+from lfr.domain.observation import TRACKS_COUNTER, Outcome
 from lfr.domain.ports import UnitOfWorkFactory
 from lfr.domain.principal import Principal, Role
 from lfr.domain.window import DeploymentWindow
@@ -51,6 +51,7 @@ class WindowOverview:
     cameras: tuple[CameraStatus, ...]
     faces_by_outcome: dict[str, int]
     alerts_by_outcome: dict[str, int]
+    people_seen: int = 0  # tracks started: one person walking past is one, however many faces
 
     @property
     def faces_seen(self) -> int:
@@ -82,7 +83,11 @@ class DeploymentOverviewService:
         for window in windows:
             faces: Counter[str] = Counter()
             per_camera: Counter[str] = Counter()
+            people = 0
             for (_, camera, outcome), n in totals[window.id].items():
+                if outcome == TRACKS_COUNTER:
+                    people += n
+                    continue
                 faces[outcome] += n
                 per_camera[camera] += n
             armed = window.is_armed(now)
@@ -105,6 +110,7 @@ class DeploymentOverviewService:
                     alerts_by_outcome=dict(
                         Counter(_alert_outcome(a.state, a.outcome) for a in alerts[window.id])
                     ),
+                    people_seen=people,
                 )
             )
         return result

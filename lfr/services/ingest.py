@@ -21,7 +21,7 @@ from lfr.domain.clock import Clock
 from lfr.domain.embedding import normalised, require_model
 from lfr.domain.errors import Conflict, InvalidInput, LfrError, ModelMismatch
 from lfr.domain.matching import Candidate, MatchDecision, decide
-from lfr.domain.observation import Observation, ObservationResult, Outcome, RejectCode
+from lfr.domain.observation import TRACKS_COUNTER, Observation, ObservationResult, Outcome, RejectCode
 from lfr.domain.ports import (
     AlertPublisher,
     CropValidator,
@@ -44,6 +44,7 @@ class _Pending:
     position: int
     observation: Observation
     window: DeploymentWindow
+    new_track: bool = False  # its track's first face here: counted as a person once it is decided
 
 
 class ObservationCounters:
@@ -190,7 +191,7 @@ class IngestService:
                     results[item.position] = self._raise_alert(item, decision.candidates)
                 else:
                     results[item.position] = self._finish(
-                        item.observation, ObservationResult(Outcome.NO_MATCH), window.id
+                        item.observation, ObservationResult(Outcome.NO_MATCH), window.id, item.new_track
                     )
 
     def _fuse_tracks(
@@ -204,8 +205,10 @@ class IngestService:
         for i, ((item, query), candidates) in enumerate(zip(valid, found, strict=True)):
             observation = item.observation
             if not observation.track_id:
+                item.new_track = True
                 continue
             key = (window.id, observation.camera_id, _session(observation.source_ref), observation.track_id)
+            item.new_track = self.track_evidence.is_new(key)
             probe = self.track_evidence.add(key, observation.source_ref, query, candidates, window.threshold)
             if probe is not None:
                 fused.append((i, key, probe))
@@ -254,7 +257,7 @@ class IngestService:
             with self._uow() as uow:
                 earlier = self._raised_for_track(uow, alert)
                 if earlier is not None:
-                    return self._seen_again(uow, observation, earlier, alert)
+                    return self._seen_again(uow, item, earlier, alert)
                 try:
                     stored = uow.alerts.add(alert)
                 except Conflict:
@@ -289,7 +292,9 @@ class IngestService:
         # Only now, with the alert durable, may anyone be told.
         self._publisher.publish(stored)
         self._metrics.alert_raised()
-        return self._finish(observation, ObservationResult(Outcome.ALERT, alert_id=stored.id), window.id)
+        return self._finish(
+            observation, ObservationResult(Outcome.ALERT, alert_id=stored.id), window.id, item.new_track
+        )
 
     @staticmethod
     def _raised_for_track(uow: UnitOfWork, alert: Alert) -> Alert | None:
@@ -312,10 +317,11 @@ class IngestService:
         )
 
     def _seen_again(
-        self, uow: UnitOfWork, observation: Observation, earlier: Alert, candidate: Alert
+        self, uow: UnitOfWork, item: _Pending, earlier: Alert, candidate: Alert
     ) -> ObservationResult:
         """A later face of a track that already raised an alert for this subject: the open alert takes
         the better face and counts the sighting; a decided one keeps the evidence it was decided on."""
+        observation = item.observation
         if earlier.state is not AlertState.RAISED or (
             candidate.source_ref is not None and candidate.source_ref == earlier.source_ref
         ):
@@ -341,7 +347,10 @@ class IngestService:
         uow.commit()
         self._publisher.publish(updated)
         return self._finish(
-            observation, ObservationResult(Outcome.ALERT, alert_id=earlier.id), earlier.window_id
+            observation,
+            ObservationResult(Outcome.ALERT, alert_id=earlier.id),
+            earlier.window_id,
+            item.new_track,
         )
 
     @staticmethod
@@ -361,10 +370,13 @@ class IngestService:
         return ObservationResult(Outcome.ALERT, alert_id=earlier.id)
 
     def _finish(
-        self, observation: Observation, result: ObservationResult, window_id: str
+        self, observation: Observation, result: ObservationResult, window_id: str, new_track: bool = False
     ) -> ObservationResult:
         observation.discard()
         self.counters.add((window_id, observation.camera_id, str(result.outcome)))
+        if new_track:
+            # A person seen: a track's first face here (see TRACKS_COUNTER), once it was matched.
+            self.counters.add((window_id, observation.camera_id, TRACKS_COUNTER))
         self._metrics.observed(observation.camera_id, str(result.outcome))
         if result.reject_code is not None:
             self._metrics.rejected(str(result.reject_code))

@@ -122,6 +122,12 @@ class TrackEvidence:
             fused: np.ndarray = (track.total / norm).astype(np.float32)
             return fused
 
+    def is_new(self, key: TrackKey) -> bool:
+        """Whether a face of this track would start it (not seen in the last `max_age_s`): how the
+        matcher counts people seen. With fusion off nothing is remembered and every face is "new"."""
+        with self._lock:
+            return not self.policy.enabled or key not in self._tracks
+
     def faces(self, key: TrackKey) -> int:
         with self._lock:
             track = self._tracks.get(key)

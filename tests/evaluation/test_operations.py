@@ -66,11 +66,13 @@ def deployment():
     clock.advance(timedelta(minutes=30))
     monitor.refresh()  # keeps the gate fresh (it goes stale after 5 s without a refresh)
 
-    def observe(v):
-        return Observation("cam-1", clock.now(), "t", MODEL, np.array(v, np.float32), bytearray(tiny_jpeg()))
+    def observe(v, track):
+        return Observation(
+            "cam-1", clock.now(), track, MODEL, np.array(v, np.float32), bytearray(tiny_jpeg())
+        )
 
     strangers = [unit(rng.normal(size=DIM)) for _ in range(7)]
-    results = ingest.process([observe(v) for v in [*people, *strangers]])
+    results = ingest.process([observe(v, f"t{i}") for i, v in enumerate([*people, *strangers])])
     assert [r.outcome for r in results].count(Outcome.ALERT) == 3
     ingest.flush_counters()
     alerts = AlertService(store, clock)
@@ -91,9 +93,11 @@ def test_operations_report_counts_time_faces_alerts_and_outcomes(deployment):
     # armed on authorisation at 10:00; the disarm is audited at 12:30 but matching stopped at the 12:00 end
     assert window.armed == timedelta(hours=2)
     assert window.faces_seen == 10
+    assert window.people_seen == 10  # each passed once, in a track of its own
     assert (window.alerts, window.confirmed, window.false_alerts, window.not_engaged) == (3, 1, 1, 1)
     assert window.false_alert_rate == pytest.approx(1 / 10)
     assert report.total.faces_seen == 10
+    assert report.as_dict()["total"]["people_seen"] == 10
     assert report.as_dict()["total"]["false_alert_one_in"] == pytest.approx(10)
 
 

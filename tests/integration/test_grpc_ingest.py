@@ -49,7 +49,11 @@ async def test_match_raises_alert_and_non_match_is_only_counted(world: World):
     world.container.flush_counters()
     with world.container.store() as uow:
         totals = uow.counters.totals(window.id)
-        assert totals == {(window.id, "cam-1", "no_match"): 2, (window.id, "cam-1", "alert"): 1}
+        assert totals == {
+            (window.id, "cam-1", "no_match"): 2,
+            (window.id, "cam-1", "alert"): 1,
+            (window.id, "cam-1", "tracks"): 3,  # three tracks, three people seen
+        }
         assert len(uow.alerts.find()) == 1
 
 

@@ -145,7 +145,10 @@ def test_non_match_is_wiped_and_only_counted(world):
     assert not any(crop)
     ingest.flush_counters()
     with world["store"]() as uow:
-        assert uow.counters.totals(world["window"].id) == {(world["window"].id, "cam-1", "no_match"): 1}
+        assert uow.counters.totals(world["window"].id) == {
+            (world["window"].id, "cam-1", "no_match"): 1,
+            (world["window"].id, "cam-1", "tracks"): 1,  # one person seen: a count, nothing of them
+        }
         assert uow.alerts.find() == []
 
 
@@ -468,3 +471,24 @@ def test_a_window_closing_mid_track_wipes_the_track_and_nothing_alerts_after(wor
     assert len(evidence) == 0
     assert not total.any()  # overwritten, not just dropped
     assert world["publisher"].alerts == []
+
+
+def test_people_seen_counts_tracks_not_faces(world):
+    from lfr.services.deployment_overview import DeploymentOverviewService
+
+    armed(world)
+    rng = world["rng"]
+    stranger = [unit(rng.normal(size=DIM)) for _ in range(3)]
+    batch = [
+        *(observe(stranger[0], source_ref=f"n:{i}", track="walker-1") for i in range(4)),
+        *(observe(stranger[1], source_ref=f"n:{10 + i}", track="walker-2") for i in range(3)),
+        observe(stranger[2], track=""),  # a node that names no track: counted as one person
+        observe(world["people"][0], source_ref="n:20", track="walker-3"),
+        observe(world["people"][0], source_ref="n:21", track="walker-3"),
+    ]
+    world["ingest"].process(batch)
+    world["ingest"].flush_counters()
+    (overview,) = DeploymentOverviewService(world["store"], world["clock"]).overview(SUPERVISOR)
+    assert overview.faces_seen == 10
+    assert overview.people_seen == 4
+    assert overview.faces_discarded == 8  # both faces of the listed person's track answered "alert"
