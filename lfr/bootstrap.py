@@ -37,6 +37,7 @@ from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
 from lfr.services.principals import PrincipalService
 from lfr.services.retention import RetentionService
+from lfr.services.track_evidence import TrackEvidence, TrackEvidencePolicy
 from lfr.services.watchlists import WatchlistService
 
 if TYPE_CHECKING:
@@ -164,6 +165,13 @@ def build_container(
         JpegCropValidator(max_bytes=matching.max_crop_bytes),
         metrics,
         top_k=matching.top_k,
+        track_evidence=TrackEvidence(
+            TrackEvidencePolicy(
+                enabled=matching.track_fusion,
+                support_margin=matching.track_support_margin,
+                max_age_s=matching.track_memory_seconds,
+            )
+        ),
     )
     container = Container(
         config=config,

@@ -84,6 +84,13 @@ class MatchingSettings(Section):
         default=5.0, gt=0, le=300, description="disarm if windows could not be read for this long"
     )
     counter_flush_seconds: float = Field(default=2.0, gt=0, le=60)
+    track_fusion: bool = Field(default=True, description="also search with each track's fused faces")
+    track_support_margin: float = Field(
+        default=0.10, ge=0, le=1, description="a fused alert needs one face at threshold minus this"
+    )
+    track_memory_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="a track with no face for this long is forgotten"
+    )
 
 
 class RetentionSettings(Section):

@@ -46,7 +46,7 @@ class TrackEvidencePolicy:
 @dataclass(slots=True)
 class _Track:
     window_id: str
-    total: np.ndarray  # float64 sum of the track's unit probes
+    total: np.ndarray  # float32 sum of the track's unit probes (float64 would cost a cast per face)
     faces: int = 0
     updated: float = 0.0
     sources: deque[str] = field(default_factory=deque)
@@ -85,7 +85,8 @@ class TrackEvidence:
 
         With `threshold`, also None while no subject has a face at threshold - support_margin: the fused
         probe could not raise an alert then, so the caller need not search with it (almost every
-        passer-by's track: the search is the matcher's main cost)."""
+        passer-by's track: the search is the matcher's main cost). Pass the same threshold for every face
+        of a track (its window's): only single scores at or above the floor are kept."""
         if not self.policy.enabled:
             return None
         now = self._monotonic()
@@ -98,23 +99,22 @@ class TrackEvidence:
             track.updated = now
             if source_ref is None or source_ref not in track.sources:
                 if source_ref is not None:
-                    track.sources.append(source_ref)
-                    while len(track.sources) > self.policy.remembered_sources:
-                        track.sources.popleft()
+                    track.sources.append(source_ref)  # a bounded deque: the oldest falls out
                 track.total += probe
                 track.faces += 1
+                # Only scores that could support a fused alert are kept: for almost every passer-by,
+                # nothing, which keeps this per-face path cheap (bench.matcher --track-fusion).
+                floor = float("-inf") if threshold is None else threshold - self.policy.support_margin
+                best = track.best_single
                 for candidate in candidates:
-                    if candidate.score > track.best_single.get(candidate.subject_id, float("-inf")):
-                        track.best_single[candidate.subject_id] = candidate.score
-                if len(track.best_single) > self.policy.max_subjects:
-                    weakest = sorted(track.best_single, key=track.best_single.__getitem__)
-                    for subject in weakest[: len(track.best_single) - self.policy.max_subjects]:
-                        del track.best_single[subject]
+                    if candidate.score >= floor and candidate.score > best.get(candidate.subject_id, -1.0):
+                        best[candidate.subject_id] = candidate.score
+                if len(best) > self.policy.max_subjects:
+                    for subject in sorted(best, key=best.__getitem__)[: len(best) - self.policy.max_subjects]:
+                        del best[subject]
             if track.faces < 2:
                 return None
-            if threshold is not None and not any(
-                score >= threshold - self.policy.support_margin for score in track.best_single.values()
-            ):
+            if threshold is not None and not track.best_single:
                 return None
             norm = float(np.linalg.norm(track.total))
             if norm == 0:
@@ -166,6 +166,10 @@ class TrackEvidence:
         while len(self._tracks) >= self.policy.max_tracks:
             _, stalest = self._tracks.popitem(last=False)
             stalest.wipe()
-        track = _Track(key[0], np.zeros(dimension, dtype=np.float64))
+        track = _Track(
+            key[0],
+            np.zeros(dimension, dtype=np.float32),
+            sources=deque(maxlen=self.policy.remembered_sources),
+        )
         self._tracks[key] = track
         return track
