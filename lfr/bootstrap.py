@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from lfr.adapters.faiss_index import faiss_flat_index
 from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
-from lfr.adapters.storage import Store, open_store
+from lfr.adapters.storage import Store, open_store, store_clock
 from lfr.config import LfrConfig
 from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.errors import LfrError
@@ -37,6 +39,7 @@ from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
 from lfr.services.principals import PrincipalService
 from lfr.services.retention import RetentionService
+from lfr.services.timekeeping import StoreClock
 from lfr.services.watchlists import WatchlistService
 
 if TYPE_CHECKING:
@@ -129,14 +132,23 @@ def build_container(
     registry: CollectorRegistry | None = None,
     policy: AuthorisationPolicy | None = None,
 ) -> Container:
-    """`policy` overrides the authorisation policy; by default it is the configured equity gate."""
+    """`policy` overrides the authorisation policy; by default it is the configured equity gate. `clock` is
+    this replica's own clock; every service is given the store's time derived from it (timekeeping.py)."""
     store = open_store(config.store.url)
-    clock = clock or SystemClock()
+    matching = config.matching
+    timekeeper = StoreClock(
+        clock or SystemClock(), store_clock(store), timedelta(seconds=matching.max_clock_skew_seconds)
+    )
+    clock = timekeeper
     registry = registry or CollectorRegistry()
     metrics = PrometheusIngestMetrics(registry)
-    matching = config.matching
     monitor = ArmingMonitor(
-        store, clock, metrics, max_staleness=timedelta(seconds=matching.gate_max_staleness_seconds)
+        store,
+        clock,
+        metrics,
+        max_staleness=timedelta(seconds=matching.gate_max_staleness_seconds),
+        timekeeper=timekeeper,
+        replica=matching.replica_name or f"{socket.gethostname()}:{os.getpid()}",
     )
     holder: list[Container] = []  # the deployment service's change hook needs the finished container
     deployments = DeploymentService(

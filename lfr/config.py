@@ -84,6 +84,18 @@ class MatchingSettings(Section):
         default=5.0, gt=0, le=300, description="disarm if windows could not be read for this long"
     )
     counter_flush_seconds: float = Field(default=2.0, gt=0, le=60)
+    max_clock_skew_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="a replica whose clock is further than this from the store's (PostgreSQL) disarms",
+    )
+    replica_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="this matcher's name in the audit trail; default host:pid",
+    )
 
 
 class RetentionSettings(Section):
