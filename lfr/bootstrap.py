@@ -30,6 +30,7 @@ from lfr.adapters.storage import Store, open_store, store_clock
 from lfr.config import LfrConfig
 from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.errors import LfrError
+from lfr.services.access import AccessMonitor
 from lfr.services.alerts import AlertService
 from lfr.services.arming import ArmingMonitor
 from lfr.services.audit import AuditService
@@ -92,6 +93,7 @@ class Container:
     ingest: IngestService
     broadcaster: AlertBroadcaster
     streams: CameraStreams  # which cameras stream to this process now; the ingest servicer keeps it
+    access: AccessMonitor  # which accounts and tokens still work; long-lived streams and feeds ask it
     extras: dict[str, object] = field(default_factory=dict)  # room for other adapters' shared objects
 
     def refresh_gate(self) -> None:
@@ -186,6 +188,7 @@ def build_container(
         ingest=ingest,
         broadcaster=broadcaster,
         streams=CameraStreams(clock, on_count=metrics.streams_open),
+        access=AccessMonitor(store),
     )
     holder.append(container)
     return container
@@ -221,6 +224,10 @@ async def running_matcher(
 
     config = container.config
     await asyncio.to_thread(container.refresh_gate)
+    try:
+        await asyncio.to_thread(container.access.refresh)
+    except LfrError as exc:
+        logger.error("accounts could not be read at start (%s)", type(exc).__name__)
     server, port = create_server(container, listen or config.grpc.listen)
     metrics_server, metrics_port = None, None
     if config.metrics.enabled:
@@ -235,6 +242,9 @@ async def running_matcher(
         ),
         asyncio.create_task(
             _every(config.retention.purge_interval_seconds, "retention purge", container.purge)
+        ),
+        asyncio.create_task(
+            _every(config.grpc.access_poll_seconds, "access refresh", container.access.refresh)
         ),
     ]
     try:

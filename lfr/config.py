@@ -14,6 +14,7 @@ from lfr.adapters.embedder import ModelSettings
 from lfr.domain.errors import InvalidInput
 from lfr.domain.evaluation import EquityGate
 from lfr.domain.retention import RetentionPolicy
+from lfr.services.backoff import BackoffPolicy
 from lfr.services.sign_in_throttle import ThrottlePolicy
 
 
@@ -55,6 +56,30 @@ class GrpcSettings(Section):
         description="PEM CA bundle: when set, every client must present a certificate it signed "
         "(mutual TLS; the bearer token is still required)",
     )
+    reflection: bool = Field(
+        default=False, description="serve gRPC reflection (lists every service and message; for grpcurl)"
+    )
+    access_poll_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=10,
+        description="how often accounts are re-read, so streams of a disabled account end",
+    )
+    token_failures_per_address: int = Field(
+        default=10, ge=1, le=10_000, description="unknown bearer tokens from one address before back-off"
+    )
+    token_backoff_seconds: float = Field(
+        default=1.0, gt=0, le=3600, description="first refusal after that; doubles per further unknown token"
+    )
+    token_backoff_max_seconds: float = Field(default=300, gt=0, le=86400, description="longest refusal")
+
+    def token_backoff(self) -> BackoffPolicy:
+        return BackoffPolicy(
+            self.token_failures_per_address,
+            timedelta(minutes=5),
+            timedelta(seconds=self.token_backoff_seconds),
+            timedelta(seconds=self.token_backoff_max_seconds),
+        )
 
     @model_validator(mode="after")
     def _tls_files_together(self) -> GrpcSettings:

@@ -483,6 +483,33 @@ def test_a_new_token_replaces_the_old_one(store: Store) -> None:
             uow.principals.set_token_hash("nobody", "h4")
 
 
+def test_tokens_can_be_expired_and_accounts_removed(store: Store) -> None:
+    with store() as uow:
+        uow.principals.add(principal("amy"))
+        uow.principals.add(principal("bob"))
+        uow.principals.set_token_hash("amy", "h1")
+        uow.principals.set_token_hash("bob", "h2")
+        uow.principals.set_password_hash("bob", "$argon2id$v=19$abc")
+        uow.commit()
+    with store() as uow:
+        assert uow.principals.credentials() == {
+            "amy": (principal("amy"), "h1"),
+            "bob": (principal("bob"), "h2"),
+        }
+        uow.principals.set_token_hash("amy", None)
+        uow.principals.remove("bob")
+        uow.commit()
+    with store() as uow:
+        assert uow.principals.credentials() == {"amy": (principal("amy"), None)}
+        assert uow.principals.find_by_token_hash("h1") is None
+        assert uow.principals.find_by_token_hash("h2") is None
+        assert uow.principals.password_hash("bob") is None
+        with pytest.raises(NotFound):
+            uow.principals.remove("bob")
+        uow.principals.add(principal("bob"))  # the name may be used again, for a new account
+        uow.commit()
+
+
 def test_password_hashes_are_kept_per_account(store: Store) -> None:
     with store() as uow:
         uow.principals.add(principal("amy"))

@@ -1,5 +1,9 @@
 """Cross-cutting gRPC concerns in one place: bearer-token authentication and domain-error mapping.
 
+Bearer-token guessing is throttled per client address (exponential back-off after repeated unknown
+tokens), and when an AccessMonitor is given every call is checked against it, and every open stream ends
+(UNAUTHENTICATED) within one poll of its account being disabled, removed or re-roled, or its token expired.
+
 The interceptor wraps each lfr handler's behaviour (unary and streaming alike), so servicers read the
 caller from `current_principal()` and simply raise lfr.domain.errors; nothing else in the adapter maps
 errors to status codes. Health and reflection are left untouched (they carry no lfr data).
@@ -8,10 +12,11 @@ errors to status codes. Health and reflection are left untouched (they carry no 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -30,6 +35,8 @@ from lfr.domain.errors import (
     Unauthenticated,
 )
 from lfr.domain.principal import Principal, PrincipalKind
+from lfr.services.access import AccessMonitor
+from lfr.services.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +124,24 @@ async def _abort(context: aio.ServicerContext[Any, Any], method: str, exc: Excep
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the matcher's log")
 
 
+def peer_address(context: aio.ServicerContext[Any, Any]) -> str:
+    """The client's address without its port: 'ipv4:127.0.0.1:5000' -> 'ipv4:127.0.0.1'."""
+    peer = context.peer() or "unknown"
+    address, _, port = peer.rpartition(":")
+    return address if address and port.isdigit() else peer
+
+
+def _token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class AuthAndErrorsInterceptor(aio.ServerInterceptor):
-    def __init__(self, tokens: TokenCache) -> None:
+    def __init__(
+        self, tokens: TokenCache, access: AccessMonitor | None = None, guesses: Backoff | None = None
+    ) -> None:
         self._tokens = tokens
+        self._access = access
+        self._guesses = guesses
 
     async def intercept_service(
         self,
@@ -131,10 +153,24 @@ class AuthAndErrorsInterceptor(aio.ServerInterceptor):
         if handler is None or not method.startswith(LFR_PREFIX):
             return handler
         kind = PrincipalKind.CAMERA if method.startswith(CAMERA_PREFIX) else PrincipalKind.USER
-        return _wrap(handler, method, lambda ctx: self._principal(ctx, kind))
+        return _wrap(handler, method, lambda ctx: self._principal(ctx, kind), self._access)
 
     async def _principal(self, context: aio.ServicerContext[Any, Any], kind: PrincipalKind) -> Principal:
-        principal = await self._tokens.principal(bearer_token(context))
+        token = bearer_token(context)
+        address = peer_address(context)
+        if self._guesses is not None and (wait := self._guesses.wait(address)).total_seconds() > 0:
+            raise Throttled(
+                "too many unknown tokens from this address; try again later",
+                retry_after_seconds=wait.total_seconds(),
+            )
+        try:
+            principal = await self._tokens.principal(token)
+        except Unauthenticated:
+            if self._guesses is not None and token:
+                self._guesses.strike(address)
+            raise
+        if self._access is not None and (reason := self._access.revoked(principal, _token_key(token))):
+            raise Unauthenticated(reason)  # the token cache has not caught up with the store yet
         if principal.kind is not kind:
             raise PermissionDenied(f"{principal.name} is a {principal.kind} account; this needs a {kind}")
         return principal
@@ -144,7 +180,10 @@ Authenticate = Callable[[aio.ServicerContext[Any, Any]], Awaitable[Principal]]
 
 
 def _wrap(
-    handler: grpc.RpcMethodHandler[Any, Any], method: str, authenticate: Authenticate
+    handler: grpc.RpcMethodHandler[Any, Any],
+    method: str,
+    authenticate: Authenticate,
+    access: AccessMonitor | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     serializers = {
         "request_deserializer": handler.request_deserializer,
@@ -152,11 +191,11 @@ def _wrap(
     }
     if handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(
-            _streaming(handler.stream_stream, method, authenticate), **serializers
+            _streaming(handler.stream_stream, method, authenticate, access), **serializers
         )
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(
-            _streaming(handler.unary_stream, method, authenticate), **serializers
+            _streaming(handler.unary_stream, method, authenticate, access), **serializers
         )
     if handler.request_streaming:
         return grpc.stream_unary_rpc_method_handler(
@@ -183,16 +222,57 @@ def _unary(behaviour: Any, method: str, authenticate: Authenticate) -> Any:
     return wrapped
 
 
-def _streaming(behaviour: Any, method: str, authenticate: Authenticate) -> Any:
+def _streaming(
+    behaviour: Any, method: str, authenticate: Authenticate, access: AccessMonitor | None = None
+) -> Any:
     async def wrapped(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         try:
             # Set for this RPC's task; tasks the servicer spawns copy it.
-            _principal.set(await authenticate(context))
-            async for response in behaviour(request, context):
-                yield response
+            principal = await authenticate(context)
+            _principal.set(principal)
+            with _ended_on_revocation(access, principal, _token_key(bearer_token(context)), context):
+                async for response in behaviour(request, context):
+                    yield response
         except (aio.AbortError, asyncio.CancelledError):
             raise
         except Exception as exc:
             await _abort(context, method, exc)
 
     return wrapped
+
+
+@contextlib.contextmanager
+def _ended_on_revocation(
+    access: AccessMonitor | None, principal: Principal, token_key: str, context: aio.ServicerContext[Any, Any]
+) -> Iterator[None]:
+    """While the stream runs, ends it with UNAUTHENTICATED as soon as the access monitor says its caller
+    may no longer act: the status goes to the client first, then the RPC's task is cancelled, so a stream
+    that is waiting (for a camera's next message, for the next alert) ends too."""
+    if access is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    rpc = asyncio.current_task()
+    ending: list[asyncio.Task[None]] = []
+
+    async def end(reason: str) -> None:
+        logger.info("ending a stream: its caller's access changed")
+        with contextlib.suppress(aio.AbortError, aio.UsageError):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
+        if rpc is not None:
+            rpc.cancel()
+
+    def check() -> None:
+        reason = access.revoked(principal, token_key)
+        if reason is not None and not ending:
+            ending.append(loop.create_task(end(reason)))
+
+    def on_change(names: frozenset[str]) -> None:
+        if principal.name in names:
+            loop.call_soon_threadsafe(check)
+
+    unsubscribe = access.listen(on_change)
+    try:
+        yield
+    finally:
+        unsubscribe()

@@ -305,11 +305,21 @@ class _Principals:
     def all(self) -> list[Principal]:
         return sorted(self._s.principals.values(), key=lambda p: p.name)
 
-    def set_token_hash(self, name: str, token_hash: str) -> None:
+    def set_token_hash(self, name: str, token_hash: str | None) -> None:
         self.get(name)
         for old in [h for h, n in self._s.token_hashes.items() if n == name]:
             del self._s.token_hashes[old]
-        self._s.token_hashes[token_hash] = name
+        if token_hash is not None:
+            self._s.token_hashes[token_hash] = name
+
+    def remove(self, name: str) -> None:
+        self.set_token_hash(name, None)
+        del self._s.principals[name]
+        self._s.password_hashes.pop(name, None)
+
+    def credentials(self) -> dict[str, tuple[Principal, str | None]]:
+        hashes = {n: h for h, n in self._s.token_hashes.items()}
+        return {name: (p, hashes.get(name)) for name, p in self._s.principals.items()}
 
     def find_by_token_hash(self, token_hash: str) -> Principal | None:
         name = self._s.token_hashes.get(token_hash)

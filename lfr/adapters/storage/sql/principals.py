@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, delete, insert, select, update
 
 from lfr.adapters.storage.sql.schema import evaluations as ev
 from lfr.adapters.storage.sql.schema import principals as t
@@ -36,8 +36,17 @@ class SqlPrincipals:
         rows = self._tx.rows(select(*_PRINCIPAL).order_by(t.c.name), "listing accounts")
         return [_from_row(r) for r in rows]
 
-    def set_token_hash(self, name: str, token_hash: str) -> None:
+    def set_token_hash(self, name: str, token_hash: str | None) -> None:
         self._set(name, {"token_hash": token_hash}, "issuing a token to")
+
+    def remove(self, name: str) -> None:
+        removed = self._tx.run(delete(t).where(t.c.name == name), f"removing account {name}")
+        if removed != 1:
+            raise NotFound(f"no account {name}")
+
+    def credentials(self) -> dict[str, tuple[Principal, str | None]]:
+        rows = self._tx.rows(select(*_PRINCIPAL, t.c.token_hash), "reading accounts and tokens")
+        return {r.name: (_from_row(r), r.token_hash) for r in rows}
 
     def find_by_token_hash(self, token_hash: str) -> Principal | None:
         row = self._tx.first(select(*_PRINCIPAL).where(t.c.token_hash == token_hash), "checking a token")

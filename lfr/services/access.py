@@ -1,0 +1,76 @@
+"""Whether a caller authenticated some time ago may still act: long-lived streams (camera ingest, alert
+subscriptions, live feeds) ask this instead of the store, so that disabling an account, removing it,
+changing its roles or expiring its token ends them within one poll, on every replica.
+
+The matcher re-reads every account and the hash of its token from the store every `poll` seconds (one
+small query). Listeners hear which names changed, from the refreshing thread; they must not block.
+If the store cannot be read, the last good view stays (an outage must not cut every camera's stream;
+the matcher is disarmed then anyway) and a failure is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from lfr.domain.ports import UnitOfWorkFactory
+from lfr.domain.principal import Principal
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[frozenset[str]], None]
+
+
+class AccessMonitor:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+        self._view: dict[str, tuple[Principal, str | None]] | None = None
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        with self._uow() as uow:
+            view = uow.principals.credentials()
+        with self._lock:
+            before, self._view = self._view, view
+            listeners = list(self._listeners)
+        if before is None:
+            return
+        changed = frozenset(n for n in before.keys() | view.keys() if before.get(n) != view.get(n))
+        if changed:
+            for listener in listeners:
+                try:
+                    listener(changed)
+                except Exception:
+                    logger.exception("an access listener failed")
+
+    def revoked(self, principal: Principal, token_hash: str | None = None) -> str | None:
+        """Why `principal`, as it was when it authenticated (with that token, if given), may no longer act;
+        None while it still may, or before the first refresh."""
+        view = self._view
+        if view is None:
+            return None
+        entry = view.get(principal.name)
+        if entry is None:
+            return f"account {principal.name} was removed"
+        current, current_hash = entry
+        if not current.active:
+            return f"account {principal.name} was disabled"
+        if token_hash is not None and current_hash != token_hash:
+            return f"the token of {principal.name} expired or was replaced"
+        if current.roles != principal.roles:
+            return f"the roles of {principal.name} changed; sign in again"
+        return None
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """Calls `listener(names)` after each refresh that changed those accounts; returns an unsubscriber."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
