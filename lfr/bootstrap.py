@@ -158,6 +158,7 @@ def build_container(
         clock,
         on_change=lambda: holder[0].refresh_gate() if holder else None,
         policy=policy if policy is not None else equity_policy(config.policy.equity_gate),
+        separation_of_duties=config.policy.separation_of_duties,
     )
     indexes = IndexCache(store, faiss_flat_index)
     broadcaster = AlertBroadcaster()

@@ -136,6 +136,9 @@ class RetentionSettings(Section):
 
 class PolicySettings(Section):
     two_person_rule: bool = Field(default=False, description="a confirmed match needs a second officer")
+    separation_of_duties: bool = Field(
+        default=True, description="the supervisor who created a window may not authorise it"
+    )
     equity_gate: EquityGate = Field(
         default=EquityGate.WARN, description="authorising without a passing evaluation: off, warn or refuse"
     )

@@ -27,11 +27,15 @@ class DeploymentService:
         clock: Clock,
         on_change: Callable[[], None] = lambda: None,
         policy: AuthorisationPolicy = no_policy,
+        separation_of_duties: bool = False,
     ) -> None:
+        """`separation_of_duties`: the supervisor who created a window may not authorise it (the matcher
+        turns it on from `policy.separation_of_duties`, on by default)."""
         self._uow = uow
         self._clock = clock
         self._on_change = on_change
         self._policy = policy
+        self._separation_of_duties = separation_of_duties
 
     def create(self, spec: WindowSpec, actor: Principal) -> DeploymentWindow:
         actor.require(Role.SUPERVISOR, Role.ADMIN)
@@ -75,6 +79,11 @@ class DeploymentService:
         now = self._clock.now()
         with self._uow() as uow:
             window = uow.windows.get(window_id)
+            if self._separation_of_duties and window.created_by == actor.name:
+                raise PermissionDenied(
+                    f"{actor.name} created window {window.id}; another supervisor must authorise it "
+                    "(separation of duties)"
+                )
             watchlist = uow.watchlists.get(window.watchlist_id)
             watchlist.require_sealed()
             if watchlist.content_hash != window.watchlist_hash:

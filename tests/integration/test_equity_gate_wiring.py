@@ -18,6 +18,7 @@ from lfr.services.watchlists import SubjectSpec
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 ADMIN = Principal("admin", PrincipalKind.USER, frozenset({Role.ADMIN, Role.SUPERVISOR}))
+CREATOR = Principal("sgt", PrincipalKind.USER, frozenset({Role.SUPERVISOR}))  # separation of duties
 
 
 def pending_window(gate: str):
@@ -29,7 +30,7 @@ def pending_window(gate: str):
     )
     container.watchlists.seal(wl.id, ADMIN)
     spec = WindowSpec("p", "lb", "loc", frozenset({"cam-1"}), wl.id, 0.6, T0, T0 + timedelta(hours=1))
-    return container, container.deployments.create(spec, ADMIN)
+    return container, container.deployments.create(spec, CREATOR)
 
 
 def audit_actions(container) -> list[str]:
