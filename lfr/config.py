@@ -162,19 +162,30 @@ class TabletSettings(Section):
     tls_cert_file: Path | None = Field(default=None, description="PEM certificate chain for HTTPS")
     tls_key_file: Path | None = Field(default=None, description="PEM private key for HTTPS")
     forwarded_allow_ips: str = Field(
-        default="127.0.0.1", description="proxies whose X-Forwarded-Proto/For are trusted"
+        default="",
+        description="comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty (the default) believes no one",
     )
     poll_seconds: float = Field(
         default=1.0, gt=0, le=30, description="how often a live feed re-reads the store (other replicas)"
     )
     sign_in_max_failures_per_name: int = Field(
-        default=5, ge=1, le=1000, description="failed sign-ins for one name before it is throttled"
+        default=5,
+        ge=1,
+        le=1000,
+        description="failed sign-ins for one name from one address before that pair is throttled",
     )
     sign_in_max_failures_per_address: int = Field(
         default=20, ge=1, le=100_000, description="failed sign-ins from one client address before throttling"
     )
     sign_in_window_minutes: float = Field(
-        default=5, gt=0, le=24 * 60, description="the sliding window those failures are counted in"
+        default=5, gt=0, le=24 * 60, description="failures are forgotten this long after a lock ends"
+    )
+    sign_in_backoff_seconds: float = Field(
+        default=30, gt=0, le=3600, description="first refusal of a name from an address; then doubles"
+    )
+    sign_in_backoff_max_seconds: float = Field(
+        default=900, gt=0, le=86400, description="longest refusal of a name from an address"
     )
 
     def throttle_policy(self) -> ThrottlePolicy:
@@ -182,6 +193,8 @@ class TabletSettings(Section):
             self.sign_in_max_failures_per_name,
             self.sign_in_max_failures_per_address,
             timedelta(minutes=self.sign_in_window_minutes),
+            timedelta(seconds=self.sign_in_backoff_seconds),
+            timedelta(seconds=self.sign_in_backoff_max_seconds),
         )
 
 

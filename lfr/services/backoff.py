@@ -23,6 +23,12 @@ class BackoffPolicy:
     cap: timedelta = timedelta(minutes=15)
 
 
+@dataclass(frozen=True, slots=True)
+class Strike:
+    count: int  # failures so far, this one included
+    lock: timedelta  # how long the key is now refused; zero while under the limit
+
+
 @dataclass(slots=True)
 class _Strikes:
     count: int
@@ -44,8 +50,8 @@ class Backoff:
             strikes = self._live(key, now)
             return max(timedelta(0), strikes.locked_until - now) if strikes else timedelta(0)
 
-    def strike(self, key: object) -> timedelta:
-        """Records a failure; returns the lock it starts (zero while under the limit)."""
+    def strike(self, key: object) -> Strike:
+        """Records a failure; returns the count and the lock it starts (zero while under the limit)."""
         now = self._clock.now()
         with self._lock:
             strikes = self._live(key, now) or _Strikes(0, now, now)
@@ -61,7 +67,7 @@ class Backoff:
             self._strikes[key] = strikes
             while len(self._strikes) > MAX_TRACKED_KEYS:
                 self._strikes.popitem(last=False)
-            return lock
+            return Strike(strikes.count, lock)
 
     def clear(self, key: object) -> None:
         with self._lock:
