@@ -7,6 +7,7 @@ from collections.abc import Callable
 from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
 from lfr.domain.errors import Conflict, PermissionDenied
+from lfr.domain.limits import MAX_TEXT, require_length
 from lfr.domain.ports import UnitOfWork, UnitOfWorkFactory
 from lfr.domain.principal import Principal, Role
 from lfr.domain.window import DeploymentWindow, WindowSpec, WindowState
@@ -124,6 +125,7 @@ class DeploymentService:
 
     def close(self, window_id: str, actor: Principal, reason: str) -> DeploymentWindow:
         actor.require(Role.SUPERVISOR, Role.ADMIN)
+        require_length("reason", reason, MAX_TEXT)
         now = self._clock.now()
         with self._uow() as uow:
             closed = uow.windows.get(window_id).close(actor.name, now, reason)

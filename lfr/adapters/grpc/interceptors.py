@@ -21,6 +21,8 @@ from contextvars import ContextVar
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from grpc import aio
 
 from lfr.domain.errors import (
@@ -34,6 +36,7 @@ from lfr.domain.errors import (
     Throttled,
     Unauthenticated,
 )
+from lfr.domain.limits import MAX_ID, MAX_SEQUENCE, MAX_TEXT, MAX_VERSION, require_at_most, require_length
 from lfr.domain.principal import Principal, PrincipalKind
 from lfr.services.access import AccessMonitor
 from lfr.services.backoff import Backoff
@@ -124,6 +127,34 @@ async def _abort(context: aio.ServicerContext[Any, Any], method: str, exc: Excep
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the matcher's log")
 
 
+_INTEGER_TYPES = frozenset(
+    {
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED64,
+    }
+)
+
+
+def check_limits(message: Message) -> None:
+    """Refuses (InvalidInput) any top-level text field longer than the limits in lfr.domain.limits (ids and
+    names MAX_ID, other text MAX_TEXT) and any integer the stores cannot hold, naming the field. The
+    services check each field's own, tighter limit; this catches every field of every control request."""
+    for field, value in message.ListFields():
+        values = value if field.is_repeated else [value]
+        if field.type == FieldDescriptor.TYPE_STRING:
+            limit = MAX_ID if field.name.endswith(("_id", "_ids")) else MAX_TEXT
+            for text in values:
+                require_length(field.name, text, limit)
+        elif field.type in _INTEGER_TYPES:
+            limit = MAX_VERSION if field.name.endswith("version") else MAX_SEQUENCE
+            for number in values:
+                require_at_most(field.name, number, limit)
+
+
 def peer_address(context: aio.ServicerContext[Any, Any]) -> str:
     """The client's address without its port: 'ipv4:127.0.0.1:5000' -> 'ipv4:127.0.0.1'."""
     peer = context.peer() or "unknown"
@@ -210,6 +241,8 @@ def _unary(behaviour: Any, method: str, authenticate: Authenticate) -> Any:
     async def wrapped(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         try:
             token = _principal.set(await authenticate(context))
+            if isinstance(request, Message):
+                check_limits(request)
             try:
                 return await behaviour(request, context)
             finally:
@@ -230,6 +263,8 @@ def _streaming(
             # Set for this RPC's task; tasks the servicer spawns copy it.
             principal = await authenticate(context)
             _principal.set(principal)
+            if isinstance(request, Message):
+                check_limits(request)
             with _ended_on_revocation(access, principal, _token_key(bearer_token(context)), context):
                 async for response in behaviour(request, context):
                     yield response
