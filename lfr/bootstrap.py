@@ -232,7 +232,9 @@ async def running_matcher(
     server, port = create_server(container, listen or config.grpc.listen)
     metrics_server, metrics_port = None, None
     if config.metrics.enabled:
-        metrics_server, metrics_port = serve_metrics(container.registry, config.metrics.listen)
+        metrics_server, metrics_port = serve_metrics(
+            container.registry, config.metrics.listen, config.metrics.token()
+        )
     await server.start()
     duties = [
         asyncio.create_task(

@@ -96,7 +96,28 @@ class GrpcSettings(Section):
 
 class MetricsSettings(Section):
     enabled: bool = True
-    listen: str = Field(default="127.0.0.1:9464", description="host:port of the Prometheus endpoint")
+    listen: str = Field(
+        default="127.0.0.1:9464",
+        description="host:port of the Prometheus endpoint, a port of its own, apart from gRPC and the tablet",
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description="file holding a bearer token every scrape must send (Prometheus "
+        "authorization.credentials_file); unset: no token, so keep `listen` on loopback",
+    )
+
+    def token(self) -> str | None:
+        if self.token_file is None:
+            return None
+        try:
+            token = self.token_file.read_text().strip()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read metrics.token_file {self.token_file}: {exc.strerror}") from exc
+        if len(token) < 16:
+            raise InvalidInput(
+                f"metrics.token_file {self.token_file} must hold a token of 16 characters or more"
+            )
+        return token
 
 
 class MatchingSettings(Section):
@@ -168,6 +189,9 @@ class TabletSettings(Section):
     )
     poll_seconds: float = Field(
         default=1.0, gt=0, le=30, description="how often a live feed re-reads the store (other replicas)"
+    )
+    openapi: Literal["off", "signed_in", "public"] = Field(
+        default="signed_in", description="who may read /api/openapi.json"
     )
     sign_in_max_failures_per_name: int = Field(
         default=5,

@@ -413,7 +413,8 @@ def test_deployment_overview_shows_counts_for_supervisors_only(world):
 
 
 def test_openapi_documents_the_json_api_only(world):
-    schema = client_for(world).get("/api/openapi.json").json()
+    assert client_for(world).get("/api/openapi.json").status_code == 401  # tablet.openapi: signed_in
+    schema = client_for(world, "olivia").get("/api/openapi.json").json()
     paths = set(schema["paths"])
     assert "/api/alerts/{alert_id}/adjudication" in paths
     assert "/api/deployments/overview" in paths
