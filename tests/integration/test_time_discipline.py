@@ -128,8 +128,13 @@ def test_a_replica_whose_clock_disagrees_with_the_store_disarms_once_audited_unt
     try:
         person = unit(np.random.default_rng(5).normal(size=DIM))
         window_ending_soon(container, person, seconds=3600)
+        own_clock.offset = -timedelta(seconds=1.5)  # off, but within the 2 s allowed
         container.refresh_gate()
-        assert container.ingest.process([observation(person)])[0].outcome is Outcome.ALERT
+        [inside] = container.ingest.process([observation(person)])
+        assert inside.outcome is Outcome.ALERT
+        with container.store() as uow:
+            raised_at = uow.alerts.get(inside.alert_id or "").raised_at
+        assert abs(raised_at - datetime.now(UTC)) < timedelta(seconds=0.5)  # the store's time, not its own
 
         own_clock.offset = timedelta(seconds=30)
         for _ in range(3):
