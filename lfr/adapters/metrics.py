@@ -10,12 +10,21 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    make_wsgi_app,
+    start_http_server,
+)
 from prometheus_client.exposition import ThreadingWSGIServer
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
+from lfr.adapters.blas_kernel import ensure_blas_kernel
 from lfr.domain.alert import Adjudication
 from lfr.domain.observation import RejectCode
 
@@ -61,6 +70,19 @@ class PrometheusIngestMetrics:
         self._lock = threading.Lock()
         for code in RejectCode:
             self._rejected_by[code.value].inc(0)
+        blas = ensure_blas_kernel()
+        Info(
+            "lfr_faiss_blas_kernel",
+            "The GEMM kernel FAISS's OpenBLAS runs and how it was chosen (see `lfr doctor`)",
+            registry=registry,
+        ).info(
+            {
+                "kernel": blas.running or "unknown",
+                "source": blas.source,
+                "detected": blas.detected or "unknown",
+                "best_supported": blas.best_supported or "unknown",
+            }
+        )
 
     def observed(self, camera_id: str, outcome: str, count: int = 1) -> None:
         key = (camera_id, outcome)
