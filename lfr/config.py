@@ -60,7 +60,7 @@ class GrpcSettings(Section):
         default=False, description="serve gRPC reflection (lists every service and message; for grpcurl)"
     )
     access_poll_seconds: float = Field(
-        default=0.5,
+        default=0.25,
         gt=0,
         le=10,
         description="how often accounts are re-read, so streams of a disabled account end",

@@ -99,6 +99,13 @@ class TokenCache:
         cached = self._entries.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]
+        return await self.fresh(token)
+
+    async def fresh(self, token: str) -> Principal:
+        """Asks the store, whatever is cached, and caches the answer."""
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = self._monotonic()
+        self._entries.pop(key, None)
         principal = await asyncio.to_thread(self._authenticate, token)
         if len(self._entries) >= self._max_entries:
             self._entries.clear()
@@ -200,8 +207,10 @@ class AuthAndErrorsInterceptor(aio.ServerInterceptor):
             if self._guesses is not None and token:
                 self._guesses.strike(address)
             raise
-        if self._access is not None and (reason := self._access.revoked(principal, _token_key(token))):
-            raise Unauthenticated(reason)  # the token cache has not caught up with the store yet
+        if self._access is not None and self._access.revoked(principal, _token_key(token)):
+            # The cache and the access monitor's view disagree: one of them is stale (the account changed
+            # since the cache entry, or the token or account is newer than the view). The store decides.
+            principal = await self._tokens.fresh(token)
         if principal.kind is not kind:
             raise PermissionDenied(f"{principal.name} is a {principal.kind} account; this needs a {kind}")
         return principal
