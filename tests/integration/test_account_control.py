@@ -1,6 +1,7 @@
-"""Disabling, removing, re-roling accounts and expiring tokens with `lfr account ...` on the store a running
-matcher uses (real SQLite, real gRPC on 127.0.0.1): each change is audited, and the open streams of that
-account (camera ingest, Alerts.Subscribe) end within a second. Bearer-token guessing is throttled."""
+"""Disabling, removing, re-roling accounts and expiring tokens with `lfr account ...` on the store a
+running matcher uses (real SQLite and PostgreSQL, real gRPC on 127.0.0.1): each change is audited, and
+the open streams of that account (camera ingest, Alerts.Subscribe) end within a second. Bearer-token
+guessing is throttled."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ from lfr.v1 import ingest_pb2
 from tests.integration.conftest import World, auth, first_answer, matcher_config, observation, rpc_error
 
 
-@pytest.fixture
-def config(sqlite_url: str) -> LfrConfig:
-    return matcher_config(sqlite_url)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def config(request: pytest.FixtureRequest) -> LfrConfig:
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_store_url"
+    return matcher_config(request.getfixturevalue(fixture))
 
 
 @pytest.fixture

@@ -50,6 +50,16 @@ def test_a_guesser_elsewhere_cannot_lock_the_officer_out_and_waits_longer_each_t
     assert [(r.details["by"], r.details["address"]) for r in warnings] == [("address_and_name", "10.0.0.66")]
 
 
+@pytest.mark.parametrize(
+    ("change", "args"), [("disable", ()), ("remove", ()), ("set_roles", ([Role.AUDITOR],))]
+)
+def test_disabling_removing_or_re_roling_an_officer_ends_their_tablet_session(world, change, args):
+    officer = client_for(world, "olivia")
+    assert officer.get("/api/alerts").status_code == 200
+    getattr(world.services.principals, change)("olivia", *args, actor="admin")
+    assert officer.get("/api/alerts").status_code == 401
+
+
 @pytest.fixture
 async def tablet_url(sqlite_url: str, request: pytest.FixtureRequest) -> AsyncIterator[str]:
     overrides = {"tablet.listen": "127.0.0.1:0", **getattr(request, "param", {})}
