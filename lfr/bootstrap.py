@@ -189,7 +189,7 @@ def build_container(
         ingest=ingest,
         broadcaster=broadcaster,
         streams=CameraStreams(clock, on_count=metrics.streams_open),
-        access=AccessMonitor(store),
+        access=AccessMonitor(store, clock),
     )
     holder.append(container)
     return container

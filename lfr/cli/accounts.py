@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -40,12 +41,19 @@ def add(
 
 
 @app.command("token")
-def token(name: str, config: ConfigOption = None) -> None:
+def token(
+    name: str,
+    valid_days: Annotated[
+        float | None, typer.Option("--valid-days", help="the token stops working after this; default never")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
     """Issue a new bearer token for NAME (replacing any earlier one) and print it once."""
     with reported():
         service, store = _principals(config)
         try:
-            issued = service.issue_token(name, actor="cli")
+            valid_for = timedelta(days=valid_days) if valid_days is not None else None
+            issued = service.issue_token(name, actor="cli", valid_for=valid_for)
         finally:
             store.close()
     print(issued)

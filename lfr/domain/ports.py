@@ -17,7 +17,7 @@ from lfr.domain.alert import Alert
 from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead
 from lfr.domain.evaluation import EvaluationSummary
 from lfr.domain.matching import Candidate
-from lfr.domain.principal import Principal
+from lfr.domain.principal import Credentials, Principal
 from lfr.domain.watchlist import Subject, Watchlist
 from lfr.domain.window import DeploymentWindow, WindowState
 
@@ -104,17 +104,20 @@ class PrincipalRepository(Protocol):
     def get(self, name: str) -> Principal: ...
     def update(self, principal: Principal) -> None: ...
     def all(self) -> list[Principal]: ...
-    def set_token_hash(self, name: str, token_hash: str | None) -> None:
-        """Replaces the account's token; None leaves it with no working token. Raises NotFound."""
+    def set_token_hash(self, name: str, token_hash: str | None, expires_at: datetime | None = None) -> None:
+        """Replaces the account's token (expiring at `expires_at`, or never); None leaves it with no working
+        token. Raises NotFound."""
         ...
+
+    def find_token(self, token_hash: str) -> Credentials | None: ...
 
     def find_by_token_hash(self, token_hash: str) -> Principal | None: ...
     def remove(self, name: str) -> None:
         """Deletes the account with its token and password. Raises NotFound."""
         ...
 
-    def credentials(self) -> dict[str, tuple[Principal, str | None]]:
-        """Every account with the hash of its current token (None if it has none)."""
+    def credentials(self) -> dict[str, Credentials]:
+        """Every account with its current token's hash and expiry, by name."""
         ...
 
     def set_password_hash(self, name: str, password_hash: str) -> None: ...

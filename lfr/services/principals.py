@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import secrets
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 
 from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
@@ -47,21 +48,22 @@ class PrincipalService:
             uow.commit()
         return principal
 
-    def issue_token(self, name: str, actor: str) -> str:
-        """Returns a new bearer token (shown once) and replaces any earlier one."""
+    def issue_token(self, name: str, actor: str, valid_for: timedelta | None = None) -> str:
+        """Returns a new bearer token (shown once) and replaces any earlier one; it stops working after
+        `valid_for`, if given."""
+        if valid_for is not None and valid_for <= timedelta(0):
+            raise InvalidInput("a token must be valid for a positive time")
         token = secrets.token_urlsafe(32)
+        now = self._clock.now()
+        expires_at = now + valid_for if valid_for is not None else None
+        details: dict[str, str] = {"change": "token_issued"}
+        if expires_at is not None:
+            details["expires_at"] = expires_at.isoformat()
         with self._uow() as uow:
             uow.principals.get(name)
-            uow.principals.set_token_hash(name, token_hash(token))
+            uow.principals.set_token_hash(name, token_hash(token), expires_at)
             uow.audit.append(
-                AuditEvent(
-                    AuditAction.PRINCIPAL_CHANGED,
-                    actor,
-                    "principal",
-                    name,
-                    self._clock.now(),
-                    {"change": "token_issued"},
-                )
+                AuditEvent(AuditAction.PRINCIPAL_CHANGED, actor, "principal", name, now, details)
             )
             uow.commit()
         return token
@@ -136,11 +138,14 @@ class PrincipalService:
     def authenticate_token(self, token: str) -> Principal:
         if not token:
             raise Unauthenticated("missing bearer token")
+        hashed = token_hash(token)
         with self._uow() as uow:
-            principal = uow.principals.find_by_token_hash(token_hash(token))
-        if principal is None or not principal.active:
+            found = uow.principals.find_token(hashed)
+        if found is None or not found.principal.active:
             raise Unauthenticated("unknown or revoked token")
-        return principal
+        if not found.token_works(hashed, self._clock.now()):
+            raise Unauthenticated(f"the token of {found.principal.name} has expired")
+        return found.principal
 
     def end_sessions(self, name: str) -> int:
         """Ends every tablet session of `name` (their cookies stop working); returns the new generation."""

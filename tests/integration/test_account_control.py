@@ -110,6 +110,25 @@ async def test_a_disabled_account_is_refused_at_once_despite_the_token_cache(wor
     await world.deployments.ListWindows(request, metadata=world.md("aud"))
 
 
+async def test_a_token_issued_for_a_limited_time_stops_working_then_and_its_stream_ends(world, config_file):
+    await world.armed_window()
+    output = await lfr_account(config_file, "token", "cam-1", "--valid-days", str(2.5 / 86400))
+    token = output.strip()
+    started = time.monotonic()
+    call = world.ingest.Stream(metadata=auth(token))
+    answer = await first_answer(call, [observation(1, world.stranger())])
+    assert answer.results[0].outcome == ingest_pb2.OUTCOME_NO_MATCH
+
+    elapsed, error = await seconds_until_it_ends(call, started)
+
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert 1.0 < elapsed < 3.5  # at its expiry (2.5 s after issue, less the CLI's own time), within a second
+    again = world.ingest.Stream(metadata=auth(token))
+    refused = await rpc_error(first_answer(again, [observation(2, world.stranger())]))
+    assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "expired" in (refused.details() or "")
+
+
 async def test_bearer_token_guessing_from_one_address_is_throttled(world):
     codes = []
     for _ in range(30):
