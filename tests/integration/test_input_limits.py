@@ -132,6 +132,16 @@ async def test_integers_beyond_what_the_store_holds_are_invalid_argument(world: 
     )
 
 
+async def test_undecodable_control_requests_are_invalid_argument_not_unknown(world: World):
+    garbage = b"\xff\xff\xff\xff\x0f"  # a varint that never ends
+    create = world.channel.unary_unary("/lfr.v1.Deployments/CreateWindow")
+    await refused(create(garbage, metadata=world.md("sam")), "could not be decoded")
+    subscribe = world.channel.unary_stream("/lfr.v1.Alerts/Subscribe")
+    await refused(subscribe(garbage, metadata=world.md("olly")).read(), "could not be decoded")
+    unauthenticated = await rpc_error(create(garbage))
+    assert unauthenticated.code() == grpc.StatusCode.UNAUTHENTICATED  # who asks is checked first
+
+
 @pytest.fixture
 def tablet():
     from tests.tablet_support import build_world

@@ -18,11 +18,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from grpc import aio
 
 from lfr.domain.errors import (
@@ -225,10 +226,10 @@ def _wrap(
     authenticate: Authenticate,
     access: AccessMonitor | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    serializers = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
+    deserializer = handler.request_deserializer
+    if not handler.request_streaming and deserializer is not None:
+        deserializer = _tolerant(deserializer)  # request streams (camera ingest) refuse item by item
+    serializers = {"request_deserializer": deserializer, "response_serializer": handler.response_serializer}
     if handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(
             _streaming(handler.stream_stream, method, authenticate, access), **serializers
@@ -246,12 +247,36 @@ def _wrap(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """Stands for a request whose bytes are not a valid message, so that the call can be refused with
+    INVALID_ARGUMENT and a reason rather than the UNKNOWN grpc gives a failed deserializer."""
+
+    reason: str
+
+
+def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as exc:
+            return Undecodable(str(exc))
+
+    return deserialize
+
+
+def _decoded(request: Any) -> None:
+    if isinstance(request, Undecodable):
+        raise InvalidInput(f"the request could not be decoded: {request.reason}")
+    if isinstance(request, Message):
+        check_limits(request)
+
+
 def _unary(behaviour: Any, method: str, authenticate: Authenticate) -> Any:
     async def wrapped(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         try:
             token = _principal.set(await authenticate(context))
-            if isinstance(request, Message):
-                check_limits(request)
+            _decoded(request)
             try:
                 return await behaviour(request, context)
             finally:
@@ -272,8 +297,7 @@ def _streaming(
             # Set for this RPC's task; tasks the servicer spawns copy it.
             principal = await authenticate(context)
             _principal.set(principal)
-            if isinstance(request, Message):
-                check_limits(request)
+            _decoded(request)
             with _ended_on_revocation(access, principal, _token_key(bearer_token(context)), context):
                 async for response in behaviour(request, context):
                     yield response
