@@ -100,7 +100,7 @@ def test_the_code_default_refuses_a_threshold_zero_window_without_evidence():
     )
     container.watchlists.seal(wl.id, ADMIN)
     spec = WindowSpec("p", "lb", "loc", frozenset({"cam-1"}), wl.id, 0.0, T0, T0 + timedelta(hours=1))
-    window = container.deployments.create(spec, ADMIN)
+    window = container.deployments.create(spec, CREATOR)
     with pytest.raises(PermissionDenied):
         container.deployments.authorise(window.id, ADMIN)
     assert "window.authorised" not in audit_actions(container)

@@ -1,7 +1,7 @@
 """Bearer tokens may carry an expiry time: `lfr account token NAME --valid-days N`.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0007
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0007"
 branch_labels: str | None = None
 depends_on: str | None = None
 
