@@ -150,10 +150,12 @@ _INTEGER_TYPES = frozenset(
 def check_limits(message: Message) -> None:
     """Refuses (InvalidInput) any top-level text field longer than the limits in lfr.domain.limits (ids and
     names MAX_ID, other text MAX_TEXT) and any integer the stores cannot hold, naming the field. The
-    services check each field's own, tighter limit; this catches every field of every control request."""
+    services check each field's own, tighter limit; this catches every field of every control request.
+    Whole documents (fields named *_json, e.g. an evaluation report) are bounded by the message size and
+    parsed and checked by the service that takes them."""
     for field, value in message.ListFields():
         values = value if field.is_repeated else [value]
-        if field.type == FieldDescriptor.TYPE_STRING:
+        if field.type == FieldDescriptor.TYPE_STRING and not field.name.endswith("_json"):
             limit = MAX_ID if field.name.endswith(("_id", "_ids")) else MAX_TEXT
             for text in values:
                 require_length(field.name, text, limit)
