@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -72,6 +73,21 @@ class GrpcSettings(Section):
         default=1.0, gt=0, le=3600, description="first refusal after that; doubles per further unknown token"
     )
     token_backoff_max_seconds: float = Field(default=300, gt=0, le=86400, description="longest refusal")
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="comma-separated addresses or networks of gRPC load balancers whose x-forwarded-for "
+        "metadata names the client for the token-guessing throttle; empty believes no one",
+    )
+
+    @model_validator(mode="after")
+    def _proxies_parse(self) -> GrpcSettings:
+        for part in self.forwarded_allow_ips.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"forwarded_allow_ips: {exc}") from exc
+        return self
 
     def token_backoff(self) -> BackoffPolicy:
         return BackoffPolicy(

@@ -144,3 +144,44 @@ async def test_bearer_token_guessing_from_one_address_is_throttled(world):
     )
     assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "try again later" in (refused.details() or "")
+
+
+def forwarded(token: str, client: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"), ("x-forwarded-for", client))
+
+
+async def test_forwarded_for_metadata_is_ignored_unless_from_a_configured_balancer(world):
+    codes = []
+    for i in range(12):  # a fresh claimed address per guess does not escape the throttle
+        request = pb.ListWindowsRequest()
+        error = await rpc_error(
+            world.deployments.ListWindows(
+                request, metadata=forwarded(secrets.token_urlsafe(32), f"10.9.{i}.1")
+            )
+        )
+        codes.append(error.code())
+    assert codes[-1] == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class TestBehindALoadBalancer:
+    @pytest.fixture
+    def config(self, sqlite_url: str) -> LfrConfig:
+        return matcher_config(sqlite_url, **{"grpc.forwarded_allow_ips": "127.0.0.0/8"})
+
+    async def test_the_throttle_counts_the_client_the_balancer_names(self, world):
+        for _ in range(12):
+            await rpc_error(
+                world.deployments.ListWindows(
+                    pb.ListWindowsRequest(), metadata=forwarded(secrets.token_urlsafe(32), "10.0.0.66")
+                )
+            )
+        refused = await rpc_error(
+            world.deployments.ListWindows(
+                pb.ListWindowsRequest(), metadata=forwarded(world.tokens["sam"], "10.0.0.66")
+            )
+        )
+        assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # Another camera or officer behind the same balancer is not locked out by the guesser.
+        await world.deployments.ListWindows(
+            pb.ListWindowsRequest(), metadata=forwarded(world.tokens["sam"], "10.0.0.7")
+        )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -165,11 +166,38 @@ def check_limits(message: Message) -> None:
                 require_at_most(field.name, number, limit)
 
 
-def peer_address(context: aio.ServicerContext[Any, Any]) -> str:
-    """The client's address without its port: 'ipv4:127.0.0.1:5000' -> 'ipv4:127.0.0.1'."""
+def peer_address(context: aio.ServicerContext[Any, Any], proxies: ProxyList = ()) -> str:
+    """The client's address without its port: 'ipv4:127.0.0.1:5000' -> '127.0.0.1'. Behind a load
+    balancer listed in `proxies`, the last address it appended to the `x-forwarded-for` metadata."""
     peer = context.peer() or "unknown"
     address, _, port = peer.rpartition(":")
-    return address if address and port.isdigit() else peer
+    address = address if address and port.isdigit() else peer
+    address = address.split(":", 1)[1] if address.startswith(("ipv4:", "ipv6:")) else address
+    address = address.strip("[]")
+    if proxies and _is_in(address, proxies):
+        for key, value in context.invocation_metadata() or ():
+            if key == "x-forwarded-for":
+                text = value.decode() if isinstance(value, bytes) else value
+                forwarded = text.split(",")[-1].strip()
+                if forwarded:
+                    return forwarded
+    return address
+
+
+ProxyList = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def proxy_list(text: str) -> ProxyList:
+    """Parses 'addr, net/len, ...' (raises ValueError naming a bad entry)."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+def _is_in(address: str, proxies: ProxyList) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
 
 
 def _token_key(token: str) -> str:
@@ -178,11 +206,16 @@ def _token_key(token: str) -> str:
 
 class AuthAndErrorsInterceptor(aio.ServerInterceptor):
     def __init__(
-        self, tokens: TokenCache, access: AccessMonitor | None = None, guesses: Backoff | None = None
+        self,
+        tokens: TokenCache,
+        access: AccessMonitor | None = None,
+        guesses: Backoff | None = None,
+        proxies: ProxyList = (),
     ) -> None:
         self._tokens = tokens
         self._access = access
         self._guesses = guesses
+        self._proxies = proxies
 
     async def intercept_service(
         self,
@@ -198,7 +231,7 @@ class AuthAndErrorsInterceptor(aio.ServerInterceptor):
 
     async def _principal(self, context: aio.ServicerContext[Any, Any], kind: PrincipalKind) -> Principal:
         token = bearer_token(context)
-        address = peer_address(context)
+        address = peer_address(context, self._proxies)
         if self._guesses is not None and (wait := self._guesses.wait(address)).total_seconds() > 0:
             raise Throttled(
                 "too many unknown tokens from this address; try again later",

@@ -18,7 +18,7 @@ from lfr.adapters.grpc.control import (
     WatchlistsServicer,
 )
 from lfr.adapters.grpc.ingest import CameraIngestServicer, MicroBatcher
-from lfr.adapters.grpc.interceptors import AuthAndErrorsInterceptor, TokenCache
+from lfr.adapters.grpc.interceptors import AuthAndErrorsInterceptor, TokenCache, proxy_list
 from lfr.adapters.grpc.resends import RecentResults
 from lfr.adapters.grpc.tls import server_credentials
 from lfr.services.backoff import Backoff
@@ -71,6 +71,7 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
                 TokenCache(container.principals.authenticate_token),
                 container.access,
                 Backoff(container.clock, settings.grpc.token_backoff()),
+                proxy_list(settings.grpc.forwarded_allow_ips),
             )
         ],
         options=[
