@@ -82,7 +82,7 @@ async def guess(client: httpx.AsyncClient, name: str, password: str, headers: di
 
 
 async def test_lfr_serve_ignores_forged_forwarded_for_by_default(tablet_url):
-    async with httpx.AsyncClient(base_url=tablet_url) as client:
+    async with httpx.AsyncClient(base_url=tablet_url, timeout=60) as client:
         codes = [
             await guess(client, f"guess-{i}", "wrong", {"X-Forwarded-For": f"10.9.{i}.1"}) for i in range(21)
         ]
@@ -92,7 +92,7 @@ async def test_lfr_serve_ignores_forged_forwarded_for_by_default(tablet_url):
 
 @pytest.mark.parametrize("tablet_url", [{"tablet.forwarded_allow_ips": "127.0.0.1"}], indirect=True)
 async def test_lfr_serve_believes_forwarded_for_from_a_configured_proxy(tablet_url):
-    async with httpx.AsyncClient(base_url=tablet_url) as client:
+    async with httpx.AsyncClient(base_url=tablet_url, timeout=60) as client:
         for i in range(20):
             assert await guess(client, f"guess-{i}", "wrong", ATTACKER) == 401
         assert await guess(client, "olivia", PASSWORD, ATTACKER) == 429
