@@ -58,6 +58,7 @@ class RejectCode(StrEnum):
     CAMERA_MISMATCH = "camera_mismatch"
     MALFORMED = "malformed"
     STORE_ERROR = "store_error"
+    INTERNAL = "internal"  # an unexpected fault with this one observation (a bug), never a batch's
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,10 @@ def from_timestamp(stamp: Timestamp, what: str) -> datetime:
     """An unset Timestamp reads as 1970; refuse it rather than pretend the camera meant that."""
     if stamp.seconds == 0 and stamp.nanos == 0:
         raise InvalidInput(f"{what} is required")
-    return stamp.ToDatetime(tzinfo=UTC)
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:  # seconds or nanos outside what a datetime can hold
+        raise InvalidInput(f"{what} is out of range ({exc})") from exc
 
 
 # --- embeddings -----------------------------------------------------------------------------------------
@@ -136,8 +139,8 @@ def window_spec(request: pb.CreateWindowRequest) -> WindowSpec:
         camera_ids=frozenset(request.camera_ids),
         watchlist_id=request.watchlist_id,
         threshold=request.threshold,
-        starts_at=request.starts_at.ToDatetime(tzinfo=UTC),
-        ends_at=request.ends_at.ToDatetime(tzinfo=UTC),
+        starts_at=from_timestamp(request.starts_at, "starts_at"),
+        ends_at=from_timestamp(request.ends_at, "ends_at"),
         assigned_users=frozenset(request.assigned_users),
     )
 

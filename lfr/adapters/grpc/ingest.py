@@ -90,10 +90,14 @@ class MicroBatcher:
             try:
                 results = await loop.run_in_executor(self._executor, self._process, flat)
             except Exception as exc:
-                logger.exception("matcher batch failed (%s)", type(exc).__name__)
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(StoreUnavailable("the matcher could not process this batch"))
+                # The service answers each observation on its own, so this is a fault it did not foresee.
+                # Each message is processed again on its own, so that the fault fails only the messages
+                # that cause it, never the other cameras that shared the batch (a re-processed alert is
+                # found again by its source reference, not raised twice).
+                logger.exception(
+                    "matcher batch failed (%s); processing its messages one by one", type(exc).__name__
+                )
+                await self._one_by_one(loop, jobs)
                 continue
             start = 0
             for job in jobs:
@@ -101,6 +105,20 @@ class MicroBatcher:
                 if not job.future.done():  # the stream may have gone away meanwhile
                     job.future.set_result(results[start:end])
                 start = end
+
+    async def _one_by_one(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
+        for job in jobs:
+            if job.future.done():
+                continue
+            try:
+                results = await loop.run_in_executor(self._executor, self._process, job.observations)
+            except Exception as exc:
+                logger.exception("matcher message failed (%s)", type(exc).__name__)
+                if not job.future.done():
+                    job.future.set_exception(StoreUnavailable("the matcher could not process this message"))
+                continue
+            if not job.future.done():
+                job.future.set_result(results)
 
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> list[_Job]:
         jobs = [await self._queue.get()]

@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
 from lfr.domain.errors import (
@@ -108,6 +109,10 @@ def bearer_token(context: aio.ServicerContext[Any, Any]) -> str:
 
 
 async def _abort(context: aio.ServicerContext[Any, Any], method: str, exc: Exception) -> None:
+    if isinstance(exc, DecodeError):
+        # A message that is not valid protobuf for this method: the caller's fault, not the server's.
+        logger.info("%s -> INVALID_ARGUMENT (undecodable message)", method)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"undecodable message: {exc}")
     if isinstance(exc, LfrError):
         code = status_for(exc)
         # Type and code only: messages are for the caller, and logs must never carry request content.
