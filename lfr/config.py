@@ -46,6 +46,19 @@ class GrpcSettings(Section):
     resend_memory_seconds: float = Field(
         default=300, gt=0, le=3600, description="how long an answer is kept for a camera's re-send"
     )
+    stream_max_in_flight: int = Field(
+        default=16, ge=1, le=1024, description="messages of one ingest stream read but not yet answered"
+    )
+    stream_max_unread_answers: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="answers a camera may leave unread (ObservationBatch.answers_read) before its stream "
+        "is cut off with RESOURCE_EXHAUSTED",
+    )
+    max_streams_per_camera: int = Field(
+        default=4, ge=1, le=1024, description="ingest streams one camera account may hold open at once"
+    )
     tls_cert_file: Path | None = Field(
         default=None, description="PEM certificate chain of the gRPC port; TLS when set (with the key)"
     )

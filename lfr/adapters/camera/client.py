@@ -116,6 +116,7 @@ class MatcherClient:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.connected = False
+        self._answers_read = 0
         self.attempts = 0
         self.dropped = 0
 
@@ -170,6 +171,7 @@ class MatcherClient:
     async def _stream_once(self) -> bool:
         """One stream's life. True if the matcher answered at least once (the backoff then restarts)."""
         answered = False
+        self._answers_read = 0  # per stream: the matcher cuts off a stream whose answers go unread
         writer: asyncio.Task[None] | None = None
         async with aio_channel(self._address, self._credentials) as channel:
             call = ingest_pb2_grpc.CameraIngestStub(channel).Stream(metadata=self._metadata)
@@ -180,6 +182,7 @@ class MatcherClient:
                 writer = asyncio.create_task(self._write(call))
                 async for results in call:
                     answered = True
+                    self._answers_read += 1
                     self._acknowledge(results)
                     self._wake.set()
             except grpc.aio.AioRpcError as exc:
@@ -225,7 +228,7 @@ class MatcherClient:
             self._metrics.observations_sent.inc(len(batch.items))
 
     def _encode(self, batch: _Batch) -> ingest_pb2.ObservationBatch:
-        message = ingest_pb2.ObservationBatch(node_session=self.node_session)
+        message = ingest_pb2.ObservationBatch(node_session=self.node_session, answers_read=self._answers_read)
         for item in batch.items:
             captured = Timestamp()
             captured.FromDatetime(item.captured_at)

@@ -26,7 +26,7 @@ from lfr.adapters.grpc import convert
 from lfr.adapters.grpc.interceptors import current_principal
 from lfr.adapters.grpc.resends import RecentResults, ResendKey
 from lfr.adapters.grpc.streams import CameraStreams
-from lfr.domain.errors import StoreUnavailable
+from lfr.domain.errors import StoreUnavailable, Throttled
 from lfr.domain.observation import Observation, ObservationResult, RejectCode
 from lfr.services.ingest import IngestService
 from lfr.v1 import ingest_pb2 as ipb
@@ -148,28 +148,36 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         max_in_flight: int = 16,
         recent: RecentResults | None = None,
         streams: CameraStreams | None = None,
+        max_unread_answers: int = 64,
+        max_streams_per_camera: int = 4,
     ) -> None:
         self._ingest = ingest
         self._batcher = batcher
         self._max_in_flight = max_in_flight
         self._recent = recent or RecentResults(max_entries=65_536, max_age_seconds=300)
         self._streams = streams
+        self._max_unread = max_unread_answers
+        self._max_streams = max_streams_per_camera
 
     async def Stream(
         self, request_iterator: AsyncIterator[ipb.ObservationBatch], context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[ipb.ObservationResults]:
         camera = current_principal().name
+        if self._streams is not None and not self._streams.try_open(camera, self._max_streams):
+            raise Throttled(
+                f"camera {camera} already holds {self._max_streams} ingest streams open to this matcher "
+                "(grpc.max_streams_per_camera); close one first",
+                retry_after_seconds=1.0,
+            )
         answers: asyncio.Queue[_Answer | None] = asyncio.Queue(maxsize=self._max_in_flight)
         reader = asyncio.create_task(self._read(request_iterator, camera, answers))
-        if self._streams is not None:
-            self._streams.opened(camera)
         try:
-            while (answer := await answers.get()) is not None:
+            while (answer := await _next_answer(answers, reader)) is not None:
                 yield await answer.results()
             await reader  # re-raises a read failure (e.g. the client cancelled)
         finally:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             if self._streams is not None:
                 self._streams.closed(camera)
@@ -180,13 +188,25 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         camera: str,
         answers: asyncio.Queue[_Answer | None],
     ) -> None:
-        try:
-            async for message in request_iterator:
-                if self._streams is not None:
-                    self._streams.seen(camera)
-                await answers.put(self._admit(message, camera))  # blocks when max_in_flight are waiting
-        finally:
-            await answers.put(None)
+        """Reads messages while fewer than `max_in_flight` wait for their answers (HTTP/2 flow control then
+        pushes back on the camera). Ends the stream, rather than reading on, when the camera says it has
+        left more than `max_unread_answers` answers unread: those answers would otherwise pile up in this
+        process for a caller that never takes them. On a failure nothing more is queued: the answering
+        side sees this task fail and ends the stream with its error."""
+        received = 0
+        async for message in request_iterator:
+            unread = received - message.answers_read  # answers to earlier messages it has not read
+            received += 1
+            if unread > self._max_unread:
+                raise Throttled(
+                    f"stream cut off: {unread} answers unread, the limit is {self._max_unread} "
+                    "(grpc.stream_max_unread_answers); read answers and report them in answers_read",
+                    retry_after_seconds=1.0,
+                )
+            if self._streams is not None:
+                self._streams.seen(camera)
+            await answers.put(self._admit(message, camera))  # blocks when max_in_flight are waiting
+        await answers.put(None)
 
     def _admit(self, message: ipb.ObservationBatch, camera: str) -> _Answer:
         """Answers re-sends from memory; decodes what can be decoded; refuses the rest one by one; submits
@@ -250,6 +270,28 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
             return
         for (_, pending), result in zip(awaiting, batch.result(), strict=True):
             pending.set_result(result)
+
+
+async def _next_answer(answers: asyncio.Queue[_Answer | None], reader: asyncio.Task[None]) -> _Answer | None:
+    """The next queued answer; raises at once if the reading side failed (a cut-off, a cancelled call),
+    instead of waiting for answers that will never be queued."""
+    if reader.done() and reader.exception() is None:
+        return await answers.get()
+    getter = asyncio.ensure_future(answers.get())
+    try:
+        await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        getter.cancel()
+        raise
+    if getter.done():
+        return getter.result()
+    getter.cancel()
+    if reader.cancelled():
+        raise asyncio.CancelledError
+    failure = reader.exception()
+    if failure is not None:
+        raise failure
+    return await answers.get()
 
 
 @dataclass(slots=True)

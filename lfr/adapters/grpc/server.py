@@ -72,7 +72,16 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
     )
     recent = RecentResults(settings.grpc.resend_memory_entries, settings.grpc.resend_memory_seconds)
     ingest_pb2_grpc.add_CameraIngestServicer_to_server(
-        CameraIngestServicer(container.ingest, batcher, recent=recent, streams=container.streams), server
+        CameraIngestServicer(
+            container.ingest,
+            batcher,
+            max_in_flight=settings.grpc.stream_max_in_flight,
+            recent=recent,
+            streams=container.streams,
+            max_unread_answers=settings.grpc.stream_max_unread_answers,
+            max_streams_per_camera=settings.grpc.max_streams_per_camera,
+        ),
+        server,
     )
     control_pb2_grpc.add_DeploymentsServicer_to_server(
         DeploymentsServicer(container.deployments, container.clock), server
