@@ -37,6 +37,8 @@ class AuditAction(StrEnum):
     PRINCIPAL_CHANGED = "principal.changed"
     EVALUATION_RECORDED = "evaluation.recorded"
     POLICY_WARNING = "policy.warning"
+    MATCHER_SUSPENDED = "matcher.suspended"  # an alert could not be made durable: matching stopped
+    MATCHER_RESUMED = "matcher.resumed"  # the store writes again: matching goes on
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,8 @@ class RejectCode(StrEnum):
     BAD_CROP = "bad_crop"
     CAMERA_MISMATCH = "camera_mismatch"
     MALFORMED = "malformed"
-    STORE_ERROR = "store_error"
+    STORE_ERROR = "store_error"  # a hit that could not be made durable: the node keeps it and re-sends it
+    STORE_UNAVAILABLE = "store_unavailable"  # matching suspended while alerts cannot be stored
     INTERNAL = "internal"  # an unexpected fault with this one observation (a bug), never a batch's
 
 

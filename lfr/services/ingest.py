@@ -30,6 +30,7 @@ from lfr.domain.ports import (
     UnitOfWorkFactory,
 )
 from lfr.domain.window import ArmingGate, DeploymentWindow
+from lfr.services.durability import AlertDurability
 from lfr.services.ids import new_id
 from lfr.services.indexes import IndexCache
 
@@ -83,6 +84,7 @@ class IngestService:
         validate_crop: CropValidator,
         metrics: IngestMetrics,
         top_k: int = 5,
+        durability: AlertDurability | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -92,6 +94,7 @@ class IngestService:
         self._validate_crop = validate_crop
         self._metrics = metrics
         self._top_k = top_k
+        self.durability = durability or AlertDurability(uow, clock)
         self.counters = ObservationCounters()
 
     def process(
@@ -133,6 +136,12 @@ class IngestService:
             )
         if window is None:
             return ObservationResult(Outcome.NOT_ARMED)
+        if self.durability.suspended:
+            return ObservationResult.rejected(
+                RejectCode.STORE_UNAVAILABLE,
+                "alerts cannot be stored now, so nothing is matched; the matcher resumes when the store "
+                "writes again",
+            )
         try:
             require_model(observation.model_id, window.model_id)
             # Decoding waits until a crop is about to be kept (it costs more than the search); the
@@ -258,6 +267,7 @@ class IngestService:
                 uow.commit()
         except LfrError as exc:
             logger.error("alert for window %s could not be stored: %s", window.id, type(exc).__name__)
+            self.durability.failed(f"{type(exc).__name__}: {exc}")
             return self._finish(
                 observation,
                 ObservationResult.rejected(RejectCode.STORE_ERROR, "alert could not be stored"),

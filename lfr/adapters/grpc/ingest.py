@@ -34,6 +34,9 @@ from lfr.v1 import ingest_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
+# Answers that ask the node to re-send later (a hit not yet durable): never answered from memory.
+_RETRYABLE = frozenset({RejectCode.STORE_ERROR, RejectCode.STORE_UNAVAILABLE})
+
 ProcessBatch = Callable[[Sequence[Observation]], list[ObservationResult]]
 
 
@@ -268,8 +271,10 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
                 pending.set_exception(failure)
                 pending.exception()  # retrieved here, so asyncio does not log it when nobody re-sends
             return
-        for (_, pending), result in zip(awaiting, batch.result(), strict=True):
+        for (key, pending), result in zip(awaiting, batch.result(), strict=True):
             pending.set_result(result)
+            if result.reject_code in _RETRYABLE:
+                self._recent.forget(key)  # the node re-sends it: it must be matched afresh then
 
 
 async def _next_answer(answers: asyncio.Queue[_Answer | None], reader: asyncio.Task[None]) -> _Answer | None:
