@@ -138,7 +138,7 @@ def build_container(
     policy: AuthorisationPolicy | None = None,
 ) -> Container:
     """`policy` overrides the authorisation policy; by default it is the configured equity gate."""
-    store = open_store(config.store.url)
+    store = open_store(config.store.url, config.store.timeouts())
     clock = clock or SystemClock()
     registry = registry or CollectorRegistry()
     metrics = PrometheusIngestMetrics(registry)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -15,6 +15,9 @@ from lfr.domain.errors import InvalidInput
 from lfr.domain.evaluation import EquityGate
 from lfr.domain.retention import RetentionPolicy
 from lfr.services.sign_in_throttle import ThrottlePolicy
+
+if TYPE_CHECKING:
+    from lfr.adapters.storage.sql.engine import StoreTimeouts
 
 
 class Section(BaseModel):
@@ -26,6 +29,29 @@ class StoreSettings(Section):
         default="sqlite:///var/lfr.db",
         description="sqlite:///path (embedded), postgresql+psycopg://... (scale-out), memory://",
     )
+    connect_timeout_s: float = Field(default=5, ge=1, le=300, description="PostgreSQL: connecting")
+    statement_timeout_s: float = Field(
+        default=5,
+        gt=0,
+        le=600,
+        description="PostgreSQL: server statement_timeout; a call with no answer 1 s later is broken off",
+    )
+    tcp_user_timeout_s: float = Field(
+        default=10, gt=0, le=600, description="PostgreSQL: a connection whose data goes unacknowledged"
+    )
+    keepalive_idle_s: float = Field(default=5, ge=1, le=3600, description="PostgreSQL: TCP keepalive idle")
+    sqlite_busy_timeout_s: float = Field(default=10, ge=0, le=600, description="SQLite: write lock wait")
+
+    def timeouts(self) -> StoreTimeouts:
+        from lfr.adapters.storage.sql.engine import StoreTimeouts
+
+        return StoreTimeouts(
+            connect_s=self.connect_timeout_s,
+            statement_s=self.statement_timeout_s,
+            tcp_user_timeout_s=self.tcp_user_timeout_s,
+            keepalive_idle_s=self.keepalive_idle_s,
+            sqlite_busy_s=self.sqlite_busy_timeout_s,
+        )
 
 
 class GrpcSettings(Section):
