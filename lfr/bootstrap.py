@@ -165,6 +165,8 @@ def build_container(
         metrics,
         top_k=matching.top_k,
         durability=AlertDurability(store, clock, metrics),
+        captured_at_max_age=timedelta(seconds=matching.captured_at_max_age_s),
+        captured_at_max_ahead=timedelta(seconds=matching.captured_at_max_ahead_s),
     )
     container = Container(
         config=config,

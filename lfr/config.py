@@ -123,6 +123,18 @@ class MatchingSettings(Section):
         default=5.0, gt=0, le=300, description="disarm if windows could not be read for this long"
     )
     counter_flush_seconds: float = Field(default=2.0, gt=0, le=60)
+    captured_at_max_age_s: float = Field(
+        default=600,
+        gt=0,
+        le=86400,
+        description="refuse (bad_time) observations captured longer ago than this by the matcher's clock",
+    )
+    captured_at_max_ahead_s: float = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="refuse (bad_time) observations captured this far in the future",
+    )
 
 
 class RetentionSettings(Section):

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -85,6 +86,8 @@ class IngestService:
         metrics: IngestMetrics,
         top_k: int = 5,
         durability: AlertDurability | None = None,
+        captured_at_max_age: timedelta = timedelta(minutes=10),
+        captured_at_max_ahead: timedelta = timedelta(seconds=30),
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -95,6 +98,8 @@ class IngestService:
         self._metrics = metrics
         self._top_k = top_k
         self.durability = durability or AlertDurability(uow, clock)
+        self._max_age = captured_at_max_age
+        self._max_ahead = captured_at_max_ahead
         self.counters = ObservationCounters()
 
     def process(
@@ -108,7 +113,7 @@ class IngestService:
         for position, observation in enumerate(batch):
             window = gate.armed_window(observation.camera_id, now)
             try:
-                refusal = self._screen(observation, window, authenticated_camera)
+                refusal = self._screen(observation, window, authenticated_camera, now)
             except Exception as exc:
                 logger.exception("screening an observation failed (%s)", type(exc).__name__)
                 refusal = _internal_error()
@@ -125,7 +130,11 @@ class IngestService:
         ]
 
     def _screen(
-        self, observation: Observation, window: DeploymentWindow | None, authenticated_camera: str | None
+        self,
+        observation: Observation,
+        window: DeploymentWindow | None,
+        authenticated_camera: str | None,
+        now: datetime,
     ) -> ObservationResult | None:
         """Why this observation must not be matched, or None if it may be."""
         if authenticated_camera is not None and observation.camera_id != authenticated_camera:
@@ -136,6 +145,16 @@ class IngestService:
             )
         if window is None:
             return ObservationResult(Outcome.NOT_ARMED)
+        age = now - observation.captured_at
+        if age > self._max_age or -age > self._max_ahead:
+            # A replay of an old recording, or a camera whose clock is wrong: either way its time cannot
+            # be put on an alert that may be read in court.
+            return ObservationResult.rejected(
+                RejectCode.BAD_TIME,
+                f"captured_at {observation.captured_at.isoformat()} is {age.total_seconds():+.0f} s from the "
+                f"matcher's clock; accepted: up to {self._max_age.total_seconds():.0f} s old and "
+                f"{self._max_ahead.total_seconds():.0f} s ahead",
+            )
         if self.durability.suspended:
             return ObservationResult.rejected(
                 RejectCode.STORE_UNAVAILABLE,

@@ -24,7 +24,7 @@ from grpc import aio
 from lfr.adapters.faiss_index import configure_faiss
 from lfr.adapters.grpc import convert
 from lfr.adapters.grpc.interceptors import current_principal
-from lfr.adapters.grpc.resends import RecentResults, ResendKey
+from lfr.adapters.grpc.resends import RecentResults, ResendKey, SessionSeqs
 from lfr.adapters.grpc.streams import CameraStreams
 from lfr.domain.errors import StoreUnavailable, Throttled
 from lfr.domain.observation import Observation, ObservationResult, RejectCode
@@ -157,10 +157,14 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         self._ingest = ingest
         self._batcher = batcher
         self._max_in_flight = max_in_flight
-        self._recent = recent or RecentResults(max_entries=65_536, max_age_seconds=300)
+        # Not `recent or ...`: an empty memory has length 0, and would be replaced by the default.
+        self._recent = (
+            recent if recent is not None else RecentResults(max_entries=65_536, max_age_seconds=300)
+        )
         self._streams = streams
         self._max_unread = max_unread_answers
         self._max_streams = max_streams_per_camera
+        self._used = SessionSeqs()
 
     async def Stream(
         self, request_iterator: AsyncIterator[ipb.ObservationBatch], context: aio.ServicerContext[Any, Any]
@@ -226,7 +230,7 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
                 # bytes go when the message does. Not counted again: it is the same face.
                 answer.remembered[position] = earlier
                 continue
-            refusal = self._refusal(item, camera)
+            refusal = self._refusal(item, camera) or self._replay(camera, session, item.seq)
             if refusal is None:
                 try:
                     accepted.append(convert.observation(item, session))
@@ -258,6 +262,22 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
             )
         return None
 
+    def _replay(self, camera: str, session: str, seq: int) -> ObservationResult | None:
+        """Refuses a node session another camera used, or a seq this session already used (a re-send the
+        memory of recent answers did not cover). Without a node session nothing can be checked."""
+        if not session:
+            return None
+        owner = self._used.owner(session)
+        if owner is not None and owner != camera:
+            return ObservationResult.rejected(
+                RejectCode.CAMERA_MISMATCH, "this node session belongs to another camera"
+            )
+        if not self._used.use(camera, session, seq):
+            return ObservationResult.rejected(
+                RejectCode.REPLAYED, f"seq {seq} was already used in this node session"
+            )
+        return None
+
     def _settle(
         self,
         batch: asyncio.Future[list[ObservationResult]],
@@ -275,6 +295,7 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
             pending.set_result(result)
             if result.reject_code in _RETRYABLE:
                 self._recent.forget(key)  # the node re-sends it: it must be matched afresh then
+                self._used.may_resend(key[1], key[2])
 
 
 async def _next_answer(answers: asyncio.Queue[_Answer | None], reader: asyncio.Task[None]) -> _Answer | None:
