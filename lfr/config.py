@@ -76,11 +76,12 @@ class GrpcSettings(Section):
         default=16, ge=1, le=1024, description="messages of one ingest stream read but not yet answered"
     )
     stream_max_unread_answers: int = Field(
-        default=64,
+        default=15,
         ge=1,
         le=100_000,
         description="answers a camera may leave unread (ObservationBatch.answers_read) before its stream "
-        "is cut off with RESOURCE_EXHAUSTED",
+        "is cut off with RESOURCE_EXHAUSTED; below stream_max_in_flight, a silent stream is cut as soon "
+        "as it is read, before the matcher has done more than this much of its work",
     )
     max_streams_per_camera: int = Field(
         default=4, ge=1, le=1024, description="ingest streams one camera account may hold open at once"

@@ -91,3 +91,32 @@ async def test_a_camera_cannot_open_more_than_its_streams(world: World):
     assert again.results[0].outcome == ipb.OUTCOME_NO_MATCH
     for call in calls[1:]:
         call.cancel()
+
+
+async def test_the_micro_batcher_takes_cameras_in_turns():
+    """A camera with many messages waiting does not make another wait behind all of them."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from lfr.adapters.grpc.ingest import MicroBatcher
+    from lfr.domain.observation import Observation, ObservationResult, Outcome
+
+    order: list[str] = []
+
+    def process(batch):  # type: ignore[no-untyped-def]
+        order.extend(o.camera_id for o in batch)
+        return [ObservationResult(Outcome.NO_MATCH) for _ in batch]
+
+    def one(camera: str) -> list[Observation]:
+        return [Observation(camera, datetime.now(UTC), "t", "m", np.ones(4, np.float32), bytearray(b"x"))]
+
+    batcher = MicroBatcher(process, batch_max=1, wait_seconds=0)
+    busy = [batcher.submit(one("busy"), owner="busy") for _ in range(10)]
+    quiet = batcher.submit(one("quiet"), owner="quiet")
+    batcher.start()
+    try:
+        await asyncio.gather(*busy, quiet)
+    finally:
+        await batcher.stop()
+    assert order.index("quiet") <= 1

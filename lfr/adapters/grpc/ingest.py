@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,13 +50,15 @@ class _Job:
 class MicroBatcher:
     """Gathers observations from all streams for up to `wait_seconds` or `batch_max` observations and
     processes them in one dedicated thread, so FAISS runs one batched, single-threaded search at a time
-    and the event loop never blocks."""
+    and the event loop never blocks. Waiting messages are taken in turns, one per owner (camera) at a
+    time, so a camera that sends much cannot make the others wait behind all of it."""
 
     def __init__(self, process: ProcessBatch, batch_max: int, wait_seconds: float) -> None:
         self._process = process
         self._batch_max = batch_max
         self._wait = wait_seconds
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._waiting: OrderedDict[str, deque[_Job]] = OrderedDict()  # owners in turn order
+        self._ready = asyncio.Event()
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="lfr-matcher", initializer=configure_faiss, initargs=(1,)
         )
@@ -71,19 +74,32 @@ class MicroBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        while not self._queue.empty():
-            job = self._queue.get_nowait()
+        while (job := self._next_job()) is not None:
             if not job.future.done():
                 job.future.set_exception(StoreUnavailable("the matcher is shutting down"))
         self._executor.shutdown(wait=True)
 
-    def submit(self, observations: list[Observation]) -> asyncio.Future[list[ObservationResult]]:
+    def submit(
+        self, observations: list[Observation], owner: str = ""
+    ) -> asyncio.Future[list[ObservationResult]]:
         future: asyncio.Future[list[ObservationResult]] = asyncio.get_running_loop().create_future()
         if not observations:
             future.set_result([])
         else:
-            self._queue.put_nowait(_Job(observations, future))
+            self._waiting.setdefault(owner, deque()).append(_Job(observations, future))
+            self._ready.set()
         return future
+
+    def _next_job(self) -> _Job | None:
+        """The oldest job of the owner whose turn it is; that owner then goes to the back of the line."""
+        if not self._waiting:
+            return None
+        owner, jobs = next(iter(self._waiting.items()))
+        job = jobs.popleft()
+        del self._waiting[owner]
+        if jobs:
+            self._waiting[owner] = jobs
+        return job
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -124,20 +140,24 @@ class MicroBatcher:
                 job.future.set_result(results)
 
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> list[_Job]:
-        jobs = [await self._queue.get()]
-        size = len(jobs[0].observations)
+        while (first := self._next_job()) is None:
+            self._ready.clear()
+            await self._ready.wait()
+        jobs = [first]
+        size = len(first.observations)
         deadline = loop.time() + self._wait
         while size < self._batch_max:
-            try:
-                job = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
+            job = self._next_job()
+            if job is None:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
+                self._ready.clear()
                 try:
-                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                    await asyncio.wait_for(self._ready.wait(), remaining)
                 except TimeoutError:
                     break
+                continue
             jobs.append(job)
             size += len(job.observations)
         return jobs
@@ -151,7 +171,7 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         max_in_flight: int = 16,
         recent: RecentResults | None = None,
         streams: CameraStreams | None = None,
-        max_unread_answers: int = 64,
+        max_unread_answers: int = 15,
         max_streams_per_camera: int = 4,
     ) -> None:
         self._ingest = ingest
@@ -248,7 +268,7 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
                 pending: asyncio.Future[ObservationResult] = loop.create_future()
                 self._recent.remember(key, pending)
                 awaiting.append((key, pending))
-        answer.future = self._batcher.submit(accepted)
+        answer.future = self._batcher.submit(accepted, owner=camera)
         if awaiting:
             answer.future.add_done_callback(lambda batch: self._settle(batch, awaiting))
         return answer
