@@ -111,6 +111,10 @@ class StreamSettings(_Section):
     backoff_max_s: float = Field(default=10, gt=0, le=600)
     backoff_multiplier: float = Field(default=2, ge=1, le=10)
     jitter: float = Field(default=0.2, ge=0, le=1)
+    hits_max: int = Field(
+        default=64, ge=1, le=10_000, description="hits the matcher could not store yet, kept to re-send"
+    )
+    retry_hits_every_s: float = Field(default=2, gt=0, le=600, description="how often those are re-sent")
     drain_timeout_s: float = Field(default=10, ge=0, le=600, description="wait for answers at the end")
 
     def policy(self) -> StreamPolicy:
