@@ -220,7 +220,10 @@ async def _watch_health(server: MatcherServer, container: Container, seconds: fl
     """Keeps gRPC health in step with what ingest can do: NOT_SERVING while the windows cannot be read
     or alerts cannot be stored, so load balancers and operators see the outage."""
     while True:
-        await server.set_serving(container.ready_to_ingest())
+        try:
+            await server.set_serving(container.ready_to_ingest())
+        except Exception as exc:  # never let the watch end: health would then freeze as it was
+            logger.error("health update failed (%s)", type(exc).__name__)
         await asyncio.sleep(seconds)
 
 

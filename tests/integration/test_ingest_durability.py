@@ -26,7 +26,16 @@ from lfr.adapters.camera.metrics import CameraMetrics
 from lfr.bootstrap import build_container, running_matcher
 from lfr.domain.observation import FaceQuality
 from lfr.v1 import ingest_pb2 as ipb
-from tests.integration.conftest import DIM, MODEL, SUBJECTS, World, make_accounts, matcher_config, unit
+from tests.integration.conftest import (
+    DIM,
+    MODEL,
+    SUBJECTS,
+    World,
+    make_accounts,
+    matcher_config,
+    observation,
+    unit,
+)
 from tests.support import tiny_jpeg
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
@@ -160,3 +169,33 @@ async def _async(value: bool) -> bool:
 
 async def _async_health(world: World, status: int) -> bool:
     return await health(world) == status
+
+
+@pytest.fixture
+async def pg_world(postgres_store_url: str) -> AsyncIterator[World]:
+    container = build_container(matcher_config(postgres_store_url), registry=CollectorRegistry())
+    tokens = make_accounts(container)
+    rng = np.random.default_rng(6)
+    people = [unit(rng.normal(size=DIM)) for _ in range(SUBJECTS)]
+    async with (
+        running_matcher(container) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        yield World(container, running.port, tokens, people, rng, channel, running)
+    container.close()
+
+
+@pytest.mark.parametrize("track", ["t" * 129, "nul\x00byte"], ids=["too-long", "nul"])
+async def test_a_camera_cannot_make_the_store_fail_and_so_suspend_matching(pg_world: World, track: str):
+    """Text the database would refuse (PostgreSQL: longer than the column, or a NUL character) is refused
+    with the observation, before it reaches the store: otherwise any camera could suspend matching for all
+    by sending a hit whose alert cannot be stored."""
+    world = pg_world
+    await world.armed_window()
+    crafted = observation(1, world.people[0])
+    crafted.track_id = track
+    [answer] = await world.stream("cam-1", [[crafted, observation(2, world.people[1])]])
+    assert answer.results[0].outcome == ipb.OUTCOME_REJECTED
+    assert answer.results[0].reject_code == "malformed"
+    assert answer.results[1].outcome == ipb.OUTCOME_ALERT
+    assert not world.container.ingest.durability.suspended

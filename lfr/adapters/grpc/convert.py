@@ -23,6 +23,7 @@ MAX_DIMENSION = 4096
 # A node session becomes part of an alert's source reference (a 128-character column); nodes pick 32 hex
 # characters.
 MAX_NODE_SESSION = 64
+MAX_TRACK_ID = 128  # the alerts.track_id column
 
 
 class MalformedObservation(InvalidInput):
@@ -77,6 +78,13 @@ def observation(message: ipb.Observation, node_session: str = "") -> Observation
     `node_session` is its batch's: with the seq it names the observation for the store (`source_ref`)."""
     if len(node_session) > MAX_NODE_SESSION:
         raise MalformedObservation(f"node_session is longer than {MAX_NODE_SESSION} characters")
+    # Both end up in the alert's row: text the database would refuse (too long, a NUL character) must be
+    # refused here, with its observation, or one camera could make alerts unstorable and so suspend
+    # matching for every camera (see lfr/services/durability.py).
+    if not (node_session.isascii() and node_session.isprintable()):
+        raise MalformedObservation("node_session must be printable ASCII")
+    if len(message.track_id) > MAX_TRACK_ID or not message.track_id.isprintable():
+        raise MalformedObservation(f"track_id must be printable text of at most {MAX_TRACK_ID} characters")
     try:
         captured_at = from_timestamp(message.captured_at, "captured_at")
     except (InvalidInput, ValueError, OverflowError) as exc:
