@@ -41,7 +41,9 @@ class StoreTimeouts:
     """How long a store call may take before it fails (StoreUnavailable) instead of hanging ingest."""
 
     connect_s: float = POSTGRES_CONNECT_TIMEOUT_S  # PostgreSQL: connecting, startup and authentication
-    statement_s: float = 5.0  # PostgreSQL: server-side statement_timeout; the client deadline adds 1 s
+    # PostgreSQL: server-side statement_timeout, and a client deadline 1 s later; None: no limit (the
+    # CLI's long exports, migrations). The matcher sets it from store.statement_timeout_s.
+    statement_s: float | None = None
     tcp_user_timeout_s: float = 10.0  # PostgreSQL: unacknowledged data on the socket for this long
     keepalive_idle_s: float = 5.0  # PostgreSQL: TCP keepalive probes after this much silence ...
     keepalive_interval_s: float = 2.0  # ... every this often ...
@@ -58,21 +60,24 @@ def create_store_engine(url: str | URL, timeouts: StoreTimeouts | None = None) -
 
 
 def _postgres_engine(url: URL, timeouts: StoreTimeouts) -> Engine:
+    connect_args: dict[str, Any] = {
+        "connect_timeout": max(1, round(timeouts.connect_s)),
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(timeouts.keepalive_idle_s)),
+        "keepalives_interval": max(1, round(timeouts.keepalive_interval_s)),
+        "keepalives_count": timeouts.keepalive_count,
+        "tcp_user_timeout": max(1, int(timeouts.tcp_user_timeout_s * 1000)),
+    }
+    if timeouts.statement_s is None:
+        return create_engine(
+            url, pool_pre_ping=True, hide_parameters=HIDE_PARAMETERS, connect_args=connect_args
+        )
     statement_ms = max(1, int(timeouts.statement_s * 1000))
-    engine = create_engine(
-        url,
-        hide_parameters=HIDE_PARAMETERS,
-        connect_args={
-            "connect_timeout": max(1, round(timeouts.connect_s)),
-            "keepalives": 1,
-            "keepalives_idle": max(1, round(timeouts.keepalive_idle_s)),
-            "keepalives_interval": max(1, round(timeouts.keepalive_interval_s)),
-            "keepalives_count": timeouts.keepalive_count,
-            "tcp_user_timeout": max(1, int(timeouts.tcp_user_timeout_s * 1000)),
-            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms} "
-            f"-c idle_in_transaction_session_timeout={max(statement_ms, 60_000)}",
-        },
+    connect_args["options"] = (
+        f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms} "
+        f"-c idle_in_transaction_session_timeout={max(statement_ms, 60_000)}"
     )
+    engine = create_engine(url, hide_parameters=HIDE_PARAMETERS, connect_args=connect_args)
     deadlines = Deadlines(timeouts.statement_s + 1.0)
     attach(engine, deadlines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from types import TracebackType
 from typing import Self
@@ -40,14 +41,15 @@ class SqlStore:
     @classmethod
     def open(cls, url: str, migrate: bool = True, timeouts: StoreTimeouts | None = None) -> SqlStore:
         """Connects, and unless told otherwise brings the schema up to date first."""
-        engine = create_store_engine(url, timeouts)
-        try:
-            if migrate:
-                upgrade(engine)
-        except BaseException:
-            engine.dispose()
-            raise
-        return cls(engine)
+        if migrate:
+            # Without a statement timeout: a migration may rightly take longer than a matcher's query.
+            unlimited = dataclasses.replace(timeouts or StoreTimeouts(), statement_s=None)
+            migrating = create_store_engine(url, unlimited)
+            try:
+                upgrade(migrating)
+            finally:
+                migrating.dispose()
+        return cls(create_store_engine(url, timeouts))
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine)
