@@ -234,9 +234,11 @@ class MatcherClient:
                 return
             loop = asyncio.get_running_loop()
             hits_due = bool(self._hits) and loop.time() >= self._next_hit_retry
-            if (not self._buffer and not hits_due) or len(self._in_flight) >= self._policy.max_in_flight:
+            full = len(self._in_flight) >= self._policy.max_in_flight
+            if full or (not self._buffer and not hits_due):
                 self._wake.clear()
-                wait = self._next_hit_retry - loop.time() if self._hits else None
+                # Full: an answer wakes us. Otherwise wake for new faces, or when kept hits are due.
+                wait = None if full or not self._hits else max(0.0, self._next_hit_retry - loop.time())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
                 continue
