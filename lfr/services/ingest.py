@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from lfr.domain.alert import Alert, AlertState
 from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
 from lfr.domain.embedding import normalised, require_model
-from lfr.domain.errors import Conflict, InvalidInput, LfrError, ModelMismatch
+from lfr.domain.errors import Conflict, InvalidInput, LfrError, ModelMismatch, StaleUpdate
 from lfr.domain.matching import Candidate, MatchDecision, decide
 from lfr.domain.observation import TRACKS_COUNTER, Observation, ObservationResult, Outcome, RejectCode
 from lfr.domain.ports import (
@@ -30,6 +31,7 @@ from lfr.domain.ports import (
     UnitOfWorkFactory,
 )
 from lfr.domain.window import ArmingGate, DeploymentWindow
+from lfr.services.durability import AlertDurability
 from lfr.services.ids import new_id
 from lfr.services.indexes import IndexCache
 from lfr.services.track_evidence import TrackEvidence, TrackKey
@@ -45,6 +47,12 @@ class _Pending:
     observation: Observation
     window: DeploymentWindow
     new_track: bool = False  # its track's first face here: counted as a person once it is decided
+
+
+def _internal_error() -> ObservationResult:
+    return ObservationResult.rejected(
+        RejectCode.INTERNAL, "the matcher failed on this observation; see the matcher's log"
+    )
 
 
 class ObservationCounters:
@@ -79,6 +87,9 @@ class IngestService:
         validate_crop: CropValidator,
         metrics: IngestMetrics,
         top_k: int = 5,
+        durability: AlertDurability | None = None,
+        captured_at_max_age: timedelta = timedelta(minutes=10),
+        captured_at_max_ahead: timedelta = timedelta(seconds=30),
         track_evidence: TrackEvidence | None = None,
     ) -> None:
         self._uow = uow
@@ -89,6 +100,9 @@ class IngestService:
         self._validate_crop = validate_crop
         self._metrics = metrics
         self._top_k = top_k
+        self.durability = durability or AlertDurability(uow, clock)
+        self._max_age = captured_at_max_age
+        self._max_ahead = captured_at_max_ahead
         self.counters = ObservationCounters()
         self.track_evidence = track_evidence if track_evidence is not None else TrackEvidence()
         self._armed_ids: frozenset[str] = frozenset()
@@ -107,7 +121,11 @@ class IngestService:
             self._armed_ids = armed_ids
         for position, observation in enumerate(batch):
             window = gate.armed_window(observation.camera_id, now)
-            refusal = self._screen(observation, window, authenticated_camera)
+            try:
+                refusal = self._screen(observation, window, authenticated_camera, now)
+            except Exception as exc:
+                logger.exception("screening an observation failed (%s)", type(exc).__name__)
+                refusal = _internal_error()
             if refusal is not None or window is None:
                 refusal = refusal or ObservationResult(Outcome.NOT_ARMED)
                 results[position] = self._finish(observation, refusal, window.id if window else "")
@@ -121,7 +139,11 @@ class IngestService:
         ]
 
     def _screen(
-        self, observation: Observation, window: DeploymentWindow | None, authenticated_camera: str | None
+        self,
+        observation: Observation,
+        window: DeploymentWindow | None,
+        authenticated_camera: str | None,
+        now: datetime,
     ) -> ObservationResult | None:
         """Why this observation must not be matched, or None if it may be."""
         if authenticated_camera is not None and observation.camera_id != authenticated_camera:
@@ -132,6 +154,22 @@ class IngestService:
             )
         if window is None:
             return ObservationResult(Outcome.NOT_ARMED)
+        age = now - observation.captured_at
+        if age > self._max_age or -age > self._max_ahead:
+            # A replay of an old recording, or a camera whose clock is wrong: either way its time cannot
+            # be put on an alert that may be read in court.
+            return ObservationResult.rejected(
+                RejectCode.BAD_TIME,
+                f"captured_at {observation.captured_at.isoformat()} is {age.total_seconds():+.0f} s from the "
+                f"matcher's clock; accepted: up to {self._max_age.total_seconds():.0f} s old and "
+                f"{self._max_ahead.total_seconds():.0f} s ahead",
+            )
+        if self.durability.suspended:
+            return ObservationResult.rejected(
+                RejectCode.STORE_UNAVAILABLE,
+                "alerts cannot be stored now, so nothing is matched; the matcher resumes when the store "
+                "writes again",
+            )
         try:
             require_model(observation.model_id, window.model_id)
             # Decoding waits until a crop is about to be kept (it costs more than the search); the
@@ -148,51 +186,79 @@ class IngestService:
         for item in pending:
             by_window.setdefault(item.window.id, []).append(item)
         for items in by_window.values():
-            window = items[0].window
             try:
-                index = self._indexes.for_window(window)
-            except LfrError as exc:
-                logger.error("window %s cannot match: %s", window.id, exc)
+                self._match_window(items, results)
+            except Exception as exc:
+                # A fault in one window's search fails that window's undecided observations only; alerts
+                # already stored for others in the batch keep their answers (stored iff told).
+                logger.exception("matching for window %s failed (%s)", items[0].window.id, type(exc).__name__)
                 for item in items:
-                    results[item.position] = self._finish(
-                        item.observation,
-                        ObservationResult.rejected(RejectCode.STORE_ERROR, "watchlist unavailable"),
-                        window.id,
-                    )
-                continue
-            valid: list[tuple[_Pending, np.ndarray]] = []
+                    if results[item.position] is None:
+                        results[item.position] = self._finish(
+                            item.observation, _internal_error(), item.window.id
+                        )
+
+    def _match_window(self, items: list[_Pending], results: list[ObservationResult | None]) -> None:
+        window = items[0].window
+        try:
+            index = self._indexes.for_window(window)
+        except LfrError as exc:
+            logger.error("window %s cannot match: %s", window.id, exc)
             for item in items:
-                try:
-                    valid.append((item, normalised(item.observation.vector, index.dimension)))
-                except InvalidInput as exc:
-                    results[item.position] = self._finish(
-                        item.observation,
-                        ObservationResult.rejected(RejectCode.BAD_EMBEDDING, str(exc)),
-                        window.id,
-                    )
-            if not valid:
-                continue
-            queries = np.stack([query for _, query in valid])
-            found = index.search(queries, self._top_k)
+                results[item.position] = self._finish(
+                    item.observation,
+                    ObservationResult.rejected(RejectCode.STORE_ERROR, "watchlist unavailable"),
+                    window.id,
+                )
+            return
+        valid: list[tuple[_Pending, np.ndarray]] = []
+        for item in items:
+            try:
+                valid.append((item, normalised(item.observation.vector, index.dimension)))
+            except InvalidInput as exc:
+                results[item.position] = self._finish(
+                    item.observation,
+                    ObservationResult.rejected(RejectCode.BAD_EMBEDDING, str(exc)),
+                    window.id,
+                )
+        if not valid:
+            return
+        queries = np.stack([query for _, query in valid])
+        found = index.search(queries, self._top_k)
+        try:
             fused = self._fuse_tracks(window, valid, found)
             fused_found = index.search(np.stack([f for _, _, f in fused]), self._top_k) if fused else []
+        finally:
             queries.fill(0)
-            by_position = {
-                i: (key, candidates) for (i, key, _), candidates in zip(fused, fused_found, strict=True)
-            }
-            for _, _, probe in fused:
-                probe.fill(0)
-            for i, ((item, query), candidates) in enumerate(zip(valid, found, strict=True)):
-                query.fill(0)
-                decision = decide(candidates, window.threshold)
-                if not decision.is_match and i in by_position:
-                    decision = self._track_decision(window, *by_position[i]) or decision
-                if decision.is_match:
-                    results[item.position] = self._raise_alert(item, decision.candidates)
-                else:
-                    results[item.position] = self._finish(
-                        item.observation, ObservationResult(Outcome.NO_MATCH), window.id, item.new_track
-                    )
+        by_position = {
+            i: (key, candidates) for (i, key, _), candidates in zip(fused, fused_found, strict=True)
+        }
+        for _, _, probe in fused:
+            probe.fill(0)
+        for i, ((item, query), candidates) in enumerate(zip(valid, found, strict=True)):
+            query.fill(0)
+            results[item.position] = self._decide(item, candidates, by_position.get(i))
+
+    def _decide(
+        self,
+        item: _Pending,
+        candidates: tuple[Candidate, ...],
+        fused: tuple[TrackKey, tuple[Candidate, ...]] | None = None,
+    ) -> ObservationResult:
+        """One observation's outcome; whatever goes wrong with it is its own answer, never its batch's.
+        `fused`: its track's key and the fused probe's candidates, when the track's evidence was searched."""
+        try:
+            decision = decide(candidates, item.window.threshold)
+            if not decision.is_match and fused is not None:
+                decision = self._track_decision(item.window, *fused) or decision
+            if decision.is_match:
+                return self._raise_alert(item, decision.candidates)
+            return self._finish(
+                item.observation, ObservationResult(Outcome.NO_MATCH), item.window.id, item.new_track
+            )
+        except Exception as exc:
+            logger.exception("observation in window %s failed (%s)", item.window.id, type(exc).__name__)
+            return self._finish(item.observation, _internal_error(), item.window.id)
 
     def _fuse_tracks(
         self,
@@ -284,14 +350,19 @@ class IngestService:
                 uow.commit()
         except LfrError as exc:
             logger.error("alert for window %s could not be stored: %s", window.id, type(exc).__name__)
+            self.durability.failed(f"{type(exc).__name__}: {exc}")
             return self._finish(
                 observation,
                 ObservationResult.rejected(RejectCode.STORE_ERROR, "alert could not be stored"),
                 window.id,
             )
-        # Only now, with the alert durable, may anyone be told.
-        self._publisher.publish(stored)
-        self._metrics.alert_raised()
+        # Only now, with the alert durable, may anyone be told. From here on the answer is ALERT whatever
+        # happens: the alert is stored, so its camera must be told so (live feeds also poll the store).
+        try:
+            self._publisher.publish(stored)
+            self._metrics.alert_raised()
+        except Exception:
+            logger.exception("alert %s is stored but could not be published live", stored.id)
         return self._finish(
             observation, ObservationResult(Outcome.ALERT, alert_id=stored.id), window.id, item.new_track
         )
@@ -329,7 +400,11 @@ class IngestService:
         updated = earlier.seen_again(
             candidate.score, candidate.candidates, candidate.crop_jpeg, candidate.captured_at
         )
-        uow.alerts.update(updated)
+        try:
+            uow.alerts.update(updated)
+        except StaleUpdate:
+            # An officer decided on it at this very moment: the decision stands on what they saw.
+            return self._repeat(observation, earlier)
         uow.audit.append(
             AuditEvent(
                 AuditAction.ALERT_SEEN_AGAIN,
@@ -345,7 +420,10 @@ class IngestService:
             )
         )
         uow.commit()
-        self._publisher.publish(updated)
+        try:
+            self._publisher.publish(updated)
+        except Exception:
+            logger.exception("alert %s is updated but could not be published live", updated.id)
         return self._finish(
             observation,
             ObservationResult(Outcome.ALERT, alert_id=earlier.id),
