@@ -67,7 +67,8 @@ def print_summary(console: Console, summary: DemoSummary) -> None:
     )
     for row in stored["counters"]:
         window = f"window {row['window']}" if row["window"] else "no window armed"
-        console.print(f"             {row['count']:>4} {row['outcome']:<9} ({window})", highlight=False)
+        outcome = "people" if row["outcome"] == "tracks" else row["outcome"]  # tracks started: people seen
+        console.print(f"             {row['count']:>4} {outcome:<9} ({window})", highlight=False)
     audit = summary.audit
     verdict = "[green]intact[/]" if audit["ok"] else "[red]BROKEN[/]"
     console.print(f"audit      hash chain {verdict}: {audit['records']} records verified")

@@ -39,7 +39,7 @@ from lfr.adapters.watchlist_upload import upload_report
 from lfr.bootstrap import Container, build_camera_node, build_container, running_matcher, serving_tablet
 from lfr.config import load_config
 from lfr.demo.cast import Cast, default_cast, user_cast
-from lfr.demo.clip import ClipPlan, Phase, plan_clip, render_clip
+from lfr.demo.clip import ClipPlan, plan_clip, render_clip
 from lfr.demo.outcomes import AlertSeen, DemoSummary, Ledger, find_problems
 from lfr.demo.portraits import DemoInputError, portrait_from_file
 from lfr.demo.report import clock, heading, print_summary, timestamp
@@ -397,7 +397,7 @@ async def _account_for(session: _Session, ledger: Ledger, watchlist: _Watchlist,
         Fingerprints(crops=ledger.alert_crops.crops, embeddings=watchlist.enrolled.embeddings),
     )
     summary.deletion_scan = _scan_summary(scan, ledger)
-    summary.problems = find_problems(summary, ledger.outcomes[Phase.ARMED.value]["alert"], listed)
+    summary.problems = find_problems(summary, len(ledger.armed_alert_ids), listed)
     summary.ok = not summary.problems
 
 
