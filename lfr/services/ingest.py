@@ -460,6 +460,10 @@ class IngestService:
             self._metrics.rejected(str(result.reject_code))
         return result
 
+    def tracks_ended(self, camera_id: str, session: str, track_ids: Sequence[str]) -> None:
+        """The camera's node says these tracks ended: what the matcher kept for them goes now."""
+        self.track_evidence.forget(camera_id, session, track_ids)
+
     def refuse(self, camera_id: str, result: ObservationResult) -> ObservationResult:
         """Counts an observation the transport refused before it could become an Observation (undecodable,
         or naming another camera than its credentials), so counters and metrics still see it."""

@@ -142,6 +142,18 @@ class TrackEvidence:
     def supports(self, key: TrackKey, subject_id: str, threshold: float) -> bool:
         return self.support(key, subject_id) >= threshold - self.policy.support_margin
 
+    def forget(self, camera_id: str, session: str, track_ids: Iterable[str]) -> int:
+        """Forgets (wipes) these tracks of one camera's node session, in every window: the node said
+        they ended. Returns how many were held."""
+        ended = set(track_ids)
+        if not ended:
+            return 0
+        with self._lock:
+            doomed = [k for k in self._tracks if k[1] == camera_id and k[2] == session and k[3] in ended]
+            for key in doomed:
+                self._tracks.pop(key).wipe()
+        return len(doomed)
+
     def retain_windows(self, armed: Iterable[str]) -> None:
         """Forgets (wipes) every track of a window that is no longer armed."""
         keep = set(armed)

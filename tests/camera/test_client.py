@@ -29,6 +29,7 @@ class FakeMatcher(ingest_pb2_grpc.CameraIngestServicer):
         self.tokens: set[str] = set()
         self.sessions: set[str] = set()
         self.unread: list[int] = []  # per message: answers sent before it that the client had not read
+        self.messages: list[tuple[list[int], list[str]]] = []  # per message: its seqs and ended tracks
 
     async def Stream(
         self, request_iterator: AsyncIterator[ingest_pb2.ObservationBatch], context: grpc.aio.ServicerContext
@@ -39,6 +40,7 @@ class FakeMatcher(ingest_pb2_grpc.CameraIngestServicer):
             self.unread.append(answered - batch.answers_read)
             answered += 1
             self.sessions.add(batch.node_session)
+            self.messages.append(([o.seq for o in batch.observations], list(batch.ended_track_ids)))
             results = ingest_pb2.ObservationResults()
             for o in batch.observations:
                 self.seqs.append(o.seq)
@@ -262,3 +264,30 @@ async def test_unstored_hits_are_kept_bounded_resent_and_wiped_when_the_window_e
     client.stop()
     await running
     await server.stop(0)
+
+
+async def test_ended_tracks_ride_with_the_message_that_carries_the_last_queued_faces() -> None:
+    servicer = FakeMatcher()
+    server, port = await start_matcher(servicer)
+    client = client_for(port, CollectorRegistry())
+    for track in ("a", "a", "b"):
+        client.submit(observation(track))
+    client.tracks_ended(["a"])  # after its last face was queued
+    running = asyncio.create_task(client.run())
+    assert await client.drain(5)
+    client.submit(observation("c"))
+    client.tracks_ended(["b", "c"])
+    assert await client.drain(5)
+    client.stop()
+    await running
+    await server.stop(0)
+    carried = [(seqs, ended) for seqs, ended in servicer.messages if ended]
+    assert carried == [([1, 2, 3], ["a"]), ([4], ["b", "c"])] or [e for _, e in carried] == [
+        ["a"],
+        ["b", "c"],
+    ]
+    # never before the faces they follow
+    last_seq_by_track = {"a": 2, "b": 3, "c": 4}
+    for seqs, ended in servicer.messages:
+        for track in ended:
+            assert max(seqs) >= last_seq_by_track[track]

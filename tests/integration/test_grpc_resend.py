@@ -99,3 +99,41 @@ async def test_memory_of_recent_results_is_bounded_in_size_and_age():
     now[0] += 2
     assert recent.get(("cam-1", "s", 5)) is None
     assert len(recent) == 0
+
+
+async def test_a_track_the_node_says_ended_is_forgotten_at_once(world: World):
+    """Issue 10: the matcher keeps a track's fused evidence in memory only until the node says the track
+    ended (or 10 s without a face); the notice comes after the track's last faces are answered."""
+    await world.armed_window()
+    evidence = world.container.ingest.track_evidence
+    faces = [observation(seq, world.stranger()) for seq in (1, 2, 3)]
+    for face in faces:
+        face.track_id = "walker"
+    faces[2].track_id = "other"
+    await send(world, "node-a", faces)
+    assert len(evidence) == 2
+    held = [t.total for t in evidence._tracks.values()]
+    call = world.ingest.Stream(metadata=world.md("cam-1"))
+    last = observation(4, world.stranger())
+    last.track_id = "walker"
+    # Its last face and the notice in one message: the face is matched first, then the track goes.
+    await call.write(
+        ipb.ObservationBatch(observations=[last], node_session="node-a", ended_track_ids=["walker"])
+    )
+    answer = await call.read()
+    await call.done_writing()
+    assert answer.results[0].outcome == ipb.OUTCOME_NO_MATCH
+    for _ in range(50):
+        if len(evidence) == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert [k[3] for k in evidence._tracks] == ["other"]
+    assert not held[0].any()  # zeroed, not just dropped
+    assert held[1].any()
+    # Another session's notice cannot make this one's track be forgotten.
+    call = world.ingest.Stream(metadata=world.md("cam-1"))
+    await call.write(ipb.ObservationBatch(node_session="node-b", ended_track_ids=["other"]))
+    await call.read()
+    await call.done_writing()
+    await asyncio.sleep(0.1)
+    assert [k[3] for k in evidence._tracks] == ["other"]

@@ -84,3 +84,14 @@ def test_no_fused_probe_while_no_face_supports_any_subject() -> None:
     assert fused is not None
     expected = probe(1) + probe(2) + probe(3)
     np.testing.assert_allclose(fused, expected / np.linalg.norm(expected), atol=1e-6)
+
+
+def test_tracks_the_node_ended_are_forgotten_in_their_session_only() -> None:
+    evidence = TrackEvidence()
+    evidence.add(("w1", "cam-1", "s", "a"), None, probe(1), ())
+    evidence.add(("w1", "cam-1", "other", "a"), None, probe(2), ())
+    evidence.add(("w1", "cam-2", "s", "a"), None, probe(3), ())
+    (ended, *_) = evidence._tracks.values()
+    assert evidence.forget("cam-1", "s", ["a", "never-seen"]) == 1
+    assert set(evidence._tracks) == {("w1", "cam-1", "other", "a"), ("w1", "cam-2", "s", "a")}
+    assert not ended.total.any()

@@ -146,3 +146,16 @@ def test_a_missed_detection_does_not_end_a_fast_track() -> None:
     # a face that far from a newly seen one is someone else
     (other,) = tracker.assign(np.array([box(1200, 500, 80)]), 0.5)
     assert tracker.assign(np.array([box(1200 + 400, 500, 80)]), 0.6) != [other]
+
+
+def test_ended_tracks_are_reported_once() -> None:
+    tracker = make(max_age_s=0.5, max_tracks=2)
+    a, b = tracker.assign(np.array([box(0, 0), box(3000, 0)]), 0.0)
+    (c,) = tracker.assign(np.array([box(6000, 0)]), 0.1)  # full: the stalest of a, b is evicted
+    assert tracker.take_ended() == [a]
+    assert tracker.take_ended() == []
+    tracker.due(5.0)  # both unseen for longer than max_age
+    assert sorted(tracker.take_ended()) == sorted([b, c])
+    tracker.assign(np.array([box(0, 0)]), 6.0)
+    tracker.clear()
+    assert len(tracker.take_ended()) == 1

@@ -129,6 +129,9 @@ class MatcherClient:
         self._stopping = asyncio.Event()
         self.connected = False
         self._answers_read = 0
+        # Ended tracks' ids, sent with the next message so the matcher forgets them; bounded (an id lost
+        # here only means the matcher forgets by its own timer instead).
+        self._ended_tracks: deque[str] = deque(maxlen=1024)
         self.attempts = 0
         self.dropped = 0
 
@@ -139,6 +142,10 @@ class MatcherClient:
     @property
     def unacknowledged_hits(self) -> int:
         return len(self._hits) + sum(1 for b in self._in_flight for item in b.items if item.hit)
+
+    def tracks_ended(self, track_ids: list[str]) -> None:
+        """Tells the matcher, with the next message, that these tracks ended (after their last faces)."""
+        self._ended_tracks.extend(track_ids)
 
     def submit(self, item: Outgoing) -> None:
         item.seq = self._next_seq
@@ -258,6 +265,9 @@ class MatcherClient:
 
     def _encode(self, batch: _Batch) -> ingest_pb2.ObservationBatch:
         message = ingest_pb2.ObservationBatch(node_session=self.node_session, answers_read=self._answers_read)
+        if not self._buffer:  # this message carries the last faces queued: tracks ended so far may go
+            message.ended_track_ids.extend(self._ended_tracks)
+            self._ended_tracks.clear()
         for item in batch.items:
             captured = Timestamp()
             captured.FromDatetime(item.captured_at)

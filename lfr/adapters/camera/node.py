@@ -174,6 +174,7 @@ class CameraNode:
         streaming = asyncio.create_task(self._client.run())
         self._capture.start()
         embedding: asyncio.Task[list[Outgoing]] | None = None
+        ended: list[str] = []
         try:
             while not self._stop.is_set():
                 frame = await asyncio.to_thread(self._slot.take, 0.2)
@@ -188,12 +189,16 @@ class CameraNode:
                 # Wait for the previous frame's embeddings only now, so they overlapped this detection.
                 if embedding is not None:
                     self._submit(await embedding)
+                    self._client.tracks_ended(ended)
+                ended = self._pipeline.tracker.take_ended()  # handed over after this frame's faces
                 embedding = asyncio.create_task(asyncio.to_thread(self._pipeline.embed, due))
             if embedding is not None:
                 self._submit(await embedding)
+                self._client.tracks_ended(ended)
                 embedding = None
             if not self._stop.is_set():
                 self._submit(await asyncio.to_thread(self._pipeline.embed, self._pipeline.flush()))
+                self._client.tracks_ended(self._pipeline.tracker.take_ended())
                 await self._client.drain(self._drain_timeout_s)
             if self._capture.error is not None:
                 logger.error("frame source failed: %s", self._capture.error)

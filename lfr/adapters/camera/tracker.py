@@ -90,6 +90,7 @@ class Tracker(Generic[P]):
         self._prefix = f"t{secrets.token_hex(3)}"
         self._counter = itertools.count(1)
         self.tracks_started = 0
+        self._ended: list[str] = []  # ids of tracks that ended since `take_ended` was last called
 
     @property
     def active(self) -> int:
@@ -185,12 +186,19 @@ class Tracker(Generic[P]):
                 track.sent += 1
             if expired:
                 del self._tracks[track.id]
+                self._ended.append(track.id)
         return released
+
+    def take_ended(self) -> list[str]:
+        """Ids of the tracks that ended (went unseen, were evicted or cleared) since the last call."""
+        ended, self._ended = self._ended, []
+        return ended
 
     def clear(self) -> None:
         for track in self._tracks.values():
             if track.best is not None:
                 self._discard(track.best)
+            self._ended.append(track.id)
         self._tracks.clear()
 
     def _start(self, box: np.ndarray, now: float) -> str:
@@ -199,6 +207,7 @@ class Tracker(Generic[P]):
             if stalest.best is not None:
                 self._discard(stalest.best)
             del self._tracks[stalest.id]
+            self._ended.append(stalest.id)
         track_id = f"{self._prefix}-{next(self._counter)}"
         self._tracks[track_id] = _Track(track_id, box.copy(), now)
         self.tracks_started += 1

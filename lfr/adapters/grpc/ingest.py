@@ -269,6 +269,10 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
                 self._recent.remember(key, pending)
                 awaiting.append((key, pending))
         answer.future = self._batcher.submit(accepted, owner=camera)
+        if message.ended_track_ids:
+            # After this message's own faces are matched: they may be those tracks' last.
+            ended = list(message.ended_track_ids[:1024])
+            answer.future.add_done_callback(lambda _: self._ingest.tracks_ended(camera, session, ended))
         if awaiting:
             answer.future.add_done_callback(lambda batch: self._settle(batch, awaiting))
         return answer
