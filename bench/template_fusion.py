@@ -38,16 +38,24 @@ RECOMMENDED = 0.58
 
 def load_vectors(cache: Path, root: Path, name: str) -> dict[str, tuple[str, np.ndarray]]:
     """image path -> (identity, vector) for every image of `root`'s manifest found in the cache."""
+    return {
+        path: (identity, vector) for path, (identity, vector, _) in load_labelled(cache, root, name).items()
+    }
+
+
+def load_labelled(cache: Path, root: Path, name: str) -> dict[str, tuple[str, np.ndarray, str]]:
+    """image path -> (identity, vector, gender label or "") for every cached image of `root`'s manifest."""
     with (root / "manifest.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     digests = {hashlib.sha256((root / r["path"]).read_bytes()).hexdigest(): r for r in rows}
     db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
-    found: dict[str, tuple[str, np.ndarray]] = {}
+    found: dict[str, tuple[str, np.ndarray, str]] = {}
     for digest, blob in db.execute("SELECT content_sha256, vector FROM embedding WHERE vector IS NOT NULL"):
         row = digests.get(digest)
         if row is not None:
             vector = np.frombuffer(blob, dtype=np.float32)
-            found[row["path"]] = (row.get("identity", "") or f"{name}:{row['path']}", vector)
+            gender = row.get("gender_afifi") or row.get("gender") or ""
+            found[row["path"]] = (row.get("identity", "") or f"{name}:{row['path']}", vector, gender)
     return found
 
 
@@ -109,12 +117,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1000)
     parser.add_argument("--fpir", type=float, default=0.001)
     args = parser.parse_args()
-    lfw = load_vectors(args.cache, args.datasets / "lfw", "lfw")
-    utk = load_vectors(args.cache, args.datasets / "utkface", "utk")
+    lfw = load_labelled(args.cache, args.datasets / "lfw", "lfw")
+    utk = load_labelled(args.cache, args.datasets / "utkface", "utk")
     by_identity: dict[str, list[np.ndarray]] = {}
+    gender_of: dict[str, str] = {}
     for path in sorted(lfw):
-        identity, vector = lfw[path]
+        identity, vector, gender = lfw[path]
         by_identity.setdefault(identity, []).append(vector)
+        gender_of[identity] = gender
     mated = sorted(i for i, v in by_identity.items() if len(v) >= 4)
     singles = sorted(i for i, v in by_identity.items() if len(v) == 1)
     off_list = sorted(i for i, v in by_identity.items() if 2 <= len(v) < 4)
@@ -124,7 +134,11 @@ def main() -> None:
     truth = np.arange(len(mated))
     third = np.stack([by_identity[i][2] for i in mated])
     fourth = np.stack([by_identity[i][3] for i in mated])
-    utk_probes = np.stack([v for _, v in utk.values()])
+    utk_probes = np.stack([v for _, v, _ in utk.values()])
+    utk_gender = np.array([g for _, _, g in utk.values()])
+    mated_gender = np.array([gender_of[i] for i in mated])
+    off_gender = np.array([gender_of[i] for i in off_list])
+    per_group: list[str] = []
     off_faces = [np.stack([by_identity[i][k] for i in off_list]) for k in (0, 1)]
     print(
         f"N = {len(listed)} listed ({len(mated)} mated identities); mated searches: {2 * len(mated)} single "
@@ -170,12 +184,56 @@ def main() -> None:
                     off = track_scores(gallery, off_faces, t).max(axis=1)
                     false = int((off >= t).sum()), len(off)
                 cells.append((pct(k, n), pct(*false, exact=True)))
+                if t == threshold:
+                    per_group.append(
+                        group_row(gallery, enrol_name, probe_name, t, [third, fourth], truth, mated_gender,
+                                  utk_top, utk_gender, off_faces, off_gender)
+                    )  # fmt: skip
             first, second = cells
             print(
                 f"| {enrol_name} | {probe_name} | {threshold:.3f} | {first[0]} | "
                 f"{first[1] if probe_name != 'single sample' else '(0.1% by construction)'} "
                 f"| {second[0]} | {second[1]} |"
             )
+
+    print("\nBy gender (LFW gender_afifi; UTKFace gender), at each row's FPIR-0.1% threshold:\n")
+    print("| enrolment | probe | TPIR F | TPIR M | FPIR F | FPIR M |")
+    print("|---|---|---:|---:|---:|---:|")
+    for row in per_group:
+        print(row)
+
+
+def group_row(
+    gallery: Gallery,
+    enrol_name: str,
+    probe_name: str,
+    threshold: float,
+    faces: list[np.ndarray],
+    truth: np.ndarray,
+    mated_gender: np.ndarray,
+    utk_top: np.ndarray,
+    utk_gender: np.ndarray,
+    off_faces: list[np.ndarray],
+    off_gender: np.ndarray,
+) -> str:
+    """TPIR and FPIR per gender for one four-way row (single-sample FPIR on UTKFace, two-sample FPIR on
+    the off-list LFW identities)."""
+    cells = []
+    if probe_name == "single sample":
+        scores = np.concatenate([gallery.scores(faces[0]), gallery.scores(faces[1])])
+        both, genders = np.concatenate([truth, truth]), np.concatenate([mated_gender, mated_gender])
+        false_top, false_gender = utk_top, utk_gender
+    else:
+        scores, both, genders = track_scores(gallery, faces, threshold), truth, mated_gender
+        false_top, false_gender = track_scores(gallery, off_faces, threshold).max(axis=1), off_gender
+    for group in ("F", "M"):
+        mask = genders == group
+        k, n = tpir(scores[mask], both[mask], threshold)
+        cells.append(pct(k, n))
+    for group in ("F", "M"):
+        mask = false_gender == group
+        cells.append(pct(int((false_top[mask] >= threshold).sum()), int(mask.sum()), exact=True))
+    return f"| {enrol_name} | {probe_name} | " + " | ".join(cells) + " |"
 
 
 if __name__ == "__main__":
