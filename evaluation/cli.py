@@ -37,9 +37,23 @@ def _fail(message: str) -> typer.Exit:
 def run(
     config_file: Annotated[Path, typer.Argument(help="evaluation YAML config", exists=True, dir_okay=False)],
     output_dir: Annotated[Path | None, typer.Option(help="overrides output_dir in the config")] = None,
+    dataset_root: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset-root",
+            help="folder holding the datasets (stands for ${LFR_TEST_DATASETS} in the config), or "
+            "NAME=FOLDER for one dataset; repeatable",
+        ),
+    ] = None,
+    exclusions: Annotated[
+        Path | None, typer.Option(help="reviewed-exclusions CSV; overrides audit.exclusions in the config")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Embed the datasets (cached), run the open-set 1:N protocol and write the HTML/JSON/CSV report."""
+    from evaluation.config import with_dataset_roots
+    from evaluation.progress import Progress
     from evaluation.runner import run_evaluation
 
     logging.basicConfig(
@@ -49,11 +63,17 @@ def run(
         config = load_eval_config(config_file)
         if output_dir is not None:
             config = config.model_copy(update={"output_dir": str(output_dir.resolve())})
-        result = run_evaluation(config, config_file.read_text())
+        if dataset_root:
+            config = with_dataset_roots(config, dataset_root)
+        if exclusions is not None:
+            audit = config.audit.model_copy(update={"exclusions": str(exclusions.resolve())})
+            config = config.model_copy(update={"audit": audit})
+        result = run_evaluation(config, config_file.read_text(), progress=Progress(enabled=not quiet))
     except (ConfigError, ProtocolError, LfrError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     threshold = result.recommended_threshold
     console.print(f"report: {result.paths['html']}")
+    console.print(f"summary for oversight: {result.paths['summary']}")
     console.print(f"record: {result.paths['json']}")
     console.print(
         f"recommended threshold: {threshold:.2f}"
