@@ -99,6 +99,9 @@ class WatchlistAnalysis:
     fnir_at_fpir: dict[float, tuple[float, float]] = field(default_factory=dict)
     differential_free_threshold: float | None = None  # (a) alone: the rule before the ceiling existed
     ceiling_threshold: float | None = None  # (b) alone: lowest T whose FPIR bound is below the ceiling
+    # (a), and FPIR's point estimate (not its bound) below the ceiling: where a run too small to show the
+    # ceiling reads its figures, labelled provisional
+    provisional_threshold: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,16 @@ def analyse(
         fnir_at_fpir=at_fpir,
         differential_free_threshold=recommend_threshold(rows),
         ceiling_threshold=lowest_passing(rows, lambda r: below_ceiling(r, settings.fpir_ceiling)),
+        provisional_threshold=lowest_passing(
+            rows,
+            lambda r: (
+                not r.significant
+                and (
+                    settings.fpir_ceiling is None
+                    or (r.fpir.searches > 0 and r.fpir.value < settings.fpir_ceiling)
+                )
+            ),
+        ),
     )
 
 

@@ -305,7 +305,7 @@ def near_duplicates(
     `limit` pairs and how many there are in all."""
     found: list[DuplicatePair] = []
     total = 0
-    sets = [e for e in embedded if not e.synthetic and e.acquired.any()]
+    sets = [e for e in embedded if e.acquired.any()]
     for a_pos, a in enumerate(sets):
         rows_a = np.flatnonzero(a.acquired)
         for b in sets[a_pos:]:

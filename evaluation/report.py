@@ -95,10 +95,27 @@ def differential_free_overall(analyses: Sequence[WatchlistAnalysis]) -> float | 
     return max(v for v in values if v is not None)
 
 
+def _highest(values: Sequence[float | None]) -> float | None:
+    if not values or any(v is None for v in values):
+        return None
+    return max(v for v in values if v is not None)
+
+
 def operating_threshold_of(analyses: Sequence[WatchlistAnalysis]) -> float | None:
-    """Where rates are read when nothing is recommended: the differential-free threshold."""
+    """Where the report reads its figures: the recommended threshold; when a run cannot show the ceiling,
+    the provisional one (no significant differential, FPIR's point estimate below the ceiling); failing
+    that, the lowest threshold free of significant differentials."""
+    return operating_basis(analyses)[0]
+
+
+def operating_basis(analyses: Sequence[WatchlistAnalysis]) -> tuple[float | None, str]:
     recommended = recommended_overall(analyses)
-    return recommended if recommended is not None else differential_free_overall(analyses)
+    if recommended is not None:
+        return recommended, "recommended"
+    provisional = _highest([a.provisional_threshold for a in analyses])
+    if provisional is not None:
+        return provisional, "provisional"
+    return differential_free_overall(analyses), "differential-free"
 
 
 def _finite(value: float) -> float | None:
@@ -202,6 +219,7 @@ def build_document(inputs: ReportInputs) -> dict[str, Any]:
                 "recommended_threshold": a.recommended_threshold,
                 "differential_free_threshold": a.differential_free_threshold,
                 "ceiling_threshold": a.ceiling_threshold,
+                "provisional_threshold": a.provisional_threshold,
                 "fnir_at_fpir": {
                     str(k): {"fnir": _finite(v[0]), "threshold": _finite(v[1])}
                     for k, v in a.fnir_at_fpir.items()
@@ -259,12 +277,14 @@ def _recommendation_doc(inputs: ReportInputs) -> dict[str, Any]:
             f"No threshold can show FPIR below 1 in {1 / ceiling:,.0f} with this data: a watchlist has only "
             f"{smallest:,} non-mated searches, and even with no false alert at all the upper "
             f"{100 * float(s.get('confidence', 0.95)):.0f}% bound stays above the ceiling below {needed:,}. "
-            f"Without the ceiling, the lowest threshold free of significant differentials is {free:.2f}."
+            f"Without the ceiling, the lowest threshold free of significant differentials is {free:.2f}"
+            + _provisional_text(analyses)
         )
     else:
         reason = (
             f"FPIR's upper bound stays at or above 1 in {1 / ceiling:,.0f} at every threshold tested"  # type: ignore[operator]
-            f"; the lowest threshold free of significant differentials is {free:.2f}."
+            f"; the lowest threshold free of significant differentials is {free:.2f}"
+            + _provisional_text(analyses)
         )
     return {
         "recommended_threshold": recommended,
@@ -273,9 +293,21 @@ def _recommendation_doc(inputs: ReportInputs) -> dict[str, Any]:
         "fpir_ceiling": ceiling,
         "fpir_ceiling_one_in": None if ceiling is None else 1 / ceiling,
         "nonmated_searches_needed_for_ceiling": needed,
-        "operating_threshold": operating_threshold_of(analyses),
+        "operating_threshold": operating_basis(analyses)[0],
+        "operating_basis": operating_basis(analyses)[1],
+        "provisional_threshold": _highest([a.provisional_threshold for a in analyses]),
         "reason": reason,
     }
+
+
+def _provisional_text(analyses: Sequence[WatchlistAnalysis]) -> str:
+    provisional = _highest([a.provisional_threshold for a in analyses])
+    if provisional is None:
+        return "."
+    return (
+        f"; the lowest at which, in addition, the observed FPIR is below the ceiling is {provisional:.2f} "
+        "(provisional: the figures below are read there, but the evidence does not show the ceiling is met)."
+    )
 
 
 def _review_doc(review: Review | None) -> dict[str, str] | None:
