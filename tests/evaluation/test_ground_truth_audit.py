@@ -141,9 +141,8 @@ def test_reviewed_exclusions_feed_the_next_run_and_clear_the_warning(tmp_path):
     for p in suspects:
         same = truth.get((p["probe_dataset"], p["probe_image"])) == p["listed_identity"]
         verdict = "same" if same else "different"
-        lines.append(
-            f'{p["probe_dataset"]},{p["probe_image"]},{p["listed_identity"]},{verdict},tester,"seen, by eye é"\n'
-        )
+        pair = f"{p['probe_dataset']},{p['probe_image']},{p['listed_identity']}"
+        lines.append(f'{pair},{verdict},tester,"seen, by eye é"\n')
     exclusions = tmp_path / "reviewed.csv"
     exclusions.write_text("".join(lines), encoding="utf-8")
     second_dir = tmp_path / "second"
@@ -173,7 +172,9 @@ def test_reviewed_exclusions_feed_the_next_run_and_clear_the_warning(tmp_path):
         assert 'id="unreviewed-suspects"' not in result.paths["html"].read_text()
     # a reviewed pair shows its verdict, reviewer and reason
     shown = [p for p in reviewed["pairs"] if p["review"]]
-    assert shown and shown[0]["review"]["reviewer"] == "tester" and "é" in shown[0]["review"]["reason"]
+    assert shown
+    assert shown[0]["review"]["reviewer"] == "tester"
+    assert "é" in shown[0]["review"]["reason"]
 
 
 def test_a_review_only_excludes_a_probe_where_its_person_is_listed():
@@ -263,7 +264,8 @@ def test_false_positives_are_traced_to_image_traits_beyond_demographics():
     alerted = run.nonmated.top_scores >= threshold
     # greyscale exactly where a search alerts: the trait must then hold every false positive
     traits = {
-        probe: {"colour": "greyscale" if a else "colour"} for probe, a in zip(run.nonmated.probes, alerted)
+        probe: {"colour": "greyscale" if a else "colour"}
+        for probe, a in zip(run.nonmated.probes, alerted, strict=True)
     }
     shares = {(x.attribute, x.value): x for x in attribute_concentration(run.nonmated, threshold, traits)}
     assert shares[("colour", "greyscale")].false_positives == int(alerted.sum())
