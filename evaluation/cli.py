@@ -75,11 +75,17 @@ def run(
     console.print(f"report: {result.paths['html']}")
     console.print(f"summary for oversight: {result.paths['summary']}")
     console.print(f"record: {result.paths['json']}")
-    console.print(
-        f"recommended threshold: {threshold:.2f}"
-        if threshold is not None
-        else "recommended threshold: none (a significant differential remains at every threshold tested)"
-    )
+    if threshold is not None:
+        console.print(f"recommended threshold: {threshold:.2f}")
+    else:
+        reason = json.loads(result.paths["json"].read_text()).get("recommendation", {}).get("reason", "")
+        console.print(f"recommended threshold: none. {reason}")
+    audit = json.loads(result.paths["json"].read_text()).get("audit") or {}
+    if audit.get("unreviewed_above_operating"):
+        console.print(
+            f"[red]{audit['unreviewed_above_operating']} unreviewed non-mated searches score at or above "
+            f"{audit['operating_threshold']:.2f}[/red]: review them (report section 'Ground-truth audit')"
+        )
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:

@@ -352,8 +352,24 @@ def _audit_doc(audit: AuditInputs, operating: float | None) -> dict[str, Any]:
         a = w.audit
         enrolled = w.reviewed.run.enrolled
         at = a.concentration_threshold
-        shares = [] if at is None else attribute_concentration(w.reviewed.run.nonmated, at, audit.traits)
+        nonmated = w.reviewed.run.nonmated
+        shares = [] if at is None else attribute_concentration(nonmated, at, audit.traits)
         top = a.identity_concentration
+        # Few false positives at the operating threshold show no pattern: also read where there are many.
+        many = next(
+            (r.threshold for r in sorted(w.reviewed.rows, key=lambda r: -r.threshold) if r.fpir.errors >= 30),
+            None,
+        )
+        shares_many = (
+            [] if many is None or not shares else attribute_concentration(nonmated, many, audit.traits)
+        )
+        fp_many = 0 if many is None else int((nonmated.top_scores >= many).sum())
+        hits_many: dict[str, int] = {}
+        if many is not None:
+            for subject in nonmated.alerted_subjects(many):
+                if subject is not None:
+                    hits_many[subject] = hits_many.get(subject, 0) + 1
+        top_many = sorted(hits_many.items(), key=lambda kv: (-kv[1], kv[0]))
         watchlists.append(
             {
                 "size": a.size,
@@ -379,6 +395,11 @@ def _audit_doc(audit: AuditInputs, operating: float | None) -> dict[str, Any]:
                     "top5_share": (sum(n for _, n in top[:5]) / a.false_positives)
                     if a.false_positives
                     else None,
+                    "many_threshold": many,
+                    "many_false_positives": fp_many,
+                    "many_identities_hit": len(top_many),
+                    "many_top": [{"identity": who, "false_positives": n} for who, n in top_many[:15]],
+                    "many_top5_share": (sum(n for _, n in top_many[:5]) / fp_many) if fp_many else None,
                 },
                 "attribute_concentration": [
                     {
@@ -390,8 +411,12 @@ def _audit_doc(audit: AuditInputs, operating: float | None) -> dict[str, Any]:
                         "share_of_false_positives": (x.false_positives / a.false_positives)
                         if a.false_positives
                         else None,
+                        "false_positives_many": m.false_positives if m else None,
+                        "share_of_false_positives_many": (m.false_positives / fp_many)
+                        if m and fp_many
+                        else None,
                     }
-                    for x in shares
+                    for x, m in zip(shares, shares_many or [None] * len(shares), strict=True)
                 ],
             }
         )
