@@ -952,8 +952,89 @@ def markdown_summary(document: dict[str, Any], group_thresholds: Sequence[float]
                     f"{g['fnir']['count']}/{g['fnir']['searches']:,} |"
                 )
             lines.append("")
+    lines += _markdown_audit(document)
+    lines += _markdown_scaling(document)
     lines += _markdown_fta(document)
     return "\n".join(lines)
+
+
+def _markdown_audit(document: dict[str, Any]) -> list[str]:
+    audit = document.get("audit")
+    if not audit:
+        return []
+    recommendation = document.get("recommendation") or {}
+    at = audit["operating_threshold"]
+    lines = [
+        f"Recommendation: {recommendation.get('reason', '')}",
+        "",
+        f"Ground-truth audit ({audit['reviews']} reviewed pairs: {audit['reviews_same']} same person, "
+        f"{audit['reviews_different']} different; {len(audit['unknown_reviews'])} naming unknown images or "
+        f"identities; {audit['near_duplicates']['total']} near-duplicate pairs at cosine >= "
+        f"{audit['near_duplicates']['min_score']}); rates at T = {_fmt_threshold(at)}:",
+        "",
+        "| N | median mated score | non-mated >= it | excluded by review | unreviewed >= T | non-mated set | "
+        "searches | FP at T | FPIR at T [Clopper-Pearson] | recommended | differential-free |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    names = {"as_drawn": "as drawn", "reviewed": "after review", "without_suspects": "also without suspects"}
+    for w in audit["watchlists"]:
+        for key, label in names.items():
+            v = w["variants"][key]
+            row = v["at_threshold"]
+            fpir = (
+                f"{_pct(row['fpir']['value'], 3)} [{_pct(row['fpir']['clopper_pearson'][0], 3)}, "
+                f"{_pct(row['fpir']['clopper_pearson'][1], 3)}]"
+                if row
+                else "n/a"
+            )
+            first = key == "as_drawn"
+            lead = (
+                [_num(w["median_mated_score"]), w["nonmated_above_median_mated"], w["excluded_by_review"],
+                 w["unreviewed_above_operating"]]
+                if first
+                else ["", "", "", ""]
+            )  # fmt: skip
+            cells = [
+                f"{w['size']:,}", *map(str, lead), label, f"{v['nonmated_searches']:,}",
+                str(row["fpir"]["count"]) if row else "n/a", fpir, _fmt_threshold(v["recommended_threshold"]),
+                _fmt_threshold(v["differential_free_threshold"]),
+            ]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _markdown_scaling(document: dict[str, Any]) -> list[str]:
+    scaling = document.get("scaling")
+    if not scaling:
+        return []
+    at = (document.get("recommendation") or {}).get("operating_threshold")
+    lines = [
+        f"Watchlist-size scaling at T = {_fmt_threshold(at)} (mean ± sd [min, max] over seeded draws):",
+        "",
+        "| N | draws | real / synthetic filler | non-mated searches | TPIR | FPIR | recommended per draw | "
+        "differential-free per draw |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for x in scaling:
+        if x["error"]:
+            lines.append(f"| {x['size']:,} | not drawn: {x['error']} |  |  |  |  |  |  |")
+            continue
+        t, f = x["spread"]["tpir"], x["spread"]["fpir"]
+        first = x["draws"][0] if x["draws"] else {}
+        synthetic = f" **{x['synthetic_filler']:,} SYNTHETIC**" if x["synthetic_filler"] else " 0 synthetic"
+        tpir = f"{_pct(t['mean'], 1)} ± {_pct(t['sd'], 1)} [{_pct(t['min'], 1)}, {_pct(t['max'], 1)}]"
+        fpir = f"{_pct(f['mean'], 3)} ± {_pct(f['sd'], 3)} [{_pct(f['min'], 3)}, {_pct(f['max'], 3)}]"
+        per_draw = ", ".join(_fmt_threshold(d["recommended_threshold"]) for d in x["draws"])
+        free = ", ".join(_fmt_threshold(d["differential_free_threshold"]) for d in x["draws"])
+        lines.append(
+            f"| {x['size']:,} | {len(x['draws'])} | {first.get('real_filler', 0):,} real,{synthetic} | "
+            f"{first.get('nonmated_searches', 0):,} | {tpir} | {fpir} | {per_draw} | {free} |"
+        )
+    return [*lines, ""]
 
 
 def _markdown_fta(document: dict[str, Any]) -> list[str]:
