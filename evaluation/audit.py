@@ -62,7 +62,8 @@ def load_reviews(path: Path) -> list[Review]:
     anyone quietly lower FPIR."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
+            # Lines starting with '#' are comments: who reviewed what, and the pairs left undecided.
+            reader = csv.DictReader(line for line in handle if not line.startswith("#"))
             missing = [c for c in EXCLUSION_COLUMNS if c not in (reader.fieldnames or ())]
             if missing:
                 raise ExclusionsError(f"{path} lacks column(s) {', '.join(missing)}")
@@ -72,20 +73,20 @@ def load_reviews(path: Path) -> list[Review]:
     except UnicodeDecodeError as exc:
         raise ExclusionsError(f"{path} is not UTF-8 text: {exc}") from exc
     reviews: dict[tuple[str, str, str], Review] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in enumerate(rows, start=1):
         values = {c: (row.get(c) or "").strip() for c in EXCLUSION_COLUMNS}
         blank = [c for c in EXCLUSION_COLUMNS if not values[c]]
         if blank:
-            raise ExclusionsError(f"{path} line {line}: {', '.join(blank)} must not be blank")
+            raise ExclusionsError(f"{path} row {line}: {', '.join(blank)} must not be blank")
         verdict = values["verdict"].lower()
         if verdict not in (SAME, DIFFERENT):
             raise ExclusionsError(
-                f"{path} line {line}: verdict must be {SAME!r} or {DIFFERENT!r}, got {values['verdict']!r}"
+                f"{path} row {line}: verdict must be {SAME!r} or {DIFFERENT!r}, got {values['verdict']!r}"
             )
         review = Review(**(values | {"verdict": verdict}))
         earlier = reviews.get(review.pair)
         if earlier is not None and earlier.verdict != review.verdict:
-            raise ExclusionsError(f"{path} line {line}: {review.pair} is reviewed as both same and different")
+            raise ExclusionsError(f"{path} row {line}: {review.pair} is reviewed as both same and different")
         reviews[review.pair] = review
     return list(reviews.values())
 

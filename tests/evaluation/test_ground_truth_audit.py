@@ -271,3 +271,18 @@ def test_false_positives_are_traced_to_image_traits_beyond_demographics():
     assert shares[("colour", "greyscale")].false_positives == int(alerted.sum())
     assert shares[("colour", "colour")].false_positives == 0
     assert shares[("gender", "F")].searches + shares[("gender", "M")].searches == len(run.nonmated)
+
+
+def test_comment_lines_in_an_exclusions_file_record_what_was_left_undecided(tmp_path):
+    path = tmp_path / "reviewed.csv"
+    path.write_text("# reviewed by eye; #3 left undecided\n" + HEADER + "crowd,a.jpg,ids:x,same,me,because\n")
+    (review,) = load_reviews(path)
+    assert review.probe_image == "a.jpg"
+
+
+def test_the_shipped_reviewed_exclusions_file_is_well_formed():
+    shipped = Path(__file__).resolve().parents[2] / "evaluation" / "reviewed-exclusions.csv"
+    reviews = load_reviews(shipped)
+    assert len(reviews) >= 60
+    assert {r.reviewer for r in reviews} == {"lfr-dev"}
+    assert all(len(r.reason) > 20 for r in reviews)
