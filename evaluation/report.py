@@ -473,12 +473,19 @@ def _scaling_doc(summary: SizeSummary) -> dict[str, Any]:
                 "fpir_upper": _finite(d.fpir_upper),
                 "recommended_threshold": d.recommended_threshold,
                 "differential_free_threshold": d.differential_free_threshold,
+                "nonmated_above_median_mated": d.nonmated_above_median_mated,
             }
             for d in summary.draws
         ],
         "spread": {
             name: summary.spread(name)
-            for name in ("tpir", "fpir", "recommended_threshold", "differential_free_threshold")
+            for name in (
+                "tpir",
+                "fpir",
+                "recommended_threshold",
+                "differential_free_threshold",
+                "nonmated_above_median_mated",
+            )
         },
         "synthetic_filler": max((d.synthetic_filler for d in summary.draws), default=0),
     }
@@ -1016,12 +1023,12 @@ def _markdown_scaling(document: dict[str, Any]) -> list[str]:
         f"Watchlist-size scaling at T = {_fmt_threshold(at)} (mean ± sd [min, max] over seeded draws):",
         "",
         "| N | draws | real / synthetic filler | non-mated searches | TPIR | FPIR | recommended per draw | "
-        "differential-free per draw |",
-        "|---|---|---|---|---|---|---|---|",
+        "differential-free per draw | non-mated >= median mated score, per draw |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for x in scaling:
         if x["error"]:
-            lines.append(f"| {x['size']:,} | not drawn: {x['error']} |  |  |  |  |  |  |")
+            lines.append(f"| {x['size']:,} | not drawn: {x['error']} |  |  |  |  |  |  |  |")
             continue
         t, f = x["spread"]["tpir"], x["spread"]["fpir"]
         first = x["draws"][0] if x["draws"] else {}
@@ -1030,9 +1037,10 @@ def _markdown_scaling(document: dict[str, Any]) -> list[str]:
         fpir = f"{_pct(f['mean'], 3)} ± {_pct(f['sd'], 3)} [{_pct(f['min'], 3)}, {_pct(f['max'], 3)}]"
         per_draw = ", ".join(_fmt_threshold(d["recommended_threshold"]) for d in x["draws"])
         free = ", ".join(_fmt_threshold(d["differential_free_threshold"]) for d in x["draws"])
+        above = ", ".join(str(d.get("nonmated_above_median_mated", "")) for d in x["draws"])
         lines.append(
             f"| {x['size']:,} | {len(x['draws'])} | {first.get('real_filler', 0):,} real,{synthetic} | "
-            f"{first.get('nonmated_searches', 0):,} | {tpir} | {fpir} | {per_draw} | {free} |"
+            f"{first.get('nonmated_searches', 0):,} | {tpir} | {fpir} | {per_draw} | {free} | {above} |"
         )
     return [*lines, ""]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaluation.analysis import StatisticsSettings, analyse
+from evaluation.audit import median_mated_score
 from evaluation.protocol import OpenSetProtocol, ProtocolError, WatchlistRun
 
 
@@ -33,6 +34,9 @@ class Draw:
     fpir_upper: float
     recommended_threshold: float | None
     differential_free_threshold: float | None
+    # non-mated searches scoring at or above this draw's median mated score: suspected mates that no one
+    # has reviewed when this draw lists people the main draw did not
+    nonmated_above_median_mated: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,7 @@ def watchlist_scaling(
                 errors[size] = str(exc)
                 continue
             analysis = analyse(run, grid, group_by, light, fixed_fpirs=())
+            median = median_mated_score(run)
             at = next((r for r in analysis.rows if r.threshold == operating_threshold), None)
             draws[size].append(
                 Draw(
@@ -112,6 +117,9 @@ def watchlist_scaling(
                     fpir_upper=float("nan") if at is None else at.fpir.clopper_pearson[1],
                     recommended_threshold=analysis.recommended_threshold,
                     differential_free_threshold=analysis.differential_free_threshold,
+                    nonmated_above_median_mated=int((run.nonmated.top_scores >= median).sum())
+                    if np.isfinite(median)
+                    else 0,
                 )
             )
             if on_step is not None:

@@ -121,6 +121,7 @@ def test_watchlist_scaling_averages_seeded_draws_and_labels_synthetic_filler(tmp
     assert spread["min"] == min(fpirs)
     assert spread["max"] == max(fpirs)
     assert spread["sd"] > 0
+    assert all(d["nonmated_above_median_mated"] >= 0 for d in scaling[20]["draws"])
     # FPIR grows with the watchlist (open-set search), on average over draws
     assert scaling[1000]["spread"]["fpir"]["mean"] >= scaling[20]["spread"]["fpir"]["mean"]
 
