@@ -28,6 +28,7 @@ from evaluation.audit import DuplicatePair, ImageRef, Pair, Review, WatchlistAud
 from evaluation.datasets import UNKNOWN, EmbeddedSet
 from evaluation.metrics import one_in
 from evaluation.protocol import INTERSECTION_JOIN as INTERSECTION
+from evaluation.protocol import SOURCE_ATTRIBUTE
 from evaluation.scaling import SizeSummary
 
 REPORT_VERSION = 1
@@ -759,7 +760,7 @@ def _group_det_figure(analysis: WatchlistAnalysis, threshold: float | None) -> A
     panels = []
     for attribute in run.nonmated.attributes:
         mated_groups = run.mated.attributes.get(attribute)
-        if mated_groups is None:
+        if mated_groups is None or attribute == SOURCE_ATTRIBUTE:
             continue
         groups = [
             g
@@ -770,10 +771,14 @@ def _group_det_figure(analysis: WatchlistAnalysis, threshold: float | None) -> A
             panels.append((attribute, groups))
     if not panels:
         return None
+    columns = min(3, len(panels))
+    lines = -(-len(panels) // columns)
     figure, all_axes = plt.subplots(
-        1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False, constrained_layout=True
+        lines, columns, figsize=(5.2 * columns, 4.2 * lines), squeeze=False, constrained_layout=True
     )
-    for axes, (attribute, groups) in zip(all_axes[0], panels, strict=True):
+    for axes in all_axes.flat[len(panels) :]:
+        axes.set_visible(False)
+    for axes, (attribute, groups) in zip(all_axes.flat, panels, strict=False):
         drawn = False
         for group in groups:
             in_mated = run.mated.attributes[attribute] == group
