@@ -191,6 +191,7 @@ principals = Table(
     Column("password_hash", Text, nullable=True),
     # Bumped on sign-out: tablet cookies carry the generation they were issued under (migration 0002).
     Column("session_generation", Integer, nullable=False, server_default="0"),
+    Column("token_expires_at", UtcDateTime, nullable=True),  # migration 0006; null: the token never expires
 )
 
 evaluations = Table(
@@ -204,4 +205,7 @@ evaluations = Table(
     Column("report_sha256", HASH, nullable=False),
     Column("recorded_by", key_type(), nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
+    # The report itself (canonical JSON) and the index it evaluated: the gate's evidence (migration 0007).
+    Column("index_type", key_type(), nullable=False, server_default="flat"),
+    Column("report_json", Text, nullable=True),
 )
