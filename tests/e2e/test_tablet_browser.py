@@ -88,7 +88,7 @@ async def matcher():
         grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
     ):
         world = World(container, running.port, tokens, people, rng, channel, running)
-        yield world, f"http://127.0.0.1:{container.extras['tablet_port']}"
+        yield world, f"http://127.0.0.1:{container.tablet_port}"
     container.close()
 
 

@@ -404,8 +404,8 @@ def test_deployment_overview_shows_counts_for_supervisors_only(world):
     assert window["faces_by_outcome"] == {"alert": 1, "no_match": 2}
     assert window["alerts_by_outcome"] == {"open": 1}
     assert [(c["camera_id"], c["faces_seen"], c["connected"]) for c in window["cameras"]] == [
-        ("cam-1", 2, None),
-        ("cam-2", 1, None),
+        ("cam-1", 2, False),  # the tablet runs in the matcher's process: it knows no camera streams now
+        ("cam-2", 1, False),
     ]
     assert officer.get("/api/deployments/overview").status_code == 403
     assert [w["location"] for w in officer.get("/api/deployments").json()] == ["High Street north"]
@@ -455,4 +455,4 @@ def test_store_outage_is_503(world):
 
 def test_short_session_secret_is_refused(world):
     with pytest.raises(errors.InvalidInput):
-        create_tablet_app(world.services, world.broadcaster, world.clock, TabletSettings(), SECRET[:8])
+        create_tablet_app(world.services, world.feed, world.clock, TabletSettings(), SECRET[:8])

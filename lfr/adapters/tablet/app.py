@@ -12,15 +12,16 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from lfr.adapters.alert_bus import AlertBroadcaster
 from lfr.adapters.tablet import alerts, auth, deployments, pages
-from lfr.adapters.tablet.context import FeedControl, TabletContext, TabletServices
+from lfr.adapters.tablet.context import CardCache, TabletContext, TabletServices
 from lfr.adapters.tablet.errors import install_error_handlers
+from lfr.adapters.tablet.feed import TABLET_CHANNEL
 from lfr.adapters.tablet.security import SecurityHeaders
 from lfr.adapters.tablet.sessions import SessionCodec
 from lfr.config import TabletSettings
 from lfr.domain.clock import Clock
 from lfr.domain.errors import InvalidInput
+from lfr.services.alert_feed import AlertFeed, FeedClosed
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ ROUTERS = (auth.pages, auth.api, pages.router, alerts.router, deployments.router
 
 def create_tablet_app(
     services: TabletServices,
-    broadcaster: AlertBroadcaster,
+    feed: AlertFeed,
     clock: Clock,
     settings: TabletSettings,
     session_secret: bytes,
@@ -51,8 +52,8 @@ def create_tablet_app(
     )
     app.state.tablet = TabletContext(
         services=services,
-        new_alerts=broadcaster,
-        changed_alerts=AlertBroadcaster(),
+        feed=feed,
+        cards=CardCache(services.views),
         clock=clock,
         sessions=SessionCodec(
             session_secret,
@@ -61,9 +62,7 @@ def create_tablet_app(
             max_age=timedelta(hours=settings.session_max_hours),
         ),
         cookie_secure=settings.cookie_secure,
-        poll_seconds=settings.poll_seconds,
         two_person_rule=two_person_rule,
-        feeds=FeedControl(),
     )
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -77,7 +76,7 @@ def create_tablet_app(
 def close_feeds(app: FastAPI) -> None:
     """Ends the open live feeds (their tablets reconnect and catch up); call before stopping."""
     ctx: TabletContext = app.state.tablet
-    ctx.feeds.close_all()
+    ctx.feed.end_all(FeedClosed("the tablet server is stopping"), channel=TABLET_CHANNEL)
 
 
 def read_session_secret(settings: TabletSettings) -> bytes:
