@@ -179,6 +179,8 @@ def test_officer_sees_alert_live_decides_it_and_it_is_audited(browser, served):
 
     card.get_by_label("Notes (optional)").fill("stopped and identified")
     card.get_by_role("button", name="Confirmed – engaged").click()
+    assert olivia.locator(f'#decided-alerts article[data-alert-id="{alert_id}"]').count() == 0
+    card.get_by_role("button", name="Yes, confirm the match").click()  # confirming asks once more
     decided = olivia.locator(f'#decided-alerts article[data-alert-id="{alert_id}"]')
     decided.wait_for(timeout=5000)
     assert decided.locator(".state-badge").inner_text() == "Confirmed – engaged"
