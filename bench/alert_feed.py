@@ -137,7 +137,9 @@ async def run(subscribers: int, alerts: int, idle_seconds: float, interval: floa
                 tasks.append(asyncio.create_task(coro))
                 readies.append(ready)
             await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
-            await asyncio.sleep(1.0)
+            while a.feed.followers() + b.feed.followers() < subscribers:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(3.0)  # every follower has caught up from the store by now
 
             statements = count_statements([a, b])
             cpu, wall = time.process_time(), time.perf_counter()

@@ -16,6 +16,7 @@ from lfr.adapters.tablet import alerts, auth, deployments, pages
 from lfr.adapters.tablet.context import CardCache, TabletContext, TabletServices
 from lfr.adapters.tablet.errors import install_error_handlers
 from lfr.adapters.tablet.feed import TABLET_CHANNEL
+from lfr.adapters.tablet.schemas import AlertOut
 from lfr.adapters.tablet.security import SecurityHeaders
 from lfr.adapters.tablet.sessions import SessionCodec
 from lfr.config import TabletSettings
@@ -53,7 +54,7 @@ def create_tablet_app(
     app.state.tablet = TabletContext(
         services=services,
         feed=feed,
-        cards=CardCache(services.views),
+        cards=CardCache(services.views, lambda card: AlertOut.of(card).model_dump_json()),
         clock=clock,
         sessions=SessionCodec(
             session_secret,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lfr.adapters.tablet.sessions import SessionCodec
@@ -33,28 +34,37 @@ class TabletServices:
 
 
 class CardCache:
-    """Cards of recent alert versions, shared by every live feed of this process: one alert change going
-    to many tablets is described (subject, location) from the store once, not once per tablet. A card
-    holds no crop and no consultation is implied; visibility is checked by the feed, per reader."""
+    """Alert cards of recent alert versions as JSON, shared by every live feed of this process: one alert
+    change going to many tablets is described (subject, location) from the store and serialised once, not
+    once per tablet. A card holds no crop and implies no consultation; the feed checks visibility per
+    reader before anything is sent."""
 
-    def __init__(self, views: AlertViewService, size: int = 512) -> None:
+    def __init__(self, views: AlertViewService, render: Callable[[AlertCard], str], size: int = 512) -> None:
         self._views = views
+        self._render = render
         self._size = size
-        self._cards: OrderedDict[tuple[str, int], AlertCard] = OrderedDict()
+        self._cards: OrderedDict[tuple[str, int], str] = OrderedDict()
         self._lock = threading.Lock()
 
-    def card(self, alert: Alert) -> AlertCard:
+    def cached(self, alert: Alert) -> str | None:
+        """The card if it is at hand: no store read, so callers need no worker thread."""
         key = (alert.id, alert.version)
         with self._lock:
-            if (found := self._cards.get(key)) is not None:
+            found = self._cards.get(key)
+            if found is not None:
                 self._cards.move_to_end(key)
-                return found
-        card = self._views.describe(alert)
+            return found
+
+    def card(self, alert: Alert) -> str:
+        """The card, read from the store if need be (call from a worker thread)."""
+        if (found := self.cached(alert)) is not None:
+            return found
+        rendered = self._render(self._views.describe(alert))
         with self._lock:
-            self._cards[key] = card
+            self._cards[(alert.id, alert.version)] = rendered
             while len(self._cards) > self._size:
                 self._cards.popitem(last=False)
-        return card
+        return rendered
 
 
 @dataclass(frozen=True, slots=True)

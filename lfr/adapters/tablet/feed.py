@@ -15,7 +15,6 @@ from datetime import datetime
 from fastapi.concurrency import run_in_threadpool
 
 from lfr.adapters.tablet.context import TabletContext
-from lfr.adapters.tablet.schemas import AlertOut
 from lfr.adapters.tablet.sessions import Session
 from lfr.domain.errors import NotFound, Throttled, Unauthenticated
 from lfr.domain.principal import Principal
@@ -61,12 +60,14 @@ async def alert_events(
             elif event.kind is FeedEventKind.CLOSED:
                 yield _event("window", json.dumps({"window_id": event.window_id, "state": "closed"}))
             elif event.alert is not None:
-                try:
-                    card = await run_in_threadpool(ctx.cards.card, event.alert)
-                except NotFound:
-                    continue  # purged or its window removed since
+                card = ctx.cards.cached(event.alert)
+                if card is None:
+                    try:
+                        card = await run_in_threadpool(ctx.cards.card, event.alert)
+                    except NotFound:
+                        continue  # purged or its window removed since
                 kind = "alert" if event.kind is FeedEventKind.RAISED else "update"
-                yield _event(kind, AlertOut.of(card).model_dump_json(), event.cursor)
+                yield _event(kind, card, event.cursor)
     except Unauthenticated as exc:
         yield _event("expired", json.dumps({"detail": str(exc)}))
     except (FeedClosed, Throttled):
