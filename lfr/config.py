@@ -34,7 +34,11 @@ class GrpcSettings(Section):
     )
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
     subscribe_poll_seconds: float = Field(
-        default=1.0, gt=0, le=60, description="how often an alert subscription re-reads the store (replicas)"
+        default=1.0,
+        gt=0,
+        le=60,
+        description="no longer used: subscriptions follow the alert feed, pushed across replicas by "
+        "PostgreSQL NOTIFY (kept so existing configs load)",
     )
     grace_seconds: float = Field(default=5.0, ge=0, le=60, description="graceful shutdown period")
     resend_memory_entries: int = Field(
@@ -125,7 +129,11 @@ class TabletSettings(Section):
         default="127.0.0.1", description="proxies whose X-Forwarded-Proto/For are trusted"
     )
     poll_seconds: float = Field(
-        default=1.0, gt=0, le=30, description="how often a live feed re-reads the store (other replicas)"
+        default=1.0,
+        gt=0,
+        le=30,
+        description="no longer used: live feeds follow the alert feed, pushed across replicas by "
+        "PostgreSQL NOTIFY (kept so existing configs load)",
     )
     sign_in_max_failures_per_name: int = Field(
         default=5, ge=1, le=1000, description="failed sign-ins for one name before it is throttled"
