@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from lfr.adapters.grpc.server import MatcherServer
     from lfr.adapters.tablet.context import TabletServices
     from lfr.services.deployment_overview import OpenStreams
-    from lfr.services.passwords import PasswordHasher
+    from lfr.services.passwords import PasswordHasher, PasswordService
     from lfr.v1 import ingest_pb2
 
 logger = logging.getLogger(__name__)
@@ -208,6 +208,30 @@ def tablet_services(
         passwords=PasswordService(store, clock, hasher or Argon2Hasher()),
         audit=container.audit,
         sign_in_throttle=SignInThrottle(store, clock, container.config.tablet.throttle_policy()),
+    )
+
+
+@dataclass
+class CommandServices:
+    """What one-shot CLI commands use (accounts, passwords): the store and the services over it."""
+
+    store: Store
+    principals: PrincipalService
+    passwords: PasswordService
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def command_services(config: LfrConfig) -> CommandServices:
+    """Opens the configured store for a CLI command; the caller closes it."""
+    from lfr.adapters.passwords import Argon2Hasher
+    from lfr.services.passwords import PasswordService
+
+    store = open_store(config.store.url)
+    clock = SystemClock()
+    return CommandServices(
+        store, PrincipalService(store, clock), PasswordService(store, clock, Argon2Hasher())
     )
 
 

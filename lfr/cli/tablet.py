@@ -46,19 +46,16 @@ def password(
     config: ConfigOption = None,
 ) -> None:
     """Set the tablet sign-in password of an existing person's account (see `lfr account add`)."""
-    from lfr.adapters.passwords import Argon2Hasher
-    from lfr.adapters.storage import open_store
-    from lfr.domain.clock import SystemClock
-    from lfr.services.passwords import PasswordService
+    from lfr.bootstrap import command_services
 
     if password_stdin:
         secret = sys.stdin.readline().rstrip("\r\n")
     else:
         secret = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
     with reported():
-        store = open_store(config_from(config).store.url)
+        services = command_services(config_from(config))
         try:
-            PasswordService(store, SystemClock(), Argon2Hasher()).set_password(name, secret, actor="cli")
+            services.passwords.set_password(name, secret, actor="cli")
         finally:
-            store.close()
+            services.close()
     console.print(f"password set for [bold]{name}[/]")
