@@ -25,7 +25,7 @@ from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
 from lfr.adapters.storage import Store, open_store
-from lfr.config import LfrConfig
+from lfr.config import LfrConfig, matching_index_type
 from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.errors import LfrError
 from lfr.services.alert_feed import AlertFeed
@@ -34,7 +34,7 @@ from lfr.services.alerts import AlertService
 from lfr.services.arming import ArmingMonitor
 from lfr.services.audit import AuditService
 from lfr.services.deployments import AuthorisationPolicy, DeploymentService
-from lfr.services.equity import equity_policy
+from lfr.services.equity import EvaluationService, equity_policy
 from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
 from lfr.services.principals import PrincipalService
@@ -96,6 +96,7 @@ class Container:
     feed: AlertFeed  # every alert change, to every channel's subscribers
     upkeep: MatcherUpkeep
     streams: CameraStreams  # which cameras stream to this process now; the ingest servicer keeps it
+    evaluations: EvaluationService  # the equity gate's evidence
     tablet_port: int | None = None  # set once the embedded tablet app listens
 
     def refresh_gate(self) -> None:
@@ -146,11 +147,15 @@ def build_container(
     backend = config.store.url.split(":", 1)[0].split("+", 1)[0]
     feed = AlertFeed(store, clock, recheck_seconds=FEED_RECHECK_SECONDS.get(backend, 30.0))
     holder: list[Container] = []  # the deployment service's change hook needs the finished container
+    evidence_rules = config.policy.evidence_rules()
+    index_type = matching_index_type(config)
     deployments = DeploymentService(
         store,
         clock,
         on_change=lambda: holder[0].windows_changed() if holder else None,
-        policy=policy if policy is not None else equity_policy(config.policy.equity_gate),
+        policy=policy
+        if policy is not None
+        else equity_policy(config.policy.equity_gate, evidence_rules, lambda window: index_type),
     )
     indexes = IndexCache(store, faiss_flat_index)
     ingest = IngestService(
@@ -182,6 +187,7 @@ def build_container(
         feed=feed,
         upkeep=MatcherUpkeep(monitor, indexes, clock, retention, ingest),
         streams=CameraStreams(clock, on_count=metrics.streams_open),
+        evaluations=EvaluationService(store, clock, evidence_rules, lambda window: index_type),
     )
     holder.append(container)
     return container
@@ -208,6 +214,7 @@ def tablet_services(
         passwords=PasswordService(store, clock, hasher or Argon2Hasher()),
         audit=container.audit,
         sign_in_throttle=SignInThrottle(store, clock, container.config.tablet.throttle_policy()),
+        evaluations=container.evaluations,
     )
 
 

@@ -510,7 +510,7 @@ def test_a_supervisor_closes_a_window_now_with_an_audited_reason_and_the_matcher
     assert supervisor.post(path, json={"reason": "again"}).status_code == 409
 
 
-def test_authorising_from_the_tablet_shows_what_the_authorisation_policy_recorded(world):
+def test_authorising_from_the_tablet_shows_the_equity_gates_verdict_and_reasons(world):
     supervisor = client_for(world, "sam")
     spec = WindowSpec(
         "second shift",
@@ -527,7 +527,13 @@ def test_authorising_from_the_tablet_shows_what_the_authorisation_policy_recorde
     reply = supervisor.post(f"/api/deployments/{pending.id}/authorise")
     assert reply.status_code == 200, reply.text
     assert reply.json()["window"]["state"] == "authorised"
-    assert reply.json()["verdict"] == {"policy_warnings": []}
+    verdict = reply.json()["verdict"]  # the equity gate's own words, whatever its policy decided
+    assert verdict["outcome"] == "insufficient evidence"
+    assert any("no recorded demographic evaluation" in reason for reason in verdict["reasons"])
+    assert verdict["policy_warnings"] == []
+    before = supervisor.get(f"/api/deployments/{world.window.id}/equity")
+    assert before.json()["outcome"] == "insufficient evidence"
+    assert client_for(world, "olivia").get(f"/api/deployments/{world.window.id}/equity").status_code == 403
     assert supervisor.post(f"/api/deployments/{pending.id}/authorise").status_code == 409
 
 

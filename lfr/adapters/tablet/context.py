@@ -16,6 +16,7 @@ from lfr.services.alerts import AlertService
 from lfr.services.audit import AuditService
 from lfr.services.deployment_overview import DeploymentOverviewService
 from lfr.services.deployments import DeploymentService
+from lfr.services.equity import EvaluationService
 from lfr.services.passwords import PasswordService
 from lfr.services.principals import PrincipalService
 from lfr.services.sign_in_throttle import SignInThrottle
@@ -31,6 +32,7 @@ class TabletServices:
     passwords: PasswordService
     audit: AuditService
     sign_in_throttle: SignInThrottle
+    evaluations: EvaluationService  # the equity gate's verdict on a window, shown before authorising
 
 
 class CardCache:

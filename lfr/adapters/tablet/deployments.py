@@ -50,12 +50,19 @@ VERDICT_KEYS = ("policy", "equity", "verdict", "reason")
 )
 def authorise_window(ctx: Context, principal: User, window_id: WindowId) -> AuthorisationOut:
     """Supervisors: authorise a pending window. A refusal by the equity gate is an error naming its
-    reasons; an authorisation comes back with what the gate recorded (its verdict and any warnings)."""
+    reasons; an authorisation comes back with the gate's verdict and what was recorded with it."""
     window = ctx.services.deployments.authorise(window_id, principal)
     record = ctx.services.audit.latest_about(principal, window.id, AuditAction.WINDOW_AUTHORISED)
     details = record.details if record is not None else {}
-    verdict = {k: v for k, v in details.items() if any(word in k for word in VERDICT_KEYS)}
-    return AuthorisationOut(window=WindowOut.of(window, ctx.clock.now()), verdict=verdict)
+    recorded = {k: v for k, v in details.items() if any(word in k for word in VERDICT_KEYS)}
+    verdict = ctx.services.evaluations.verdict(window.id, principal).as_dict()
+    return AuthorisationOut(window=WindowOut.of(window, ctx.clock.now()), verdict=verdict | recorded)
+
+
+@router.get("/deployments/{window_id}/equity", response_model=dict[str, object])
+def equity_verdict(ctx: Context, principal: PassiveUser, window_id: WindowId) -> dict[str, object]:
+    """The equity gate's verdict on a window now, with its reasons (supervisors, auditors, admins)."""
+    return ctx.services.evaluations.verdict(window_id, principal).as_dict()
 
 
 @router.post("/deployments/{window_id}/close", response_model=WindowOut, dependencies=[Depends(require_csrf)])

@@ -82,6 +82,14 @@
     authorise.hidden = !(canAuthorise && w.state === "pending");
     close.hidden = !(canClose && w.state !== "closed");
     const note = notes.get(w.id) || {};
+    if (w.state === "pending" && canAuthorise && !note.verdict && !note.asked) {
+      notes.set(w.id, { ...note, asked: true });
+      // What the equity gate says before the supervisor decides (outcome and reasons, as it words them).
+      lfr.api("/api/deployments/" + w.id + "/equity").then((verdict) => {
+        notes.set(w.id, { ...notes.get(w.id), verdict: describeVerdict(verdict) });
+        load();
+      }).catch(() => {});
+    }
     const verdict = el.querySelector(".verdict");
     verdict.hidden = !note.verdict;
     verdict.textContent = note.verdict || "";
@@ -97,8 +105,8 @@
   }
 
   function describeVerdict(verdict) {
-    // Whatever the equity gate recorded with the authorisation: its verdict, reasons and warnings.
-    const parts = Object.entries(verdict || {}).map(([key, value]) => {
+    // Whatever the equity gate returns: its outcome, reasons and any warnings recorded.
+    const parts = Object.entries(verdict || {}).filter(([, value]) => value !== null).map(([key, value]) => {
       const text = Array.isArray(value) ? (value.length ? value.join("; ") : "none") : String(value);
       return key.replace(/_/g, " ") + ": " + text;
     });
