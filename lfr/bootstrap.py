@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -24,10 +26,11 @@ from lfr.adapters.faiss_index import faiss_flat_index
 from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
-from lfr.adapters.storage import Store, open_store
+from lfr.adapters.storage import Store, open_store, store_clock
 from lfr.config import LfrConfig, matching_index_type
 from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.errors import LfrError
+from lfr.services.access import AccessMonitor
 from lfr.services.alert_feed import AlertFeed
 from lfr.services.alert_views import AlertViewService
 from lfr.services.alerts import AlertService
@@ -39,6 +42,7 @@ from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
 from lfr.services.principals import PrincipalService
 from lfr.services.retention import RetentionService
+from lfr.services.timekeeping import StoreClock
 from lfr.services.upkeep import MatcherUpkeep
 from lfr.services.watchlists import WatchlistService
 
@@ -96,6 +100,7 @@ class Container:
     feed: AlertFeed  # every alert change, to every channel's subscribers
     upkeep: MatcherUpkeep
     streams: CameraStreams  # which cameras stream to this process now; the ingest servicer keeps it
+    access: AccessMonitor  # which accounts and tokens still work; long-lived streams and feeds ask it
     evaluations: EvaluationService  # the equity gate's evidence
     tablet_port: int | None = None  # set once the embedded tablet app listens
 
@@ -135,14 +140,23 @@ def build_container(
     registry: CollectorRegistry | None = None,
     policy: AuthorisationPolicy | None = None,
 ) -> Container:
-    """`policy` overrides the authorisation policy; by default it is the configured equity gate."""
+    """`policy` overrides the authorisation policy; by default it is the configured equity gate. `clock` is
+    this replica's own clock; every service is given the store's time derived from it (timekeeping.py)."""
     store = open_store(config.store.url)
-    clock = clock or SystemClock()
+    matching = config.matching
+    timekeeper = StoreClock(
+        clock or SystemClock(), store_clock(store), timedelta(seconds=matching.max_clock_skew_seconds)
+    )
+    clock = timekeeper
     registry = registry or CollectorRegistry()
     metrics = PrometheusIngestMetrics(registry)
-    matching = config.matching
     monitor = ArmingMonitor(
-        store, clock, metrics, max_staleness=timedelta(seconds=matching.gate_max_staleness_seconds)
+        store,
+        clock,
+        metrics,
+        max_staleness=timedelta(seconds=matching.gate_max_staleness_seconds),
+        timekeeper=timekeeper,
+        replica=matching.replica_name or f"{socket.gethostname()}:{os.getpid()}",
     )
     backend = config.store.url.split(":", 1)[0].split("+", 1)[0]
     feed = AlertFeed(store, clock, recheck_seconds=FEED_RECHECK_SECONDS.get(backend, 30.0))
@@ -156,6 +170,7 @@ def build_container(
         policy=policy
         if policy is not None
         else equity_policy(config.policy.equity_gate, evidence_rules, lambda window: index_type),
+        separation_of_duties=config.policy.separation_of_duties,
     )
     indexes = IndexCache(store, faiss_flat_index)
     ingest = IngestService(
@@ -187,6 +202,7 @@ def build_container(
         feed=feed,
         upkeep=MatcherUpkeep(monitor, indexes, clock, retention, ingest),
         streams=CameraStreams(clock, on_count=metrics.streams_open),
+        access=AccessMonitor(store, clock),
         evaluations=EvaluationService(store, clock, evidence_rules, lambda window: index_type),
     )
     holder.append(container)
@@ -308,10 +324,16 @@ async def running_matcher(
 
     config = container.config
     await asyncio.to_thread(container.refresh_gate)
+    try:
+        await asyncio.to_thread(container.access.refresh)
+    except LfrError as exc:
+        logger.error("accounts could not be read at start (%s)", type(exc).__name__)
     server, port = create_server(container, listen or config.grpc.listen)
     metrics_server, metrics_port = None, None
     if config.metrics.enabled:
-        metrics_server, metrics_port = serve_metrics(container.registry, config.metrics.listen)
+        metrics_server, metrics_port = serve_metrics(
+            container.registry, config.metrics.listen, config.metrics.token()
+        )
     await server.start()
     container.feed.start()
     notifications = listening(container)
@@ -325,6 +347,9 @@ async def running_matcher(
         ),
         asyncio.create_task(
             _every(config.retention.purge_interval_seconds, "retention purge", container.purge)
+        ),
+        asyncio.create_task(
+            _every(config.grpc.access_poll_seconds, "access refresh", container.access.refresh)
         ),
     ]
     try:

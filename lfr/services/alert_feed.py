@@ -421,6 +421,8 @@ class AlertFeed:
             why: LfrError | None = None
             if account is None or not account.active:
                 why = Unauthenticated("this account was disabled")
+            elif account.roles != follower.actor.roles:
+                why = Unauthenticated("the roles of this account changed; sign in again")
             elif (
                 follower.session_generation is not None
                 and account.session_generation != follower.session_generation

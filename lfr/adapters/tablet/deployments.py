@@ -19,6 +19,7 @@ from lfr.adapters.tablet.schemas import (
     WindowOverviewOut,
 )
 from lfr.domain.audit import AuditAction
+from lfr.domain.limits import MAX_SEQUENCE
 
 router = APIRouter(prefix="/api", tags=["deployments"], responses=ERROR_RESPONSES)
 
@@ -89,7 +90,7 @@ def audit_verification(ctx: Context, principal: PassiveUser) -> ChainVerificatio
 def audit_records(
     ctx: Context,
     principal: PassiveUser,
-    from_seq: Annotated[int, Query(ge=1)] = 1,
+    from_seq: Annotated[int, Query(ge=1, le=MAX_SEQUENCE)] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AuditRecordOut]:
     """Audit records from `from_seq` on (auditors, supervisors, admins)."""

@@ -3,7 +3,7 @@ and decisions alike and resume after the last change they saw; and a supervisor'
 alert is kept beside the original decision.
 
 Revision ID: 0008
-Revises: 0007 (0003 in the feed branch; re-chained when merging main)
+Revises: 0006 (0003 in the feed branch; re-chained after main's head when merging main)
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision: str | None = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | None = None
 depends_on: str | None = None
 
