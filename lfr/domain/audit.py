@@ -33,6 +33,7 @@ class AuditAction(StrEnum):
     ALERT_SEEN_AGAIN = "alert.seen_again"  # a later face of the same track matched the same subject
     ALERT_ADJUDICATED = "alert.adjudicated"
     ALERT_VERIFIED = "alert.verified"
+    ALERT_AMENDED = "alert.amended"
     ALERT_CONSULTED = "alert.consulted"
     ALERT_PURGED = "alert.purged"
     OBSERVATIONS_ERASED = "observations.erased"

@@ -153,8 +153,9 @@ def alerts_before_0003(url: str) -> list[str]:
     engine = create_store_engine(url)
     try:
         upgrade(engine, "0002")
-        later = {"source_ref", "sightings", "first_seen_at", "last_seen_at"}  # added by 0003 and 0012
-        old_row = {k: v for k, v in sql_alerts._to_row(alert("a-old")).items() if k not in later}
+        added_later = {"source_ref", "revision", "amended_by", "amended_at", "amendment_reason"}
+        added_later |= {"sightings", "first_seen_at", "last_seen_at"}  # 0012
+        old_row = {k: v for k, v in sql_alerts._to_row(alert("a-old")).items() if k not in added_later}
         del old_row["sequence"]
         with engine.begin() as connection:
             connection.execute(insert(metadata.tables["alerts"]).values(old_row))
@@ -167,7 +168,9 @@ def alerts_before_0003(url: str) -> list[str]:
             old = uow.alerts.get("a-old")
             assert old.source_ref is None
             assert (old.sightings, old.first_seen_at, old.last_seen_at) == (1, None, None)
-            uow.alerts.add(alert("a-new", source_ref="node-a:1"))
+            assert old.revision == old.sequence  # 0008 numbers existing alerts in their order
+            new = uow.alerts.add(alert("a-new", source_ref="node-a:1"))
+            assert new.revision == old.revision + 1 == uow.alerts.last_revision()
             with pytest.raises(Conflict):
                 uow.alerts.add(alert("a-dup", source_ref="node-a:1"))
             uow.commit()

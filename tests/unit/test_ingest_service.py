@@ -325,6 +325,9 @@ def test_later_faces_of_a_track_update_its_one_alert(world):
     # Officers' tablets hear of each change to the one card, never of a second card.
     assert [a.id for a in world["publisher"].alerts] == [stored.id] * 3
     assert [a.sightings for a in world["publisher"].alerts] == [1, 2, 3]
+    # each update carries a new store revision, which is what live feeds follow (as for decisions)
+    revisions = [a.revision for a in world["publisher"].alerts]
+    assert revisions == sorted(set(revisions))
 
 
 def test_another_track_or_another_subject_raises_its_own_alert(world):
