@@ -345,7 +345,7 @@ async def _watch(
     console.print(f"[dim]{timestamp(datetime.now(UTC))}  clip starts: window not yet armed[/]")
     node_summary = await node.run()
     for _ in range(50):  # the stream may be a moment behind the camera's answers
-        if len(alerts) >= sum(c["alert"] for c in ledger.outcomes.values()):
+        if len(alerts) >= len(ledger.armed_alert_ids):  # one card per alert id
             break
         await asyncio.sleep(0.05)
     printer.cancel()
@@ -444,6 +444,16 @@ async def _print_alerts(
                 window.starts <= raised < window.ends,
                 reference in plan.present_at(clip_seconds),
             )
+            earlier = next((i for i, a in enumerate(alerts) if a.alert_id == seen.alert_id), None)
+            if earlier is not None:
+                # The same card again (issue 10): a later face of the track, or a decision; one entry each.
+                alerts[earlier] = seen
+                console.print(
+                    f"[red]{clock(datetime.now(UTC))}  alert {seen.name} ({reference}) updated: best score "
+                    f"{seen.score:.2f} (another face of the same passage)[/]",
+                    highlight=False,
+                )
+                continue
             alerts.append(seen)
             console.print(
                 f"[bold red]{clock(raised)}  ALERT {seen.name} ({reference}): score {seen.score:.2f}"
