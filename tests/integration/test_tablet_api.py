@@ -551,3 +551,16 @@ def test_each_alert_explains_its_score_in_words(world):
     [alert] = client_for(world, "olivia").get("/api/alerts").json()["alerts"]
     assert f"{alert['score']:.2f} against 0.80" in alert["score_words"]
     assert "not the chance" in alert["score_words"]
+
+
+def test_one_card_per_passage_counts_its_sightings(world):
+    """Issue 10: later faces of the same track update the officer's one card: how many, from when to when."""
+    first = world.observe(0, track="walker").alert_id
+    world.clock.advance(timedelta(seconds=3))
+    again = world.observe(0, track="walker").alert_id
+    assert again == first
+    (card,) = client_for(world, "olivia").get("/api/alerts").json()["alerts"]
+    assert card["id"] == first
+    assert card["sightings"] == 2
+    seen = datetime.fromisoformat(card["last_seen_at"]) - datetime.fromisoformat(card["first_seen_at"])
+    assert seen == timedelta(seconds=3)

@@ -74,6 +74,9 @@ class AlertOut(BaseModel):
     amended_at: datetime | None
     amendment_reason: str
     revision: int = Field(description="store-wide change number of this version of the alert")
+    sightings: int = Field(description="faces of this passage (track) matched to the subject (issue 10)")
+    first_seen_at: datetime = Field(description="capture time of the passage's first matching face")
+    last_seen_at: datetime = Field(description="capture time of its latest matching face")
     score_words: str = Field(description="what the score means, in words, for the officer")
     crop_url: str = Field(description="probe crop; each fetch is an audited consultation")
     reference_url: str | None = Field(description="the watchlist's reference image, if it has one")
@@ -110,6 +113,9 @@ class AlertOut(BaseModel):
             amended_at=a.amended_at,
             amendment_reason=a.amendment_reason,
             revision=a.revision,
+            sightings=a.sightings,
+            first_seen_at=a.first_seen_at or a.captured_at,
+            last_seen_at=a.last_seen_at or a.captured_at,
             score_words=explain_score(a.score, a.threshold),
             crop_url=f"{base}/crop.jpg",
             reference_url=f"{base}/reference.jpg" if card.has_reference_image else None,

@@ -74,7 +74,12 @@
     lfr.setText(el, ".reason", s.reason || "—");
     lfr.setText(el, ".camera", alert.camera_id);
     lfr.setText(el, ".location", alert.location);
-    lfr.setText(el, ".time", lfr.clockTime(alert.captured_at));
+    let seen = lfr.clockTime(alert.captured_at);
+    if (alert.sightings > 1) {  // one card per passage: later faces of the same track update it
+      const span = (Date.parse(alert.last_seen_at) - Date.parse(alert.first_seen_at)) / 1000;
+      seen += " · seen " + alert.sightings + " times over " + Math.max(0, span).toFixed(0) + " s";
+    }
+    lfr.setText(el, ".time", seen);
     const badge = lfr.setText(el, ".state-badge", stateText(alert));
     badge.dataset.state = alert.outcome || alert.state;
     el.dataset.state = alert.state;
