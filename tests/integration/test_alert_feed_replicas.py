@@ -4,6 +4,7 @@ connection, a window closed on one replica disarming the other, alerts in flight
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -58,8 +59,10 @@ def two_replicas(url: str) -> Iterator[Replicas]:
 
 
 def observation(world: TabletWorld, person: int = 0) -> Observation:
+    """A new passage each time: its own track, so each raises its own alert (one per track and subject)."""
     vector = np.array(world.people[person])
-    return Observation("cam-1", datetime.now(UTC), "t1", MODEL, vector, bytearray(tiny_jpeg(b"probe")))
+    track = f"t-{secrets.token_hex(4)}"
+    return Observation("cam-1", datetime.now(UTC), track, MODEL, vector, bytearray(tiny_jpeg(b"probe")))
 
 
 async def raise_on(container: Container, world: TabletWorld, person: int = 0) -> str:
