@@ -5,7 +5,8 @@ reject codes (fixed enums), window ids (one per deployment). Nothing about any f
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -36,8 +37,27 @@ class PrometheusIngestMetrics:
             registry=registry,
         )
         self._armed = Gauge(
-            "lfr_window_armed", "1 while a deployment window is armed", ["window"], registry=registry
+            "lfr_window_armed",
+            "1 while a live deployment window is armed in this process, 0 while it is not (before its "
+            "start, or disarmed by a store failure); a window leaves the label once it is over",
+            ["window"],
+            registry=registry,
         )
+        self._windows_armed = Gauge(
+            "lfr_windows_armed", "Deployment windows armed in this process now", registry=registry
+        )
+        self._open_by_schedule = Gauge(
+            "lfr_windows_open_by_schedule",
+            "Authorised windows whose schedule covers now, per the last good read of the store "
+            "(kept through a store failure, so disarmed-while-open can alert)",
+            registry=registry,
+        )
+        self._windows_read = Gauge(
+            "lfr_windows_read_timestamp_seconds",
+            "Unix time of the last successful read of the deployment windows",
+            registry=registry,
+        )
+        self._window_ids: set[str] = set()
         self._streams_open = Gauge(
             "lfr_camera_streams_open",
             "Ingest streams open now, by camera (this matcher process only)",
@@ -72,8 +92,17 @@ class PrometheusIngestMetrics:
     def match_latency(self, seconds: float) -> None:
         self._latency.observe(seconds)
 
-    def armed(self, window_id: str, is_armed: bool) -> None:
-        self._armed.labels(window_id).set(1 if is_armed else 0)
+    def windows(self, armed: Mapping[str, bool], open_by_schedule: int, read_at: datetime | None) -> None:
+        with self._lock:
+            for gone in self._window_ids - armed.keys():
+                self._armed.remove(gone)  # one series per live window, not one per window ever
+            for window_id, is_armed in armed.items():
+                self._armed.labels(window_id).set(1 if is_armed else 0)
+            self._window_ids = set(armed)
+        self._windows_armed.set(sum(armed.values()))
+        self._open_by_schedule.set(open_by_schedule)
+        if read_at is not None:
+            self._windows_read.set(read_at.timestamp())
 
     def streams_open(self, camera_id: str, count: int) -> None:
         self._streams_open.labels(camera_id).set(count)

@@ -33,6 +33,7 @@ class ArmingMonitor:
         self._max_staleness = max_staleness
         self._gate = ArmingGate.disarmed()
         self._refreshed_at: datetime | None = None
+        self._last_read: list[DeploymentWindow] = []  # live windows of the last good read (for metrics)
         self._lock = threading.Lock()
 
     def gate(self) -> ArmingGate:
@@ -49,9 +50,22 @@ class ArmingMonitor:
             except Exception:
                 logger.exception("cannot read deployment windows; matcher disarmed until the store recovers")
                 self._gate, self._refreshed_at = ArmingGate.disarmed(), None
+                self._report(armed=False, read_at=None)
                 return self._gate
             self._gate, self._refreshed_at = ArmingGate(windows), self._clock.now()
+            self._last_read = windows
+            self._report(armed=True, read_at=self._refreshed_at)
             return self._gate
+
+    def _report(self, armed: bool, read_at: datetime | None) -> None:
+        """Tells the metrics the live windows' armed state (all 0 when `armed` is False: this refresh
+        disarmed the matcher) and how many the last good read's schedules say are open now."""
+        if self._metrics is None:
+            return
+        now = self._clock.now()
+        by_schedule = {w.id: w.is_armed(now) for w in self._last_read}
+        state = by_schedule if armed else dict.fromkeys(by_schedule, False)
+        self._metrics.windows(state, sum(by_schedule.values()), read_at)
 
     def _load_and_record_transitions(self) -> list[DeploymentWindow]:
         now = self._clock.now()
@@ -60,8 +74,6 @@ class ArmingMonitor:
         live = []
         for window in windows:
             armed = window.is_armed(now)
-            if self._metrics is not None and (armed or window.armed_recorded):
-                self._metrics.armed(window.id, armed)
             if armed != window.armed_recorded:
                 window = self._record_transition(window, armed, now) or window
             if window.state is WindowState.AUTHORISED and not window.has_expired(now):
