@@ -23,11 +23,12 @@ from lfr.adapters.alert_bus import AlertBroadcaster
 from lfr.adapters.faiss_index import faiss_flat_index
 from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
-from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
+from lfr.adapters.metrics import PrometheusIngestMetrics, certificate_expiry, serve_metrics
 from lfr.adapters.storage import Store, open_store
 from lfr.config import LfrConfig
 from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.errors import LfrError
+from lfr.domain.window import WindowState
 from lfr.services.alerts import AlertService
 from lfr.services.arming import ArmingMonitor
 from lfr.services.audit import AuditService
@@ -121,6 +122,36 @@ class Container:
     def close(self) -> None:
         self.store.close()
 
+    def run_duty(self, duty: str, action: Callable[[], None]) -> None:
+        """Runs a background duty; a failure is logged and counted (lfr_duty_failures_total), not raised."""
+        try:
+            action()
+        except Exception as exc:
+            self.metrics.duty_failed(duty)
+            logger.error("%s failed (%s)", duty.replace("_", " "), type(exc).__name__)
+
+    def verify_audit(self) -> None:
+        verdict = self.audit.verify_unattended()
+        self.metrics.audit_verified(verdict.ok, verdict.records_checked, self.clock.now())
+        if not verdict.ok:
+            logger.error("audit chain broken at record %s: %s", verdict.first_bad_seq, verdict.reason)
+
+    def check_certificates(self) -> None:
+        """Exports when each configured certificate expires (re-read, so a rotated file shows)."""
+        config = self.config
+        for name, path in (
+            ("grpc", config.grpc.tls_cert_file),
+            ("grpc_client_ca", config.grpc.client_ca_file),
+            ("tablet", config.tablet.tls_cert_file if config.tablet.enabled else None),
+        ):
+            if path is not None:
+                self.metrics.certificate_expires(name, certificate_expiry(path))
+
+    def health(self) -> None:
+        """Raises unless the store answers a read (the tablet's /healthz)."""
+        with self.store() as uow:
+            uow.windows.find([WindowState.AUTHORISED])
+
 
 def build_container(
     config: LfrConfig,
@@ -180,6 +211,7 @@ def build_container(
 
 
 Extension = Callable[[Container], AbstractAsyncContextManager[object]]
+CERTIFICATE_CHECK_SECONDS = 300.0
 
 
 @dataclass
@@ -199,6 +231,10 @@ async def _every(seconds: float, what: str, action: Callable[[], None]) -> None:
             logger.error("%s failed (%s); retrying in %.1f s", what, type(exc).__name__, seconds)
 
 
+def _duty(container: Container, duty: str, action: Callable[[], None]) -> Callable[[], None]:
+    return lambda: container.run_duty(duty, action)
+
+
 @contextlib.asynccontextmanager
 async def running_matcher(
     container: Container, *, listen: str | None = None, extensions: Sequence[Extension] = ()
@@ -214,17 +250,23 @@ async def running_matcher(
     if config.metrics.enabled:
         metrics_server, metrics_port = serve_metrics(container.registry, config.metrics.listen)
     await server.start()
-    duties = [
-        asyncio.create_task(
-            _every(config.matching.gate_refresh_seconds, "gate refresh", container.refresh_gate)
-        ),
-        asyncio.create_task(
-            _every(config.matching.counter_flush_seconds, "counter flush", container.flush_counters)
-        ),
-        asyncio.create_task(
-            _every(config.retention.purge_interval_seconds, "retention purge", container.purge)
-        ),
+    timed = [
+        (config.matching.gate_refresh_seconds, "gate_refresh", container.refresh_gate),
+        (config.matching.counter_flush_seconds, "counter_flush", container.flush_counters),
+        (config.retention.purge_interval_seconds, "retention_purge", container.purge),
+        (CERTIFICATE_CHECK_SECONDS, "certificate_check", container.check_certificates),
     ]
+    if config.metrics.audit_verify_minutes > 0:
+        timed.append((config.metrics.audit_verify_minutes * 60, "audit_verify", container.verify_audit))
+    await asyncio.to_thread(container.run_duty, "certificate_check", container.check_certificates)
+    duties = [
+        asyncio.create_task(_every(seconds, duty, _duty(container, duty, action)))
+        for seconds, duty, action in timed
+    ]
+    if config.metrics.audit_verify_minutes > 0:  # once at start too, without holding the start up
+        duties.append(
+            asyncio.create_task(asyncio.to_thread(_duty(container, "audit_verify", container.verify_audit)))
+        )
     try:
         async with AsyncExitStack() as stack:
             for extension in extensions:
@@ -244,9 +286,11 @@ async def running_matcher(
             metrics_server.server_close()
 
 
-def build_tablet_app(container: Container) -> FastAPI:
-    """The officers' tablet web app over the container's store, clock and live alert broadcaster."""
+def build_tablet_app(container: Container, serve_metrics: bool = False) -> FastAPI:
+    """The officers' tablet web app over the container's store, clock and live alert broadcaster, with
+    /healthz; `serve_metrics` adds /metrics (`lfr tablet serve`: no matcher metrics port beside it)."""
     from lfr.adapters.tablet.app import create_tablet_app, read_session_secret
+    from lfr.adapters.tablet.operations import TabletMetrics, install_operations
     from lfr.adapters.tablet.wiring import tablet_services
 
     config = container.config
@@ -258,7 +302,7 @@ def build_tablet_app(container: Container) -> FastAPI:
         metrics=container.metrics,
         throttle=config.tablet.throttle_policy(),
     )
-    return create_tablet_app(
+    app = create_tablet_app(
         services,
         container.broadcaster,
         container.clock,
@@ -266,6 +310,11 @@ def build_tablet_app(container: Container) -> FastAPI:
         read_session_secret(config.tablet),
         config.policy.two_person_rule,
     )
+    metrics = container.extras.get("tablet_metrics")
+    if not isinstance(metrics, TabletMetrics):  # registered once per registry, however many apps
+        metrics = container.extras["tablet_metrics"] = TabletMetrics(container.registry)
+    install_operations(app, container.health, metrics, serve_metrics)
+    return app
 
 
 @contextlib.asynccontextmanager

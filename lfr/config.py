@@ -72,6 +72,12 @@ class GrpcSettings(Section):
 class MetricsSettings(Section):
     enabled: bool = True
     listen: str = Field(default="127.0.0.1:9464", description="host:port of the Prometheus endpoint")
+    audit_verify_minutes: float = Field(
+        default=60,
+        ge=0,
+        le=24 * 60,
+        description="verify the audit chain this often and export the result (0: never)",
+    )
 
 
 class MatchingSettings(Section):

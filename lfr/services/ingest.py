@@ -237,7 +237,8 @@ class IngestService:
             )
         # Only now, with the alert durable, may anyone be told.
         self._publisher.publish(stored)
-        self._metrics.alert_raised()
+        # Measured on this clock against the camera's capture time, so camera clock skew shows up here.
+        self._metrics.alert_raised((self._clock.now() - observation.captured_at).total_seconds())
         return self._finish(observation, ObservationResult(Outcome.ALERT, alert_id=stored.id), window.id)
 
     @staticmethod
