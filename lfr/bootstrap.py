@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -58,14 +60,36 @@ logger = logging.getLogger(__name__)
 QUIET_LOGGERS = ("sqlalchemy", "grpc", "asyncio", "PIL")
 
 
-def configure_logging(level: str = "INFO", filename: str | None = None) -> None:
-    """Process-wide logging for entry points; lfr's own loggers never log biometric data."""
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line (time in UTC, level, logger, message, exception if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str = "INFO", filename: str | None = None, fmt: str | None = None) -> None:
+    """Process-wide logging for entry points; lfr's own loggers never log biometric data. `fmt` is
+    text or json (default: LFR_LOG_FORMAT, else text)."""
+    fmt = (fmt or os.environ.get("LFR_LOG_FORMAT") or "text").lower()
+    if fmt not in ("text", "json"):
+        raise ValueError(f"log format {fmt!r}: use text or json")
     logging.basicConfig(
         level=level.upper(),
         filename=filename,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    if fmt == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonLogFormatter())
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 

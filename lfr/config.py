@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -162,8 +162,62 @@ class LfrConfig(Section):
     tablet: TabletSettings = TabletSettings()
 
 
+def environment_variable(section: str, key: str) -> str:
+    return f"LFR_{section}_{key}".upper()
+
+
+def environment_values() -> dict[tuple[str, str], str]:
+    """Every config key set in the environment as LFR_<SECTION>_<KEY> (e.g. LFR_GRPC_LISTEN)."""
+    found = {}
+    for section, field in LfrConfig.model_fields.items():
+        keys = field.annotation.model_fields if isinstance(field.annotation, type) else {}
+        for key in keys:
+            if (value := os.environ.get(environment_variable(section, key))) is not None:
+                found[(section, key)] = value
+    return found
+
+
+def _relative_to(folder: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The file's relative paths (path settings, an SQLite store URL) made relative to `folder`."""
+    resolved: dict[str, Any] = {}
+    for section, values in data.items():
+        field = LfrConfig.model_fields.get(section)
+        if not isinstance(values, dict) or field is None or not isinstance(field.annotation, type):
+            resolved[section] = values
+            continue
+        fields = field.annotation.model_fields
+        resolved[section] = {
+            key: _resolved(folder, value, key in fields and _is_path(fields[key].annotation))
+            for key, value in values.items()
+        }
+        if section == "store" and isinstance(url := values.get("url"), str):
+            resolved[section]["url"] = _sqlite_relative_to(folder, url)
+    return resolved
+
+
+def _is_path(annotation: Any) -> bool:
+    return annotation is Path or Path in get_args(annotation)
+
+
+def _resolved(folder: Path, value: Any, is_path: bool) -> Any:
+    if is_path and isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        return str(folder / value)
+    return value
+
+
+def _sqlite_relative_to(folder: Path, url: str) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url.startswith(prefix + "/"):
+        return url  # not SQLite, or already absolute (sqlite:////abs)
+    database = url.removeprefix(prefix)
+    if not database or database.startswith((":memory:", "~")):
+        return url
+    return prefix + str(folder / database)
+
+
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> LfrConfig:
-    """Reads YAML (if given), then LFR_STORE_URL style environment overrides, then explicit overrides."""
+    """Reads YAML (if given; its relative paths are relative to the file), then LFR_<SECTION>_<KEY>
+    environment variables (LFR_STORE_URL, LFR_GRPC_LISTEN, ...), then explicit overrides."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -174,9 +228,11 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> L
             raise InvalidInput(f"config file {path} is not valid YAML: {exc}") from exc
         if not isinstance(loaded, dict):
             raise InvalidInput(f"config file {path} must hold a mapping at the top level")
-        data = loaded
-    if url := os.environ.get("LFR_STORE_URL"):
-        data.setdefault("store", {})["url"] = url
+        data = _relative_to(path.resolve().parent, loaded)
+    for (section, key), value in environment_values().items():
+        if not isinstance(data.get(section), dict):
+            data[section] = {}
+        data[section][key] = value
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         data.setdefault(section, {})[key] = value

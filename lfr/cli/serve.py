@@ -18,9 +18,15 @@ app = typer.Typer(add_completion=False)
 def serve(
     config: ConfigOption = None,
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING, ERROR"),
+    log_format: str = typer.Option(
+        "", "--log-format", help="text or json (one object per line); env LFR_LOG_FORMAT"
+    ),
 ) -> None:
     """Run the matcher: gRPC for cameras and control clients, Prometheus metrics, background duties."""
-    configure_logging(log_level)
+    try:
+        configure_logging(log_level, fmt=log_format or None)
+    except ValueError as exc:
+        fail(str(exc), 2)
     settings = config_from(config)
 
     def ready(running: Running) -> None:
