@@ -93,6 +93,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("lfr.cli.camera", "app", "camera"),
     ("lfr.cli.enrol", "app", "enrol"),
     ("lfr.cli.tablet", "app", "tablet"),
+    ("lfr.cli.health", "app", "health"),
     ("evaluation.cli", "app", "eval"),
 ]
 
