@@ -173,6 +173,13 @@ def test_a_real_prometheus_scrapes_lfr_serve_and_evaluates_every_rule(tmp_path: 
                 time.sleep(0.5)
             assert [r["value"][1] for r in result] == [expected], (expr, result)
         assert query("time() - lfr_windows_read_timestamp_seconds < 10")
+
+        # Every expression of the Grafana dashboard is valid PromQL this Prometheus evaluates.
+        board = json.loads((DEPLOY / "grafana" / "lfr.json").read_text())
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                url = f"{api}/query?query={urllib.parse.quote(target['expr'])}"
+                assert get_json(url)["status"] == "success", target["expr"]
     finally:
         prometheus.terminate()
         prometheus.wait(timeout=30)
