@@ -95,6 +95,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("lfr.cli.tablet", "app", "tablet"),
     ("lfr.cli.health", "app", "health"),
     ("evaluation.cli", "app", "eval"),
+    ("lfr.cli.doctor", "app", "doctor"),
 ]
 
 _register()
