@@ -45,7 +45,12 @@ def exported_series() -> set[str]:
     PrometheusIngestMetrics(registry)
     CameraMetrics(registry, "c")
     TabletMetrics(registry)
-    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "gauge": ("",),
+        "info": ("_info",),
+    }
     return {f.name + suffix for f in registry.collect() for suffix in suffixes[f.type]}
 
 

@@ -18,7 +18,7 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 def documented_rows() -> dict[str, str]:
     rows = {}
     for line in OPERATIONS.read_text().splitlines():
-        if match := re.match(r"\| `(lfr_[a-z_]+)` \| (counter|gauge|histogram) \|", line):
+        if match := re.match(r"\| `(lfr_[a-z_]+)` \| (counter|gauge|histogram|info) \|", line):
             rows[match.group(1)] = match.group(2)
     return rows
 
@@ -28,7 +28,8 @@ def test_every_registered_metric_has_a_row_with_its_type() -> None:
     PrometheusIngestMetrics(registry)
     CameraMetrics(registry, "cam-doc")
     TabletMetrics(registry)
-    types = {(f"{f.name}_total" if f.type == "counter" else f.name): f.type for f in registry.collect()}
+    suffix = {"counter": "_total", "info": "_info"}  # the names Prometheus shows
+    types = {f.name + suffix.get(f.type, ""): f.type for f in registry.collect()}
     rows = documented_rows()
     missing = sorted(set(types) - set(rows))
     assert not missing, f"add a row to docs/operations.md for {missing}"
