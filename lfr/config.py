@@ -195,7 +195,7 @@ def environment_values() -> dict[tuple[str, str], str]:
     for section, field in LfrConfig.model_fields.items():
         keys = field.annotation.model_fields if isinstance(field.annotation, type) else {}
         for key in keys:
-            if (value := os.environ.get(environment_variable(section, key))) is not None:
+            if value := os.environ.get(environment_variable(section, key)):  # empty: unset
                 found[(section, key)] = value
     return found
 

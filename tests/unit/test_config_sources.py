@@ -62,3 +62,12 @@ def test_absolute_and_non_file_store_urls_are_left_alone(tmp_path: Path) -> None
 def test_the_embedded_example_names_an_absolute_database() -> None:
     url = load_config(DEPLOY / "lfr.embedded.yaml").store.url
     assert url == "sqlite:////var/lib/lfr/lfr.db"
+
+
+def test_an_empty_environment_variable_counts_as_unset(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "lfr.yaml"
+    config.write_text("store: {url: 'memory://'}\n")
+    monkeypatch.setenv("LFR_STORE_URL", "")
+    assert load_config(config).store.url == "memory://"
