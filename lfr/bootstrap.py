@@ -411,7 +411,7 @@ def build_camera_node(
     are imported here so the matcher process never loads OpenCV or onnxruntime."""
     from lfr.adapters.camera.capture import Capture, LatestFrameSlot, open_source
     from lfr.adapters.camera.client import MatcherClient
-    from lfr.adapters.camera.metrics import CameraMetrics
+    from lfr.adapters.camera.metrics import CameraMetrics, export_certificate_expiry
     from lfr.adapters.camera.metrics import serve_metrics as serve_camera_metrics
     from lfr.adapters.camera.node import CameraNode, FacePipeline
     from lfr.adapters.embedder import InsightFaceEmbedder
@@ -421,6 +421,7 @@ def build_camera_node(
     security.credentials()
     registry = registry or CollectorRegistry()
     metrics = CameraMetrics(registry, config.camera_id)
+    export_certificate_expiry(metrics, security)
     source = open_source(config.source.uri, config.source.fps)
     embedder = embedder or InsightFaceEmbedder(config.models)
     slot = LatestFrameSlot(on_drop=metrics.frames_dropped.inc)
