@@ -4,13 +4,27 @@ reject codes (fixed enums), window ids (one per deployment). Nothing about any f
 
 from __future__ import annotations
 
+import hmac
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from wsgiref.simple_server import WSGIServer
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    make_wsgi_app,
+    start_http_server,
+)
+from prometheus_client.exposition import ThreadingWSGIServer
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from lfr.adapters.blas_kernel import ensure_blas_kernel
 from lfr.domain.alert import Adjudication
@@ -160,8 +174,9 @@ class PrometheusIngestMetrics:
         self._open_by_schedule.set(open_by_schedule)
         if read_at is not None:
             self._windows_read.set(read_at.timestamp())
-        else:
-            self._read_failures.inc()
+
+    def windows_read_failed(self) -> None:
+        self._read_failures.inc()
 
     def duty_failed(self, duty: str) -> None:
         self._duty_failures.labels(duty).inc()
@@ -199,8 +214,36 @@ def certificate_expiry(path: Path) -> datetime:
     return min(c.not_valid_after_utc for c in certificates)
 
 
-def serve_metrics(registry: CollectorRegistry, listen: str) -> tuple[WSGIServer, int]:
-    """Serves /metrics on its own port (`host:port`, port 0 for a free one); returns the server and port."""
+def serve_metrics(
+    registry: CollectorRegistry, listen: str, token: str | None = None
+) -> tuple[WSGIServer, int]:
+    """Serves /metrics on its own port (`host:port`, port 0 for a free one); returns the server and port.
+    With a `token`, a scrape without `Authorization: Bearer <token>` gets 401 and nothing else."""
     host, _, port = listen.rpartition(":")
-    server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    if token is None:
+        server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+        return server, int(server.server_address[1])
+    guarded = _bearer_only(make_wsgi_app(registry), token)
+    server = make_server(host or "127.0.0.1", int(port), guarded, ThreadingWSGIServer, _QuietHandler)
+    threading.Thread(target=server.serve_forever, name="lfr-metrics", daemon=True).start()
     return server, int(server.server_address[1])
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not worth a log line each."""
+
+
+def _bearer_only(app: WSGIApplication, token: str) -> WSGIApplication:
+    expected = f"Bearer {token}".encode()
+
+    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        sent = environ.get("HTTP_AUTHORIZATION", "").encode()
+        if not hmac.compare_digest(sent, expected):
+            start_response(
+                "401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")]
+            )
+            return [b"a bearer token is required\n"]
+        return app(environ, start_response)
+
+    return guarded
