@@ -77,3 +77,35 @@ def test_finished_windows_leave_the_window_label() -> None:
     monitor.refresh()
     assert series(registry, "lfr_window_armed") == []
     assert sample(registry, "lfr_windows_armed") == 0
+
+
+def test_a_clock_skew_disarm_sets_armed_to_zero_without_counting_a_store_failure() -> None:
+    from lfr.services.timekeeping import StoreClock
+
+    world = World()
+    window = world.window(world.sealed_watchlist())
+    world.deployments.authorise(window.id, SUP)
+    store_time = [T0]
+    timekeeper = StoreClock(world.clock, lambda: store_time[0], max_skew=timedelta(seconds=1))
+    registry = CollectorRegistry()
+    monitor = ArmingMonitor(
+        world.store, world.clock, PrometheusIngestMetrics(registry), timekeeper=timekeeper
+    )
+    monitor.refresh()
+    assert sample(registry, "lfr_windows_armed") == 1
+    store_time[0] = T0 + timedelta(seconds=30)  # this replica's clock is now 30 s behind the store's
+    monitor.refresh()
+    assert sample(registry, "lfr_window_armed", window=window.id) == 0
+    assert sample(registry, "lfr_windows_armed") == 0
+    assert sample(registry, "lfr_windows_open_by_schedule") == 1
+    assert sample(registry, "lfr_windows_read_failures_total") == 0
+
+
+def test_a_store_failure_counts_a_read_failure() -> None:
+    world = World()
+    monitor, registry = monitored(world)
+    monitor.refresh()
+    monitor._uow = BrokenStore()
+    monitor.refresh()
+    monitor.refresh()
+    assert sample(registry, "lfr_windows_read_failures_total") == 2
