@@ -37,6 +37,7 @@ from lfr.services.alerts import AlertService
 from lfr.services.arming import ArmingMonitor
 from lfr.services.audit import AuditService
 from lfr.services.deployments import AuthorisationPolicy, DeploymentService
+from lfr.services.durability import AlertDurability
 from lfr.services.equity import EvaluationService, equity_policy
 from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
@@ -148,6 +149,13 @@ class Container:
         for watchlist_id in report.watchlists_destroyed:
             self.forget_watchlist(watchlist_id)
 
+    def ready_to_ingest(self) -> bool:
+        """What gRPC health reports: the windows were read recently and alerts can be made durable."""
+        return self.monitor.is_current() and not self.ingest.durability.suspended
+
+    def resume_if_store_writes(self) -> None:
+        self.ingest.durability.try_resume()
+
     def close(self) -> None:
         self.store.close()
 
@@ -191,7 +199,7 @@ def build_container(
 ) -> Container:
     """`policy` overrides the authorisation policy; by default it is the configured equity gate. `clock` is
     this replica's own clock; every service is given the store's time derived from it (timekeeping.py)."""
-    store = open_store(config.store.url)
+    store = open_store(config.store.url, config.store.timeouts())
     matching = config.matching
     timekeeper = StoreClock(
         clock or SystemClock(), store_clock(store), timedelta(seconds=matching.max_clock_skew_seconds)
@@ -230,6 +238,9 @@ def build_container(
         JpegCropValidator(max_bytes=matching.max_crop_bytes),
         metrics,
         top_k=matching.top_k,
+        durability=AlertDurability(store, clock, metrics),
+        captured_at_max_age=timedelta(seconds=matching.captured_at_max_age_s),
+        captured_at_max_ahead=timedelta(seconds=matching.captured_at_max_ahead_s),
     )
     container = Container(
         config=config,
@@ -280,6 +291,17 @@ def _duty(container: Container, duty: str, action: Callable[[], None]) -> Callab
     return lambda: container.run_duty(duty, action)
 
 
+async def _watch_health(server: MatcherServer, container: Container, seconds: float = 0.25) -> None:
+    """Keeps gRPC health in step with what ingest can do: NOT_SERVING while the windows cannot be read
+    or alerts cannot be stored, so load balancers and operators see the outage."""
+    while True:
+        try:
+            await server.set_serving(container.ready_to_ingest())
+        except Exception as exc:  # never let the watch end: health would then freeze as it was
+            logger.error("health update failed (%s)", type(exc).__name__)
+        await asyncio.sleep(seconds)
+
+
 @contextlib.asynccontextmanager
 async def running_matcher(
     container: Container, *, listen: str | None = None, extensions: Sequence[Extension] = ()
@@ -306,6 +328,7 @@ async def running_matcher(
         (config.matching.counter_flush_seconds, "counter_flush", container.flush_counters),
         (config.retention.purge_interval_seconds, "retention_purge", container.purge),
         (config.grpc.access_poll_seconds, "access_refresh", container.access.refresh),
+        (config.matching.gate_refresh_seconds, "store_recovery", container.resume_if_store_writes),
         (CERTIFICATE_CHECK_SECONDS, "certificate_check", container.check_certificates),
     ]
     if config.metrics.audit_verify_minutes > 0:
@@ -315,6 +338,7 @@ async def running_matcher(
         asyncio.create_task(_every(seconds, duty, _duty(container, duty, action)))
         for seconds, duty, action in timed
     ]
+    duties.append(asyncio.create_task(_watch_health(server, container)))
     if config.metrics.audit_verify_minutes > 0:  # once at start too, without holding the start up
         duties.append(
             asyncio.create_task(asyncio.to_thread(_duty(container, "audit_verify", container.verify_audit)))

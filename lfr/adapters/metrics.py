@@ -123,6 +123,16 @@ class PrometheusIngestMetrics:
             buckets=ALERT_DELAY_BUCKETS,
             registry=registry,
         )
+        self._not_durable = Counter(
+            "lfr_alerts_not_durable",
+            "Hits whose alert could not be stored (answered store_error; the camera node re-sends them)",
+            registry=registry,
+        )
+        self._suspended = Gauge(
+            "lfr_matcher_suspended",
+            "1 while matching is suspended because alerts cannot be made durable (store failing)",
+            registry=registry,
+        )
         self._adjudicated = Counter(
             "lfr_alerts_adjudicated", "Alerts adjudicated, by outcome", ["outcome"], registry=registry
         )
@@ -196,6 +206,12 @@ class PrometheusIngestMetrics:
         self._alerts_raised.inc()
         if since_capture_seconds is not None:
             self._to_alert.observe(max(0.0, since_capture_seconds))
+
+    def alert_not_durable(self) -> None:
+        self._not_durable.inc()
+
+    def matcher_suspended(self, suspended: bool) -> None:
+        self._suspended.set(1 if suspended else 0)
 
     def alert_adjudicated(self, outcome: str) -> None:
         child = self._adjudicated_by.get(outcome)

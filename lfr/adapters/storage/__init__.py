@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lfr.domain.errors import InvalidInput
 from lfr.domain.ports import UnitOfWork
+
+if TYPE_CHECKING:
+    from lfr.adapters.storage.sql.engine import StoreTimeouts
 
 
 class Store(Protocol):
@@ -17,8 +20,9 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(url: str) -> Store:
-    """Opens (and for SQL, migrates to the latest schema) the store named by `url`."""
+def open_store(url: str, timeouts: StoreTimeouts | None = None) -> Store:
+    """Opens (and for SQL, migrates to the latest schema) the store named by `url`; `timeouts` bound each
+    SQL call (defaults when None)."""
     if url.startswith("memory://"):
         from lfr.adapters.storage.memory import MemoryStore
 
@@ -26,7 +30,7 @@ def open_store(url: str) -> Store:
     if url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
         from lfr.adapters.storage.sql import SqlStore
 
-        return SqlStore.open(url)
+        return SqlStore.open(url, timeouts=timeouts)
     raise InvalidInput(
         f"unsupported store URL {url!r}: use memory://, sqlite:///PATH or postgresql+psycopg://..."
     )
