@@ -10,9 +10,11 @@ from pathlib import Path
 
 from evaluation.analysis import StatisticsSettings, WatchlistAnalysis, analyse, failure_to_acquire
 from evaluation.config import EvalConfig
+from evaluation.index_agreement import IndexAgreement, agreement, write_agreements
 from evaluation.pipeline import EmbeddedDataset, embed_datasets
 from evaluation.protocol import INTERSECTION_JOIN, SOURCE_ATTRIBUTE, OpenSetProtocol, Role
 from evaluation.report import ReportInputs, recommended_overall, write_report
+from lfr.adapters.index_spec import IndexSpec
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ def run_evaluation(
         top_k=config.protocol.top_k,
         seed=config.seed,
         max_searches_per_identity=config.protocol.max_searches_per_identity,
+        index=IndexSpec(config.protocol.index, dict(config.protocol.index_params)),
     )
     s = config.statistics
     settings = StatisticsSettings(
@@ -59,12 +62,24 @@ def run_evaluation(
         SOURCE_ATTRIBUTE,
     ]
     analyses = []
+    agreements: list[IndexAgreement] = []
     for size in sorted(config.protocol.watchlist_sizes):
         run = protocol.run(size)
         analyses.append(analyse(run, config.threshold_values(), group_by, settings))
         logger.info(
             "watchlist %d analysed; recommended threshold %s", size, analyses[-1].recommended_threshold
         )
+        found = agreement(run, analyses[-1].recommended_threshold)
+        if found is not None:
+            agreements.append(found)
+            logger.info(
+                "watchlist %d, index %s against exact search: recall@1 %.4f, alerts kept %s of %d",
+                size,
+                found.index,
+                found.recall_at_1,
+                "n/a" if found.alerts_kept is None else f"{found.alerts_kept:.4f}",
+                found.exact_alerts,
+            )
     acquisition = [
         g
         for d in datasets
@@ -89,6 +104,8 @@ def run_evaluation(
         quality_gate=quality_gate_record(config, datasets),
     )
     paths = write_report(inputs, config.resolve(config.output_dir))
+    if agreements:
+        paths["index_agreement"] = write_agreements(agreements, config.resolve(config.output_dir))
     return RunResult(paths, recommended_overall(analyses))
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from lfr.adapters.alert_bus import AlertBroadcaster
-from lfr.adapters.faiss_index import faiss_flat_index
+from lfr.adapters.faiss_index import check_index_spec, faiss_index_factory
 from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
@@ -28,6 +28,7 @@ from lfr.adapters.storage import Store, open_store
 from lfr.config import LfrConfig
 from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.errors import LfrError
+from lfr.domain.window import WindowState
 from lfr.services.alerts import AlertService
 from lfr.services.arming import ArmingMonitor
 from lfr.services.audit import AuditService
@@ -99,9 +100,10 @@ class Container:
         self.indexes.retain_only(live)
         now = self.clock.now()
         for window in live:
-            if window.is_armed(now):
+            # Every live window, armed or not yet: its index is then ready when it arms, not built then.
+            if window.is_armed(now) or (window.state is WindowState.AUTHORISED and now < window.starts_at):
                 try:
-                    self.indexes.for_window(window)
+                    self.indexes.prepare(window)
                 except LfrError as exc:
                     logger.error("window %s cannot be matched: %s", window.id, type(exc).__name__)
 
@@ -145,7 +147,9 @@ def build_container(
         on_change=lambda: holder[0].refresh_gate() if holder else None,
         policy=policy if policy is not None else equity_policy(config.policy.equity_gate),
     )
-    indexes = IndexCache(store, faiss_flat_index)
+    index_spec = matching.index_spec()
+    check_index_spec(index_spec)  # a typo in matching.index fails the start, not the first window
+    indexes = IndexCache(store, faiss_index_factory(index_spec))
     broadcaster = AlertBroadcaster()
     ingest = IngestService(
         store,
@@ -208,12 +212,14 @@ async def running_matcher(
     from lfr.adapters.grpc.server import create_server
 
     config = container.config
-    await asyncio.to_thread(container.refresh_gate)
     server, port = create_server(container, listen or config.grpc.listen)
     metrics_server, metrics_port = None, None
     if config.metrics.enabled:
         metrics_server, metrics_port = serve_metrics(container.registry, config.metrics.listen)
-    await server.start()
+    # The port opens at once, health NOT_SERVING while the armed windows' indexes are built.
+    await server.start(serving=False)
+    await asyncio.to_thread(container.refresh_gate)
+    await server.set_serving(True)
     duties = [
         asyncio.create_task(
             _every(config.matching.gate_refresh_seconds, "gate refresh", container.refresh_gate)

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lfr.adapters.embedder import ModelSettings
+from lfr.adapters.index_spec import IndexSpec
 from lfr.domain.errors import InvalidInput
 from lfr.domain.evaluation import EquityGate
 from lfr.domain.retention import RetentionPolicy
@@ -84,6 +85,21 @@ class MatchingSettings(Section):
         default=5.0, gt=0, le=300, description="disarm if windows could not be read for this long"
     )
     counter_flush_seconds: float = Field(default=2.0, gt=0, le=60)
+    index: str = Field(
+        default="flat",
+        pattern=r"^[A-Za-z0-9_,.=+\-]{1,200}$",
+        description="search index: flat (exact), sq8, ivf, hnsw, or a FAISS index factory string; "
+        "the equity gate compares it with the evaluated one",
+    )
+    index_params: dict[str, int] = Field(
+        default_factory=dict, description="FAISS search parameters: nprobe (ivf), efSearch (hnsw)"
+    )
+    search_threads: int = Field(
+        default=1, ge=1, le=64, description="index shards searched in parallel, one thread each"
+    )
+
+    def index_spec(self) -> IndexSpec:
+        return IndexSpec(self.index, dict(self.index_params), self.search_threads)
 
 
 class RetentionSettings(Section):

@@ -47,5 +47,35 @@ def collapse_to_subjects(
     return tuple(Candidate(subject, float(score)) for subject, score in ranked)
 
 
+def top_subjects(codes: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`collapse_to_subjects` for a whole batch at once, on subject codes (ints, -1 for padding).
+
+    `codes` and `scores` are (queries x rows), each row best first as an index returns them. Returns
+    (queries x k) codes and scores of the best k distinct subjects, best first, padded with -1 / -inf. A
+    subject's first row in a query is its best; ties keep the index's order.
+    """
+    queries, width = codes.shape
+    out_codes = np.full((queries, k), -1, dtype=np.int32)
+    out_scores = np.full((queries, k), -np.inf, dtype=np.float32)
+    if width == 0 or queries == 0:
+        return out_codes, out_scores
+    # First occurrence of each code in its row: sort each row's codes stably (equal codes stay in rank
+    # order), mark where a new code starts, and scatter the marks back to the original positions.
+    order = np.argsort(codes, axis=1, kind="stable")
+    in_order = np.take_along_axis(codes, order, axis=1)
+    starts = np.ones_like(in_order, dtype=bool)
+    starts[:, 1:] = in_order[:, 1:] != in_order[:, :-1]
+    first = np.zeros_like(starts)
+    np.put_along_axis(first, order, starts, axis=1)
+    first &= codes >= 0
+    rank = np.cumsum(first, axis=1) - 1
+    keep = first & (rank < k)
+    query, column = np.nonzero(keep)
+    slot = rank[query, column]
+    out_codes[query, slot] = codes[query, column]
+    out_scores[query, slot] = scores[query, column]
+    return out_codes, out_scores
+
+
 def decide(candidates: tuple[Candidate, ...], threshold: float) -> MatchDecision:
     return MatchDecision(candidates=candidates, threshold=threshold)

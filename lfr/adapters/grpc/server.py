@@ -36,11 +36,17 @@ class MatcherServer:
         self._batcher = batcher
         self._health = health
 
-    async def start(self) -> None:
+    async def start(self, serving: bool = True) -> None:
         self._batcher.start()
         await self.grpc.start()
+        await self.set_serving(serving)
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for name in ("", *SERVICE_NAMES):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await self._health.set(name, status)
 
     async def stop(self, grace: float | None) -> None:
         """NOT_SERVING first so load balancers drain, then let in-flight calls finish within `grace`."""
