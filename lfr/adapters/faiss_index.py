@@ -56,6 +56,21 @@ def check_index_spec(spec: IndexSpec, dimension: int = 512) -> None:
         raise InvalidInput(f"FAISS cannot build index {spec.kind!r}: {first}") from exc
 
 
+def subject_codes(subject_of_row: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Distinct subjects and each row's index into them. Stores return a subject's rows together, so runs
+    of equal ids are found in one vectorised pass; otherwise (or if a subject's rows are split) by sorting."""
+    names = np.asarray(subject_of_row, dtype=object)
+    if len(names) == 0:
+        return [], np.zeros(0, dtype=np.int32)
+    starts = np.ones(len(names), dtype=bool)
+    starts[1:] = names[1:] != names[:-1]
+    subjects = names[starts].tolist()
+    if len(set(subjects)) == len(subjects):
+        return subjects, (np.cumsum(starts) - 1).astype(np.int32)
+    unique, codes = np.unique(names, return_inverse=True)
+    return unique.tolist(), codes.astype(np.int32)
+
+
 def _build_one(spec: IndexSpec, vectors: np.ndarray) -> faiss.Index:
     dimension = int(vectors.shape[1])
     index: faiss.Index
@@ -86,9 +101,7 @@ class FaissIndex:
         self._dimension = int(vectors.shape[1])
         self._size = int(vectors.shape[0])
         # Subjects as codes into one list: 4 bytes a row instead of a Python reference, and vectorisable.
-        self.subjects, codes = np.unique(np.asarray(subject_of_row, dtype=object), return_inverse=True)
-        self.subjects = self.subjects.tolist()
-        self._codes = codes.astype(np.int32)
+        self.subjects, self._codes = subject_codes(subject_of_row)
         self._max_rows_per_subject = int(np.bincount(self._codes).max()) if self._size else 1
         shards = max(1, min(self.spec.shards, self._size // 1000 or 1))
         bounds = np.linspace(0, self._size, shards + 1).astype(int)

@@ -9,7 +9,7 @@ import weakref
 import numpy as np
 import pytest
 
-from lfr.adapters.faiss_index import FaissIndex, check_index_spec
+from lfr.adapters.faiss_index import FaissIndex, check_index_spec, subject_codes
 from lfr.adapters.index_spec import IndexSpec
 from lfr.config import load_config
 from lfr.domain.errors import InvalidInput
@@ -116,3 +116,12 @@ def test_the_index_is_read_from_config_and_a_bad_one_is_refused():
         load_config(None, {"matching.index": "flat; rm -rf /"})
     with pytest.raises(InvalidInput, match="unknown index parameters"):
         load_config(None, {"matching.index_params": {"efConstruction": 3}}).matching.index_spec()
+
+
+@pytest.mark.parametrize(
+    "rows", [["a", "a", "b", "c", "c"], ["b", "a", "b", "c"], ["x"], ["a", "b", "a", "a", "c", "b"]]
+)
+def test_rows_map_to_their_subjects_whether_grouped_or_not(rows):
+    subjects, codes = subject_codes(rows)
+    assert [subjects[c] for c in codes] == rows
+    assert len(subjects) == len(set(rows))

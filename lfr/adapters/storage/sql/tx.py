@@ -58,6 +58,15 @@ class Tx:
         with self._guard(doing):
             return self.connection.execute(statement).all()
 
+    def batches(
+        self, statement: Executable, doing: str = "reading", size: int = 4096
+    ) -> Iterator[Sequence[Row[Any]]]:
+        """The result in batches of `size` rows, so a large read is never held twice in memory."""
+        with self._guard(doing):
+            result = self.connection.execute(statement)
+            while batch := result.fetchmany(size):
+                yield batch
+
     def first(
         self, statement: Executable, doing: str = "reading", may_conflict: bool = False
     ) -> Row[Any] | None:
