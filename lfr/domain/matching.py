@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lfr.domain.embedding import MIN_NORM
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
@@ -75,6 +77,33 @@ def top_subjects(codes: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndar
     out_codes[query, slot] = codes[query, column]
     out_scores[query, slot] = scores[query, column]
     return out_codes, out_scores
+
+
+def normalise_queries(vectors: Sequence[np.ndarray], dimension: int) -> tuple[np.ndarray, list[str | None]]:
+    """Validates and L2-normalises a micro-batch of embeddings at once (`embedding.normalised` per row).
+
+    Returns the unit rows as one float32 array (a fresh copy: the caller wipes it after the search) and,
+    per input, None if usable or why not; unusable rows are left zero in the array.
+    """
+    queries = np.zeros((len(vectors), dimension), dtype=np.float32)
+    reasons: list[str | None] = [None] * len(vectors)
+    for i, vector in enumerate(vectors):
+        if vector.ndim != 1:
+            reasons[i] = f"embedding must be one-dimensional, got shape {vector.shape}"
+        elif vector.shape[0] != dimension:
+            reasons[i] = f"embedding has dimension {vector.shape[0]}, expected {dimension}"
+        else:
+            queries[i] = vector
+    finite = np.asarray(np.isfinite(queries).all(axis=1), dtype=bool)
+    norms = np.linalg.norm(np.where(finite[:, None], queries, 0), axis=1)
+    for i in np.flatnonzero(~finite).tolist():
+        reasons[i] = reasons[i] or "embedding contains NaN or infinite values"
+    for i in np.flatnonzero(finite & (norms < MIN_NORM)).tolist():
+        reasons[i] = reasons[i] or "embedding has zero norm"
+    usable = np.array([r is None for r in reasons], dtype=bool)
+    queries[~usable] = 0
+    queries[usable] /= norms[usable, None]
+    return queries, reasons
 
 
 def decide(candidates: tuple[Candidate, ...], threshold: float) -> MatchDecision:

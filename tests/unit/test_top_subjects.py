@@ -6,7 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lfr.domain.matching import collapse_to_subjects, top_subjects
+from lfr.domain.embedding import normalised
+from lfr.domain.errors import InvalidEmbedding
+from lfr.domain.matching import collapse_to_subjects, normalise_queries, top_subjects
 
 
 @st.composite
@@ -47,3 +49,36 @@ def test_a_subject_counts_once_at_its_best_row_and_padding_is_skipped():
     got_codes, got_scores = top_subjects(codes, scores, 2)
     assert got_codes.tolist() == [[2, 0]]
     np.testing.assert_allclose(got_scores, [[0.9, 0.6]])
+
+
+def one_by_one(vector: np.ndarray) -> np.ndarray | str:
+    try:
+        return normalised(vector, 8)
+    except InvalidEmbedding as exc:
+        return str(exc)
+
+
+def test_batch_normalisation_equals_the_per_embedding_rule():
+    rng = np.random.default_rng(4)
+    good = rng.standard_normal((3, 8)).astype(np.float32) * 5
+    vectors = [
+        good[0],
+        np.ones(7, np.float32),
+        np.array([1.0, np.nan, 0, 0, 0, 0, 0, 0]),
+        good[1],
+        np.array([np.inf, 0, 0, 0, 0, 0, 0, 0]),
+        np.zeros(8),
+        np.ones((2, 8)),
+        good[2].astype(np.float64),
+    ]
+    queries, reasons = normalise_queries(vectors, 8)
+    for vector, row, reason in zip(vectors, queries, reasons, strict=True):
+        expected = one_by_one(vector)
+        if isinstance(expected, str):
+            assert reason == expected
+            assert not row.any()  # nothing of a refused embedding is searched
+        else:
+            assert reason is None
+            np.testing.assert_allclose(row, expected, atol=1e-6)
+    assert queries.dtype == np.float32
+    assert queries.flags.c_contiguous
