@@ -23,6 +23,7 @@ from lfr.adapters.alert_bus import AlertBroadcaster
 from lfr.adapters.faiss_index import check_index_spec, faiss_index_factory
 from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
+from lfr.adapters.memory import give_back_freed_memory
 from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
 from lfr.adapters.storage import Store, open_store
 from lfr.config import LfrConfig
@@ -99,13 +100,16 @@ class Container:
         live = gate.windows()
         self.indexes.retain_only(live)
         now = self.clock.now()
+        built = False
         for window in live:
             # Every live window, armed or not yet: its index is then ready when it arms, not built then.
             if window.is_armed(now) or (window.state is WindowState.AUTHORISED and now < window.starts_at):
                 try:
-                    self.indexes.prepare(window)
+                    built |= not self.indexes.is_ready(window) and self.indexes.prepare(window) is not None
                 except LfrError as exc:
                     logger.error("window %s cannot be matched: %s", window.id, type(exc).__name__)
+        if built:
+            give_back_freed_memory()
 
     def forget_watchlist(self, watchlist_id: str) -> None:
         """A destroyed watchlist must stop matching at once, not at the next refresh."""
