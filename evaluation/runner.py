@@ -33,6 +33,7 @@ def run_evaluation(
     embedded: Sequence[EmbeddedDataset] | None = None,
 ) -> RunResult:
     datasets = list(embedded) if embedded is not None else embed_datasets(config)
+    index_spec = IndexSpec(config.protocol.index, dict(config.protocol.index_params))
     protocol = OpenSetProtocol(
         [Role(d.embedded, d.spec.role == "identities") for d in datasets],
         attributes=config.attributes,
@@ -43,7 +44,7 @@ def run_evaluation(
         top_k=config.protocol.top_k,
         seed=config.seed,
         max_searches_per_identity=config.protocol.max_searches_per_identity,
-        index=IndexSpec(config.protocol.index, dict(config.protocol.index_params)),
+        index=index_spec,
     )
     s = config.statistics
     settings = StatisticsSettings(
@@ -102,6 +103,7 @@ def run_evaluation(
         enrolment_images=config.protocol.enrolment_images,
         caveats=caveats(config, datasets, analyses),
         quality_gate=quality_gate_record(config, datasets),
+        index_type=index_spec.label(),
     )
     paths = write_report(inputs, config.resolve(config.output_dir))
     if agreements:

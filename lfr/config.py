@@ -221,6 +221,7 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> L
 
 
 def matching_index_type(config: LfrConfig) -> str:
-    """The index type windows are matched with, as the equity gate compares it with an evaluation's. Every
-    index is exact flat today; a `matching.index` setting (flat|sq8|ivf|hnsw|factory string) is read here."""
-    return str(getattr(config.matching, "index", None) or EXACT_INDEX)
+    """The index type windows are matched with, as the equity gate compares it with an evaluation's:
+    `matching.index` with the search parameters that apply to it ("flat", "hnsw,efSearch=128", ...), the
+    same label an evaluation run with that `protocol.index` records."""
+    return config.matching.index_spec().label() or EXACT_INDEX

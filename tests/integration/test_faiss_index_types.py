@@ -11,7 +11,7 @@ import pytest
 
 from lfr.adapters.faiss_index import FaissIndex, check_index_spec, subject_codes
 from lfr.adapters.index_spec import IndexSpec
-from lfr.config import load_config
+from lfr.config import load_config, matching_index_type
 from lfr.domain.errors import InvalidInput
 
 DIM = 64
@@ -125,3 +125,9 @@ def test_rows_map_to_their_subjects_whether_grouped_or_not(rows):
     subjects, codes = subject_codes(rows)
     assert [subjects[c] for c in codes] == rows
     assert len(subjects) == len(set(rows))
+
+
+def test_the_equity_gate_reads_the_configured_index_with_its_parameters():
+    assert matching_index_type(load_config(None)) == "flat"
+    hnsw = load_config(None, {"matching.index": "hnsw", "matching.index_params": {"efSearch": 64}})
+    assert matching_index_type(hnsw) == "hnsw,efSearch=64"
