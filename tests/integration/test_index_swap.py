@@ -25,7 +25,15 @@ DIM = 32
 
 
 def armed_world(listen: str = "127.0.0.1:0") -> tuple[Container, DeploymentWindow]:
-    config = load_config(None, {"store.url": "memory://", "metrics.enabled": False, "grpc.listen": listen})
+    config = load_config(
+        None,
+        {
+            "store.url": "memory://",
+            "metrics.enabled": False,
+            "grpc.listen": listen,
+            "policy.equity_gate": "off",
+        },
+    )
     container = build_container(config)
     sup = container.principals.create("sup", PrincipalKind.USER, [Role.SUPERVISOR, Role.ADMIN], "t")
     container.principals.create("cam-1", PrincipalKind.CAMERA, [], "t")
@@ -138,3 +146,19 @@ async def test_health_is_not_serving_while_the_indexes_build_at_start():
         with contextlib.suppress(asyncio.CancelledError):
             await task
         container.close()
+
+
+async def test_a_start_whose_first_build_fails_closes_the_port_it_opened():
+    port = free_port()
+    container, _ = armed_world(f"127.0.0.1:{port}")
+
+    def broken() -> None:
+        raise RuntimeError("the store fell over")
+
+    container.refresh_gate = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="fell over"):
+        async with running_matcher(container):
+            pass
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+    container.close()
