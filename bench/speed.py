@@ -205,7 +205,15 @@ def serve_start(n: int, folder: Path) -> dict[str, float]:
 
     url = f"sqlite:///{folder / 'start.db'}"
     container = build_container(
-        load_config(None, {"store.url": url, "metrics.enabled": False, "policy.equity_gate": "off"})
+        load_config(
+            None,
+            {
+                "store.url": url,
+                "metrics.enabled": False,
+                "policy.equity_gate": "off",
+                "policy.separation_of_duties": False,
+            },
+        )
     )
     sup = container.principals.create("sup", PrincipalKind.USER, [Role.SUPERVISOR, Role.ADMIN], "bench")
     container.principals.create("cam-0", PrincipalKind.CAMERA, [], "bench")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
@@ -25,20 +27,23 @@ from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.memory import give_back_freed_memory
 from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
-from lfr.adapters.storage import Store, open_store
+from lfr.adapters.storage import Store, open_store, store_clock
 from lfr.config import LfrConfig, matching_index_type
 from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.errors import LfrError
 from lfr.domain.window import WindowState
+from lfr.services.access import AccessMonitor
 from lfr.services.alerts import AlertService
 from lfr.services.arming import ArmingMonitor
 from lfr.services.audit import AuditService
 from lfr.services.deployments import AuthorisationPolicy, DeploymentService
+from lfr.services.durability import AlertDurability
 from lfr.services.equity import EvaluationService, equity_policy
 from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
 from lfr.services.principals import PrincipalService
 from lfr.services.retention import RetentionService
+from lfr.services.timekeeping import StoreClock
 from lfr.services.watchlists import WatchlistService
 
 if TYPE_CHECKING:
@@ -91,6 +96,7 @@ class Container:
     ingest: IngestService
     broadcaster: AlertBroadcaster
     streams: CameraStreams  # which cameras stream to this process now; the ingest servicer keeps it
+    access: AccessMonitor  # which accounts and tokens still work; long-lived streams and feeds ask it
     evaluations: EvaluationService  # the equity gate's evidence
     extras: dict[str, object] = field(default_factory=dict)  # room for other adapters' shared objects
 
@@ -125,6 +131,13 @@ class Container:
         for watchlist_id in report.watchlists_destroyed:
             self.forget_watchlist(watchlist_id)
 
+    def ready_to_ingest(self) -> bool:
+        """What gRPC health reports: the windows were read recently and alerts can be made durable."""
+        return self.monitor.is_current() and not self.ingest.durability.suspended
+
+    def resume_if_store_writes(self) -> None:
+        self.ingest.durability.try_resume()
+
     def close(self) -> None:
         self.store.close()
 
@@ -136,14 +149,23 @@ def build_container(
     registry: CollectorRegistry | None = None,
     policy: AuthorisationPolicy | None = None,
 ) -> Container:
-    """`policy` overrides the authorisation policy; by default it is the configured equity gate."""
-    store = open_store(config.store.url)
-    clock = clock or SystemClock()
+    """`policy` overrides the authorisation policy; by default it is the configured equity gate. `clock` is
+    this replica's own clock; every service is given the store's time derived from it (timekeeping.py)."""
+    store = open_store(config.store.url, config.store.timeouts())
+    matching = config.matching
+    timekeeper = StoreClock(
+        clock or SystemClock(), store_clock(store), timedelta(seconds=matching.max_clock_skew_seconds)
+    )
+    clock = timekeeper
     registry = registry or CollectorRegistry()
     metrics = PrometheusIngestMetrics(registry)
-    matching = config.matching
     monitor = ArmingMonitor(
-        store, clock, metrics, max_staleness=timedelta(seconds=matching.gate_max_staleness_seconds)
+        store,
+        clock,
+        metrics,
+        max_staleness=timedelta(seconds=matching.gate_max_staleness_seconds),
+        timekeeper=timekeeper,
+        replica=matching.replica_name or f"{socket.gethostname()}:{os.getpid()}",
     )
     holder: list[Container] = []  # the deployment service's change hook needs the finished container
     evidence_rules = config.policy.evidence_rules()
@@ -155,6 +177,7 @@ def build_container(
         policy=policy
         if policy is not None
         else equity_policy(config.policy.equity_gate, evidence_rules, lambda window: index_type),
+        separation_of_duties=config.policy.separation_of_duties,
     )
     index_spec = matching.index_spec()
     check_index_spec(index_spec)  # a typo in matching.index fails the start, not the first window
@@ -169,6 +192,9 @@ def build_container(
         JpegCropValidator(max_bytes=matching.max_crop_bytes),
         metrics,
         top_k=matching.top_k,
+        durability=AlertDurability(store, clock, metrics),
+        captured_at_max_age=timedelta(seconds=matching.captured_at_max_age_s),
+        captured_at_max_ahead=timedelta(seconds=matching.captured_at_max_ahead_s),
     )
     container = Container(
         config=config,
@@ -187,6 +213,7 @@ def build_container(
         ingest=ingest,
         broadcaster=broadcaster,
         streams=CameraStreams(clock, on_count=metrics.streams_open),
+        access=AccessMonitor(store, clock),
         evaluations=EvaluationService(store, clock, evidence_rules, lambda window: index_type),
     )
     holder.append(container)
@@ -213,6 +240,17 @@ async def _every(seconds: float, what: str, action: Callable[[], None]) -> None:
             logger.error("%s failed (%s); retrying in %.1f s", what, type(exc).__name__, seconds)
 
 
+async def _watch_health(server: MatcherServer, container: Container, seconds: float = 0.25) -> None:
+    """Keeps gRPC health in step with what ingest can do: NOT_SERVING while the windows cannot be read
+    or alerts cannot be stored, so load balancers and operators see the outage."""
+    while True:
+        try:
+            await server.set_serving(container.ready_to_ingest())
+        except Exception as exc:  # never let the watch end: health would then freeze as it was
+            logger.error("health update failed (%s)", type(exc).__name__)
+        await asyncio.sleep(seconds)
+
+
 @contextlib.asynccontextmanager
 async def running_matcher(
     container: Container, *, listen: str | None = None, extensions: Sequence[Extension] = ()
@@ -225,7 +263,9 @@ async def running_matcher(
     server, port = create_server(container, listen or config.grpc.listen)
     metrics_server, metrics_port = None, None
     if config.metrics.enabled:
-        metrics_server, metrics_port = serve_metrics(container.registry, config.metrics.listen)
+        metrics_server, metrics_port = serve_metrics(
+            container.registry, config.metrics.listen, config.metrics.token()
+        )
     # The port opens at once, health NOT_SERVING while the armed windows' indexes are built.
     await server.start(serving=False)
     try:
@@ -236,6 +276,10 @@ async def running_matcher(
             metrics_server.shutdown()
             metrics_server.server_close()
         raise
+    try:
+        await asyncio.to_thread(container.access.refresh)
+    except LfrError as exc:
+        logger.error("accounts could not be read at start (%s)", type(exc).__name__)
     await server.set_serving(True)
     duties = [
         asyncio.create_task(
@@ -247,6 +291,13 @@ async def running_matcher(
         asyncio.create_task(
             _every(config.retention.purge_interval_seconds, "retention purge", container.purge)
         ),
+        asyncio.create_task(
+            _every(config.grpc.access_poll_seconds, "access refresh", container.access.refresh)
+        ),
+        asyncio.create_task(
+            _every(config.matching.gate_refresh_seconds, "store recovery", container.resume_if_store_writes)
+        ),
+        asyncio.create_task(_watch_health(server, container)),
     ]
     try:
         async with AsyncExitStack() as stack:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -15,7 +16,11 @@ from lfr.adapters.index_spec import IndexSpec
 from lfr.domain.errors import InvalidInput
 from lfr.domain.evaluation import EXACT_INDEX, EquityGate, EvidenceRules
 from lfr.domain.retention import RetentionPolicy
+from lfr.services.backoff import BackoffPolicy
 from lfr.services.sign_in_throttle import ThrottlePolicy
+
+if TYPE_CHECKING:
+    from lfr.adapters.storage.sql.engine import StoreTimeouts
 
 
 class Section(BaseModel):
@@ -27,6 +32,29 @@ class StoreSettings(Section):
         default="sqlite:///var/lfr.db",
         description="sqlite:///path (embedded), postgresql+psycopg://... (scale-out), memory://",
     )
+    connect_timeout_s: float = Field(default=5, ge=1, le=300, description="PostgreSQL: connecting")
+    statement_timeout_s: float = Field(
+        default=5,
+        gt=0,
+        le=600,
+        description="PostgreSQL: server statement_timeout; a call with no answer 1 s later is broken off",
+    )
+    tcp_user_timeout_s: float = Field(
+        default=10, gt=0, le=600, description="PostgreSQL: a connection whose data goes unacknowledged"
+    )
+    keepalive_idle_s: float = Field(default=5, ge=1, le=3600, description="PostgreSQL: TCP keepalive idle")
+    sqlite_busy_timeout_s: float = Field(default=10, ge=0, le=600, description="SQLite: write lock wait")
+
+    def timeouts(self) -> StoreTimeouts:
+        from lfr.adapters.storage.sql.engine import StoreTimeouts
+
+        return StoreTimeouts(
+            connect_s=self.connect_timeout_s,
+            statement_s=self.statement_timeout_s,
+            tcp_user_timeout_s=self.tcp_user_timeout_s,
+            keepalive_idle_s=self.keepalive_idle_s,
+            sqlite_busy_s=self.sqlite_busy_timeout_s,
+        )
 
 
 class GrpcSettings(Section):
@@ -47,6 +75,20 @@ class GrpcSettings(Section):
     resend_memory_seconds: float = Field(
         default=300, gt=0, le=3600, description="how long an answer is kept for a camera's re-send"
     )
+    stream_max_in_flight: int = Field(
+        default=16, ge=1, le=1024, description="messages of one ingest stream read but not yet answered"
+    )
+    stream_max_unread_answers: int = Field(
+        default=15,
+        ge=1,
+        le=100_000,
+        description="answers a camera may leave unread (ObservationBatch.answers_read) before its stream "
+        "is cut off with RESOURCE_EXHAUSTED; below stream_max_in_flight, a silent stream is cut as soon "
+        "as it is read, before the matcher has done more than this much of its work",
+    )
+    max_streams_per_camera: int = Field(
+        default=4, ge=1, le=1024, description="ingest streams one camera account may hold open at once"
+    )
     tls_cert_file: Path | None = Field(
         default=None, description="PEM certificate chain of the gRPC port; TLS when set (with the key)"
     )
@@ -56,6 +98,45 @@ class GrpcSettings(Section):
         description="PEM CA bundle: when set, every client must present a certificate it signed "
         "(mutual TLS; the bearer token is still required)",
     )
+    reflection: bool = Field(
+        default=False, description="serve gRPC reflection (lists every service and message; for grpcurl)"
+    )
+    access_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        le=10,
+        description="how often accounts are re-read, so streams of a disabled account end",
+    )
+    token_failures_per_address: int = Field(
+        default=10, ge=1, le=10_000, description="unknown bearer tokens from one address before back-off"
+    )
+    token_backoff_seconds: float = Field(
+        default=1.0, gt=0, le=3600, description="first refusal after that; doubles per further unknown token"
+    )
+    token_backoff_max_seconds: float = Field(default=300, gt=0, le=86400, description="longest refusal")
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="comma-separated addresses or networks of gRPC load balancers whose x-forwarded-for "
+        "metadata names the client for the token-guessing throttle; empty believes no one",
+    )
+
+    @model_validator(mode="after")
+    def _proxies_parse(self) -> GrpcSettings:
+        for part in self.forwarded_allow_ips.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"forwarded_allow_ips: {exc}") from exc
+        return self
+
+    def token_backoff(self) -> BackoffPolicy:
+        return BackoffPolicy(
+            self.token_failures_per_address,
+            timedelta(minutes=5),
+            timedelta(seconds=self.token_backoff_seconds),
+            timedelta(seconds=self.token_backoff_max_seconds),
+        )
 
     @model_validator(mode="after")
     def _tls_files_together(self) -> GrpcSettings:
@@ -72,7 +153,28 @@ class GrpcSettings(Section):
 
 class MetricsSettings(Section):
     enabled: bool = True
-    listen: str = Field(default="127.0.0.1:9464", description="host:port of the Prometheus endpoint")
+    listen: str = Field(
+        default="127.0.0.1:9464",
+        description="host:port of the Prometheus endpoint, a port of its own, apart from gRPC and the tablet",
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description="file holding a bearer token every scrape must send (Prometheus "
+        "authorization.credentials_file); unset: no token, so keep `listen` on loopback",
+    )
+
+    def token(self) -> str | None:
+        if self.token_file is None:
+            return None
+        try:
+            token = self.token_file.read_text().strip()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read metrics.token_file {self.token_file}: {exc.strerror}") from exc
+        if len(token) < 16:
+            raise InvalidInput(
+                f"metrics.token_file {self.token_file} must hold a token of 16 characters or more"
+            )
+        return token
 
 
 class MatchingSettings(Section):
@@ -85,6 +187,30 @@ class MatchingSettings(Section):
         default=5.0, gt=0, le=300, description="disarm if windows could not be read for this long"
     )
     counter_flush_seconds: float = Field(default=2.0, gt=0, le=60)
+    max_clock_skew_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="a replica whose clock is further than this from the store's (PostgreSQL) disarms",
+    )
+    replica_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="this matcher's name in the audit trail; default host:pid",
+    )
+    captured_at_max_age_s: float = Field(
+        default=600,
+        gt=0,
+        le=86400,
+        description="refuse (bad_time) observations captured longer ago than this by the matcher's clock",
+    )
+    captured_at_max_ahead_s: float = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="refuse (bad_time) observations captured this far in the future",
+    )
     index: str = Field(
         default="flat",
         pattern=r"^[A-Za-z0-9_,.=+\-]{1,200}$",
@@ -115,6 +241,9 @@ class RetentionSettings(Section):
 
 class PolicySettings(Section):
     two_person_rule: bool = Field(default=False, description="a confirmed match needs a second officer")
+    separation_of_duties: bool = Field(
+        default=True, description="the supervisor who created a window may not authorise it"
+    )
     equity_gate: EquityGate = Field(
         default=EquityGate.REFUSE,
         description="authorising without sufficient evaluation evidence: refuse (default), warn or off",
@@ -161,19 +290,33 @@ class TabletSettings(Section):
     tls_cert_file: Path | None = Field(default=None, description="PEM certificate chain for HTTPS")
     tls_key_file: Path | None = Field(default=None, description="PEM private key for HTTPS")
     forwarded_allow_ips: str = Field(
-        default="127.0.0.1", description="proxies whose X-Forwarded-Proto/For are trusted"
+        default="",
+        description="comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty (the default) believes no one",
     )
     poll_seconds: float = Field(
         default=1.0, gt=0, le=30, description="how often a live feed re-reads the store (other replicas)"
     )
+    openapi: Literal["off", "signed_in", "public"] = Field(
+        default="signed_in", description="who may read /api/openapi.json"
+    )
     sign_in_max_failures_per_name: int = Field(
-        default=5, ge=1, le=1000, description="failed sign-ins for one name before it is throttled"
+        default=5,
+        ge=1,
+        le=1000,
+        description="failed sign-ins for one name from one address before that pair is throttled",
     )
     sign_in_max_failures_per_address: int = Field(
         default=20, ge=1, le=100_000, description="failed sign-ins from one client address before throttling"
     )
     sign_in_window_minutes: float = Field(
-        default=5, gt=0, le=24 * 60, description="the sliding window those failures are counted in"
+        default=5, gt=0, le=24 * 60, description="failures are forgotten this long after a lock ends"
+    )
+    sign_in_backoff_seconds: float = Field(
+        default=30, gt=0, le=3600, description="first refusal of a name from an address; then doubles"
+    )
+    sign_in_backoff_max_seconds: float = Field(
+        default=900, gt=0, le=86400, description="longest refusal of a name from an address"
     )
 
     def throttle_policy(self) -> ThrottlePolicy:
@@ -181,6 +324,8 @@ class TabletSettings(Section):
             self.sign_in_max_failures_per_name,
             self.sign_in_max_failures_per_address,
             timedelta(minutes=self.sign_in_window_minutes),
+            timedelta(seconds=self.sign_in_backoff_seconds),
+            timedelta(seconds=self.sign_in_backoff_max_seconds),
         )
 
 

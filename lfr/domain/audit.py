@@ -38,6 +38,12 @@ class AuditAction(StrEnum):
     PRINCIPAL_CHANGED = "principal.changed"
     EVALUATION_RECORDED = "evaluation.recorded"
     POLICY_WARNING = "policy.warning"
+    # A whole matcher replica stopped matching (its clock disagreed with the store's, or it could not read
+    # the store) or resumed; subject is the replica's name. Distinct from one window's armed / disarmed.
+    MATCHER_DISARMED = "matcher.disarmed"
+    MATCHER_REARMED = "matcher.rearmed"
+    MATCHER_SUSPENDED = "matcher.suspended"  # an alert could not be made durable: matching stopped
+    MATCHER_RESUMED = "matcher.resumed"  # the store writes again: matching goes on
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,7 +145,7 @@ class World:
             self.window_request(**overrides), metadata=self.md("sam")
         )
         return await self.deployments.AuthoriseWindow(
-            pb.WindowRef(window_id=window.id), metadata=self.md("sam")
+            pb.WindowRef(window_id=window.id), metadata=self.md("sue")
         )
 
     async def stream(
@@ -154,7 +154,7 @@ class World:
         call = self.ingest.Stream(metadata=self.md(camera))
         answers = []
         for batch in batches:
-            await call.write(ingest_pb2.ObservationBatch(observations=batch))
+            await call.write(ingest_pb2.ObservationBatch(observations=batch, answers_read=len(answers)))
             answers.append(await call.read())
         await call.done_writing()
         assert await call.read() == grpc.aio.EOF
@@ -180,6 +180,7 @@ async def first_answer(
 
 ACCOUNTS: dict[str, tuple[PrincipalKind, set[Role]]] = {
     "sam": (PrincipalKind.USER, {Role.SUPERVISOR, Role.ADMIN}),
+    "sue": (PrincipalKind.USER, {Role.SUPERVISOR}),  # authorises what sam creates (separation of duties)
     "olly": (PrincipalKind.USER, {Role.OFFICER}),
     "otto": (PrincipalKind.USER, {Role.OFFICER}),  # not assigned to any window
     "aud": (PrincipalKind.USER, {Role.AUDITOR}),

@@ -32,6 +32,7 @@ def armed_world(listen: str = "127.0.0.1:0") -> tuple[Container, DeploymentWindo
             "metrics.enabled": False,
             "grpc.listen": listen,
             "policy.equity_gate": "off",
+            "policy.separation_of_duties": False,
         },
     )
     container = build_container(config)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lfr.adapters.grpc.convert import embedding_from_bytes, from_timestamp
+from lfr.domain.errors import InvalidInput
 
 
 @settings(max_examples=300, deadline=None)
@@ -25,7 +26,7 @@ def test_timestamps_read_as_protobuf_reads_them(seconds, nanos):
 @pytest.mark.parametrize(("seconds", "nanos"), [(253402300800, 0), (-62135596801, 0), (5, -1), (5, 10**9)])
 def test_timestamps_protobuf_refuses_are_refused(seconds, nanos):
     stamp = Timestamp(seconds=seconds, nanos=nanos)
-    with pytest.raises(ValueError, match="Timestamp is not valid"):
+    with pytest.raises(InvalidInput, match="t is out of range"):
         from_timestamp(stamp, "t")
     with pytest.raises(ValueError, match="Timestamp is not valid"):
         stamp.ToDatetime(tzinfo=UTC)

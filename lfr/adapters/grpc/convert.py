@@ -24,6 +24,7 @@ MAX_DIMENSION = 4096
 # A node session becomes part of an alert's source reference (a 128-character column); nodes pick 32 hex
 # characters.
 MAX_NODE_SESSION = 64
+MAX_TRACK_ID = 128  # the alerts.track_id column
 
 
 class MalformedObservation(InvalidInput):
@@ -48,12 +49,13 @@ def from_timestamp(stamp: Timestamp, what: str) -> datetime:
         raise InvalidInput(f"{what} is required")
     # What Timestamp.ToDatetime(tzinfo=UTC) returns, checked the same way, at 60% of its cost (it runs for
     # every observation on the hot path).
+    # Outside what a datetime can hold: refused as protobuf's own conversion refuses it.
     if not _MIN_SECONDS <= seconds <= _MAX_SECONDS:
-        raise ValueError(
-            f"Timestamp is not valid: seconds {seconds} must be in range [{_MIN_SECONDS}, {_MAX_SECONDS}]"
+        raise InvalidInput(
+            f"{what} is out of range (seconds {seconds} must be in range [{_MIN_SECONDS}, {_MAX_SECONDS}])"
         )
     if not 0 <= nanos < 1_000_000_000:
-        raise ValueError(f"Timestamp is not valid: nanos {nanos} must be in range [0, 999999999]")
+        raise InvalidInput(f"{what} is out of range (nanos {nanos} must be in range [0, 999999999])")
     return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
@@ -93,6 +95,13 @@ def observation(message: ipb.Observation, node_session: str = "") -> Observation
     `node_session` is its batch's: with the seq it names the observation for the store (`source_ref`)."""
     if len(node_session) > MAX_NODE_SESSION:
         raise MalformedObservation(f"node_session is longer than {MAX_NODE_SESSION} characters")
+    # Both end up in the alert's row: text the database would refuse (too long, a NUL character) must be
+    # refused here, with its observation, or one camera could make alerts unstorable and so suspend
+    # matching for every camera (see lfr/services/durability.py).
+    if not (node_session.isascii() and node_session.isprintable()):
+        raise MalformedObservation("node_session must be printable ASCII")
+    if len(message.track_id) > MAX_TRACK_ID or not message.track_id.isprintable():
+        raise MalformedObservation(f"track_id must be printable text of at most {MAX_TRACK_ID} characters")
     try:
         captured_at = from_timestamp(message.captured_at, "captured_at")
     except (InvalidInput, ValueError, OverflowError) as exc:
@@ -157,8 +166,8 @@ def window_spec(request: pb.CreateWindowRequest) -> WindowSpec:
         camera_ids=frozenset(request.camera_ids),
         watchlist_id=request.watchlist_id,
         threshold=request.threshold,
-        starts_at=request.starts_at.ToDatetime(tzinfo=UTC),
-        ends_at=request.ends_at.ToDatetime(tzinfo=UTC),
+        starts_at=from_timestamp(request.starts_at, "starts_at"),
+        ends_at=from_timestamp(request.ends_at, "ends_at"),
         assigned_users=frozenset(request.assigned_users),
     )
 

@@ -18,9 +18,10 @@ from lfr.adapters.grpc.control import (
     WatchlistsServicer,
 )
 from lfr.adapters.grpc.ingest import CameraIngestServicer, MicroBatcher
-from lfr.adapters.grpc.interceptors import AuthAndErrorsInterceptor, TokenCache
+from lfr.adapters.grpc.interceptors import AuthAndErrorsInterceptor, TokenCache, proxy_list
 from lfr.adapters.grpc.resends import RecentResults
 from lfr.adapters.grpc.tls import server_credentials
+from lfr.services.backoff import Backoff
 from lfr.v1 import control_pb2, control_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
 if TYPE_CHECKING:
@@ -41,16 +42,28 @@ class MatcherServer:
         self.grpc = server
         self._batcher = batcher
         self._health = health
+        self._serving = True
 
     async def start(self, serving: bool = True) -> None:
+        """`serving=False`: the port opens with health NOT_SERVING (indexes still building)."""
         self._batcher.start()
         await self.grpc.start()
-        await self.set_serving(serving)
-
-    async def set_serving(self, serving: bool) -> None:
+        self._serving = serving
         status = (
             health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         )
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, status)
+
+    async def set_serving(self, serving: bool) -> None:
+        """Sets every service's health status, logging changes only."""
+        if serving == self._serving:
+            return
+        self._serving = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        logger.warning("gRPC health: %s", "SERVING" if serving else "NOT_SERVING")
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, status)
 
@@ -71,7 +84,14 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
     credentials = server_credentials(settings.grpc)  # before anything starts, so a bad file stops it
     limit = settings.grpc.max_message_bytes
     server = aio.server(
-        interceptors=[AuthAndErrorsInterceptor(TokenCache(container.principals.authenticate_token))],
+        interceptors=[
+            AuthAndErrorsInterceptor(
+                TokenCache(container.principals.authenticate_token),
+                container.access,
+                Backoff(container.clock, settings.grpc.token_backoff()),
+                proxy_list(settings.grpc.forwarded_allow_ips),
+            )
+        ],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -84,7 +104,16 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
     )
     recent = RecentResults(settings.grpc.resend_memory_entries, settings.grpc.resend_memory_seconds)
     ingest_pb2_grpc.add_CameraIngestServicer_to_server(
-        CameraIngestServicer(container.ingest, batcher, recent=recent, streams=container.streams), server
+        CameraIngestServicer(
+            container.ingest,
+            batcher,
+            max_in_flight=settings.grpc.stream_max_in_flight,
+            recent=recent,
+            streams=container.streams,
+            max_unread_answers=settings.grpc.stream_max_unread_answers,
+            max_streams_per_camera=settings.grpc.max_streams_per_camera,
+        ),
+        server,
     )
     gate = container.config.policy.equity_gate.value
     control_pb2_grpc.add_DeploymentsServicer_to_server(
@@ -108,9 +137,10 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
     control_pb2_grpc.add_AuditServicer_to_server(AuditServicer(container.audit), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    if settings.grpc.reflection:
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
     if credentials is None:
         port = server.add_insecure_port(address)
     else:

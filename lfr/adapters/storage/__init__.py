@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from lfr.domain.errors import InvalidInput
 from lfr.domain.ports import UnitOfWork
+
+if TYPE_CHECKING:
+    from lfr.adapters.storage.sql.engine import StoreTimeouts
 
 
 class Store(Protocol):
@@ -15,8 +20,9 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(url: str) -> Store:
-    """Opens (and for SQL, migrates to the latest schema) the store named by `url`."""
+def open_store(url: str, timeouts: StoreTimeouts | None = None) -> Store:
+    """Opens (and for SQL, migrates to the latest schema) the store named by `url`; `timeouts` bound each
+    SQL call (defaults when None)."""
     if url.startswith("memory://"):
         from lfr.adapters.storage.memory import MemoryStore
 
@@ -24,7 +30,17 @@ def open_store(url: str) -> Store:
     if url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
         from lfr.adapters.storage.sql import SqlStore
 
-        return SqlStore.open(url)
+        return SqlStore.open(url, timeouts=timeouts)
     raise InvalidInput(
         f"unsupported store URL {url!r}: use memory://, sqlite:///PATH or postgresql+psycopg://..."
     )
+
+
+def store_clock(store: Store) -> Callable[[], datetime] | None:
+    """A reader of the store's own clock, or None when the store shares this host's clock (SQLite files and
+    memory are embedded in this process, so the host clock is the store's clock)."""
+    from lfr.adapters.storage.sql import SqlStore
+
+    if isinstance(store, SqlStore) and store.engine.dialect.name == "postgresql":
+        return store.clock_timestamp
+    return None

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from lfr.adapters.storage.sql.alerts import SqlAlerts
 from lfr.adapters.storage.sql.audit import SqlAudit
 from lfr.adapters.storage.sql.counters import SqlCounters
-from lfr.adapters.storage.sql.engine import create_store_engine
+from lfr.adapters.storage.sql.deadline import guarded
+from lfr.adapters.storage.sql.engine import StoreTimeouts, create_store_engine
 from lfr.adapters.storage.sql.migrate import upgrade
 from lfr.adapters.storage.sql.principals import SqlEvaluations, SqlPrincipals
 from lfr.adapters.storage.sql.tx import Tx, translated_errors
@@ -37,22 +40,31 @@ class SqlStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, migrate: bool = True) -> SqlStore:
+    def open(cls, url: str, migrate: bool = True, timeouts: StoreTimeouts | None = None) -> SqlStore:
         """Connects, and unless told otherwise brings the schema up to date first."""
-        engine = create_store_engine(url)
-        try:
-            if migrate:
-                upgrade(engine)
-        except BaseException:
-            engine.dispose()
-            raise
-        return cls(engine)
+        if migrate:
+            # Without a statement timeout: a migration may rightly take longer than a matcher's query.
+            unlimited = dataclasses.replace(timeouts or StoreTimeouts(), statement_s=None)
+            migrating = create_store_engine(url, unlimited)
+            try:
+                upgrade(migrating)
+            finally:
+                migrating.dispose()
+        return cls(create_store_engine(url, timeouts))
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def clock_timestamp(self) -> datetime:
+        """The database server's clock now (PostgreSQL `clock_timestamp()`, not the transaction's start)."""
+        with translated_errors("reading the store's clock"), self.engine.connect() as connection:
+            value = connection.execute(text("SELECT clock_timestamp()")).scalar_one()
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise StoreUnavailable("the store's clock did not answer with a timezone-aware time")
+        return value.astimezone(UTC)
 
 
 class SqlUnitOfWork:
@@ -89,7 +101,8 @@ class SqlUnitOfWork:
         if connection is None:
             return
         try:
-            connection.rollback()
+            with guarded(self._engine, connection.connection.dbapi_connection):
+                connection.rollback()
         except SQLAlchemyError:
             # The connection is broken; the pool discards it and the database rolls the work back.
             # Raising here would hide whatever error ended the unit of work.
@@ -101,12 +114,12 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         connection, tx = self._live()
         tx.check_committable()
-        with translated_errors("committing"):
+        with translated_errors("committing"), guarded(self._engine, connection.connection.dbapi_connection):
             connection.commit()
 
     def rollback(self) -> None:
         connection, tx = self._live()
-        with translated_errors("rolling back"):
+        with translated_errors("rolling back"), guarded(self._engine, connection.connection.dbapi_connection):
             connection.rollback()
         tx.reset()
 
