@@ -82,3 +82,37 @@ def test_batch_normalisation_equals_the_per_embedding_rule():
             np.testing.assert_allclose(row, expected, atol=1e-6)
     assert queries.dtype == np.float32
     assert queries.flags.c_contiguous
+
+
+def sequential_hash(model_id, dimension, enrolled) -> str:
+    """content_hash as first written (one digest update per piece): sealed windows hold its digests."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(f"lfr-watchlist-v1\x00{model_id}\x00{dimension}\x00".encode())
+    for item in sorted(enrolled, key=lambda e: e.subject.id):
+        s = item.subject
+        for text in (s.id, s.reference, s.display_name, s.category, s.reason, s.image_source):
+            encoded = text.encode()
+            digest.update(len(encoded).to_bytes(4, "big") + encoded)
+        digest.update(hashlib.sha256(s.reference_image_jpeg or b"").digest())
+        rows = np.ascontiguousarray(item.embeddings, dtype="<f4")
+        digest.update(rows.shape[0].to_bytes(4, "big") + rows.tobytes())
+    return digest.hexdigest()
+
+
+def test_the_batched_content_hash_is_the_digest_sealed_windows_hold():
+    from lfr.domain.watchlist import EnrolledSubject, Subject, content_hash
+
+    rng = np.random.default_rng(9)
+    enrolled = [
+        EnrolledSubject(
+            Subject(
+                f"s{i:05d}", "wl", f"r{i}", f"Näme {i}", "c", "why", "custody", b"\xff\xd8" * (i % 3) or None
+            ),
+            rng.standard_normal((1 + i % 3, 512)).astype(np.float32),
+        )
+        for i in range(3000)  # ~12 MB of rows: the digest is fed in several pieces
+    ]
+    rng.shuffle(enrolled)
+    assert content_hash("m", 512, enrolled) == sequential_hash("m", 512, enrolled)
