@@ -280,7 +280,7 @@ async def running_matcher(
         await asyncio.to_thread(container.access.refresh)
     except LfrError as exc:
         logger.error("accounts could not be read at start (%s)", type(exc).__name__)
-    await server.set_serving(True)
+    await server.started()
     duties = [
         asyncio.create_task(
             _every(config.matching.gate_refresh_seconds, "gate refresh", container.refresh_gate)

@@ -55,6 +55,12 @@ class MatcherServer:
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, status)
 
+    async def started(self) -> None:
+        """The start-up build is done: SERVING, without the warning a later change of health gets."""
+        self._serving = True
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
     async def set_serving(self, serving: bool) -> None:
         """Sets every service's health status, logging changes only."""
         if serving == self._serving:
