@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
-from lfr.adapters.faiss_index import faiss_flat_index
+from lfr.adapters.faiss_index import check_index_spec, faiss_index_factory
 from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
+from lfr.adapters.memory import give_back_freed_memory
 from lfr.adapters.metrics import PrometheusIngestMetrics, certificate_expiry, serve_metrics
 from lfr.adapters.storage import Store, open_store, store_clock
 from lfr.config import LfrConfig, matching_index_type
@@ -237,7 +238,9 @@ def build_container(
         else equity_policy(config.policy.equity_gate, evidence_rules, lambda window: index_type),
         separation_of_duties=config.policy.separation_of_duties,
     )
-    indexes = IndexCache(store, faiss_flat_index)
+    index_spec = matching.index_spec()
+    check_index_spec(index_spec)  # a typo in matching.index fails the start, not the first window
+    indexes = IndexCache(store, faiss_index_factory(index_spec))
     ingest = IngestService(
         store,
         clock,
@@ -268,7 +271,7 @@ def build_container(
         indexes=indexes,
         ingest=ingest,
         feed=feed,
-        upkeep=MatcherUpkeep(monitor, indexes, clock, retention, ingest),
+        upkeep=MatcherUpkeep(monitor, indexes, clock, retention, ingest, give_back_freed_memory),
         streams=CameraStreams(clock, on_count=metrics.streams_open),
         access=AccessMonitor(store, clock),
         evaluations=EvaluationService(store, clock, evidence_rules, lambda window: index_type),
@@ -413,18 +416,27 @@ async def running_matcher(
     from lfr.adapters.grpc.server import create_server
 
     config = container.config
-    await asyncio.to_thread(container.refresh_gate)
-    try:
-        await asyncio.to_thread(container.access.refresh)
-    except LfrError as exc:
-        logger.error("accounts could not be read at start (%s)", type(exc).__name__)
     server, port = create_server(container, listen or config.grpc.listen)
     metrics_server, metrics_port = None, None
     if config.metrics.enabled:
         metrics_server, metrics_port = serve_metrics(
             container.registry, config.metrics.listen, config.metrics.token()
         )
-    await server.start()
+    # The port opens at once, health NOT_SERVING while the armed windows' indexes are built.
+    await server.start(serving=False)
+    try:
+        await asyncio.to_thread(container.refresh_gate)
+    except BaseException:
+        await server.stop(0)  # it could not start: close the port it opened rather than leave it dangling
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
+        raise
+    try:
+        await asyncio.to_thread(container.access.refresh)
+    except LfrError as exc:
+        logger.error("accounts could not be read at start (%s)", type(exc).__name__)
+    await server.started()
     container.feed.start()
     notifications = listening(container)
     notifications.__enter__()

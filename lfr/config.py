@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lfr.adapters.embedder import ModelSettings
+from lfr.adapters.index_spec import IndexSpec
 from lfr.domain.errors import InvalidInput
 from lfr.domain.evaluation import EXACT_INDEX, EquityGate, EvidenceRules
 from lfr.domain.retention import RetentionPolicy
@@ -220,6 +221,21 @@ class MatchingSettings(Section):
         le=3600,
         description="refuse (bad_time) observations captured this far in the future",
     )
+    index: str = Field(
+        default="flat",
+        pattern=r"^[A-Za-z0-9_,.=+\-]{1,200}$",
+        description="search index: flat (exact), sq8, ivf, hnsw, or a FAISS index factory string; "
+        "the equity gate compares it with the evaluated one",
+    )
+    index_params: dict[str, int] = Field(
+        default_factory=dict, description="FAISS search parameters: nprobe (ivf), efSearch (hnsw)"
+    )
+    search_threads: int = Field(
+        default=1, ge=1, le=64, description="index shards searched in parallel, one thread each"
+    )
+
+    def index_spec(self) -> IndexSpec:
+        return IndexSpec(self.index, dict(self.index_params), self.search_threads)
 
 
 class RetentionSettings(Section):
@@ -420,6 +436,7 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> L
 
 
 def matching_index_type(config: LfrConfig) -> str:
-    """The index type windows are matched with, as the equity gate compares it with an evaluation's. Every
-    index is exact flat today; a `matching.index` setting (flat|sq8|ivf|hnsw|factory string) is read here."""
-    return str(getattr(config.matching, "index", None) or EXACT_INDEX)
+    """The index type windows are matched with, as the equity gate compares it with an evaluation's:
+    `matching.index` with the search parameters that apply to it ("flat", "hnsw,efSearch=128", ...), the
+    same label an evaluation run with that `protocol.index` records."""
+    return config.matching.index_spec().label() or EXACT_INDEX

@@ -180,6 +180,13 @@ class VectorIndex(Protocol):
         """For each unit-norm query row, the top-k subjects by best inner product, best first."""
         ...
 
+    @property
+    def subjects(self) -> list[str]: ...
+    def search_codes(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """`search` as arrays (queries x k): subject codes (indexes into `subjects`, -1 pads) and scores,
+        so a batch is decided without building candidates for the non-matches."""
+        ...
+
 
 class VectorIndexFactory(Protocol):
     def __call__(self, subject_of_row: Sequence[str], vectors: np.ndarray) -> VectorIndex: ...
