@@ -19,9 +19,9 @@ import numpy as np
 from lfr.domain.alert import Alert, AlertState
 from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
-from lfr.domain.embedding import normalised, require_model
+from lfr.domain.embedding import require_model
 from lfr.domain.errors import Conflict, InvalidInput, LfrError, ModelMismatch, StaleUpdate
-from lfr.domain.matching import Candidate, MatchDecision, decide
+from lfr.domain.matching import Candidate, MatchDecision, decide, normalise_queries
 from lfr.domain.observation import TRACKS_COUNTER, Observation, ObservationResult, Outcome, RejectCode
 from lfr.domain.ports import (
     AlertPublisher,
@@ -29,6 +29,7 @@ from lfr.domain.ports import (
     IngestMetrics,
     UnitOfWork,
     UnitOfWorkFactory,
+    VectorIndex,
 )
 from lfr.domain.window import ArmingGate, DeploymentWindow
 from lfr.services.durability import AlertDurability
@@ -211,33 +212,43 @@ class IngestService:
                     window.id,
                 )
             return
-        valid: list[tuple[_Pending, np.ndarray]] = []
-        for item in items:
-            try:
-                valid.append((item, normalised(item.observation.vector, index.dimension)))
-            except InvalidInput as exc:
+        # The whole micro-batch at once: one validation and normalisation, one search, one comparison with
+        # the threshold; candidates are built only for the matches (each still decided on its own).
+        queries, reasons = normalise_queries([item.observation.vector for item in items], index.dimension)
+        valid = [item for item, reason in zip(items, reasons, strict=True) if reason is None]
+        for item, reason in zip(items, reasons, strict=True):
+            if reason is not None:
                 results[item.position] = self._finish(
                     item.observation,
-                    ObservationResult.rejected(RejectCode.BAD_EMBEDDING, str(exc)),
+                    ObservationResult.rejected(RejectCode.BAD_EMBEDDING, reason),
                     window.id,
                 )
+        usable = queries[[r is None for r in reasons]]
+        queries.fill(0)
         if not valid:
             return
-        queries = np.stack([query for _, query in valid])
-        found = index.search(queries, self._top_k)
+        codes, scores = index.search_codes(usable, self._top_k)
+        subjects = index.subjects
+        # In float64, as `decide` compares: a float32 threshold could round below the window's.
+        best = scores[:, 0].astype(np.float64)
+        # Candidates are built for the matches and for faces that could support their track's fused
+        # probe (track_evidence.py): almost never for a passer-by.
+        wanted = best >= window.threshold - self.track_evidence.policy.support_margin
+        found = [
+            _candidates(subjects, codes[row], scores[row]) if wanted[row] else () for row in range(len(valid))
+        ]
         try:
-            fused = self._fuse_tracks(window, valid, found)
-            fused_found = index.search(np.stack([f for _, _, f in fused]), self._top_k) if fused else []
+            fused = self._fuse_tracks(window, list(zip(valid, usable, strict=True)), found)
+            fused_found = _search(index, [probe for _, _, probe in fused], self._top_k)
         finally:
-            queries.fill(0)
+            usable.fill(0)
         by_position = {
             i: (key, candidates) for (i, key, _), candidates in zip(fused, fused_found, strict=True)
         }
         for _, _, probe in fused:
             probe.fill(0)
-        for i, ((item, query), candidates) in enumerate(zip(valid, found, strict=True)):
-            query.fill(0)
-            results[item.position] = self._decide(item, candidates, by_position.get(i))
+        for row, item in enumerate(valid):
+            results[item.position] = self._decide(item, found[row], by_position.get(row))
 
     def _decide(
         self,
@@ -366,7 +377,8 @@ class IngestService:
         # happens: the alert is stored, so its camera must be told so (live feeds also poll the store).
         try:
             self._publisher.publish(stored)
-            self._metrics.alert_raised()
+            # Measured on this clock against the camera's capture time, so camera clock skew shows here.
+            self._metrics.alert_raised((self._clock.now() - observation.captured_at).total_seconds())
         except Exception:
             logger.exception("alert %s is stored but could not be published live", stored.id)
         return self._finish(
@@ -495,3 +507,19 @@ class IngestService:
 def _session(source_ref: str | None) -> str:
     """The node session of an observation's "{node session}:{seq}" ("" when it named none)."""
     return source_ref.rpartition(":")[0] if source_ref else ""
+
+
+def _candidates(subjects: Sequence[str], codes: np.ndarray, scores: np.ndarray) -> tuple[Candidate, ...]:
+    return tuple(
+        Candidate(subjects[c], float(x))
+        for c, x in zip(codes.tolist(), scores.tolist(), strict=True)
+        if c >= 0
+    )
+
+
+def _search(index: VectorIndex, probes: list[np.ndarray], k: int) -> list[tuple[Candidate, ...]]:
+    """Candidates of each fused probe (a second, usually empty, search)."""
+    if not probes:
+        return []
+    codes, scores = index.search_codes(np.stack(probes), k)
+    return [_candidates(index.subjects, codes[row], scores[row]) for row in range(len(probes))]

@@ -4,9 +4,11 @@ gate and the watchlist indexes in step with the stored windows, flush counters, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from lfr.domain.clock import Clock
 from lfr.domain.errors import LfrError
+from lfr.domain.window import WindowState
 from lfr.services.arming import ArmingMonitor
 from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
@@ -23,12 +25,14 @@ class MatcherUpkeep:
         clock: Clock,
         retention: RetentionService,
         ingest: IngestService,
+        after_build: Callable[[], None] | None = None,
     ) -> None:
         self._monitor = monitor
         self._indexes = indexes
         self._clock = clock
         self._retention = retention
         self._ingest = ingest
+        self._after_build = after_build  # e.g. hand the build's freed memory back to the OS
 
     def refresh_gate(self) -> None:
         """Re-reads the windows, drops indexes no live window needs, and builds the armed windows' indexes
@@ -39,12 +43,16 @@ class MatcherUpkeep:
         now = self._clock.now()
         # A closed or expired window's track evidence goes now, not when the next face arrives.
         self._ingest.track_evidence.retain_windows(w.id for w in live if w.is_armed(now))
+        built = False
         for window in live:
-            if window.is_armed(now):
+            # Every live window, armed or not yet: its index is then ready when it arms, not built then.
+            if window.is_armed(now) or (window.state is WindowState.AUTHORISED and now < window.starts_at):
                 try:
-                    self._indexes.for_window(window)
+                    built |= not self._indexes.is_ready(window) and self._indexes.prepare(window) is not None
                 except LfrError as exc:
                     logger.error("window %s cannot be matched: %s", window.id, type(exc).__name__)
+        if built and self._after_build is not None:
+            self._after_build()
 
     def forget_watchlist(self, watchlist_id: str) -> None:
         """A destroyed watchlist must stop matching at once, not at the next refresh."""
