@@ -24,6 +24,7 @@ from lfr.adapters.faiss_index import faiss_flat_index
 from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
+from lfr.adapters.signing import audit_signing
 from lfr.adapters.storage import Store, open_store
 from lfr.config import LfrConfig
 from lfr.domain.clock import Clock, SystemClock
@@ -113,6 +114,10 @@ class Container:
     def flush_counters(self) -> None:
         self.ingest.flush_counters()
 
+    def checkpoint_audit(self) -> None:
+        """Signs the audit chain head and anchors it outside the database (if it moved)."""
+        self.audit.checkpoint()
+
     def purge(self) -> None:
         report = self.retention.purge()
         for watchlist_id in report.watchlists_destroyed:
@@ -139,10 +144,11 @@ def build_container(
         store, clock, metrics, max_staleness=timedelta(seconds=matching.gate_max_staleness_seconds)
     )
     holder: list[Container] = []  # the deployment service's change hook needs the finished container
+    signing = audit_signing(config.audit, config.store.url)
     deployments = DeploymentService(
         store,
         clock,
-        on_change=lambda: holder[0].refresh_gate() if holder else None,
+        on_change=lambda: _window_changed(holder[0]) if holder else None,
         policy=policy if policy is not None else equity_policy(config.policy.equity_gate),
     )
     indexes = IndexCache(store, faiss_flat_index)
@@ -167,7 +173,7 @@ def build_container(
         watchlists=WatchlistService(store, clock),
         deployments=deployments,
         alerts=AlertService(store, clock, config.policy.two_person_rule, metrics),
-        audit=AuditService(store),
+        audit=AuditService(store, signing.signer, signing.keyring, signing.anchor, clock),
         retention=RetentionService(store, clock, config.retention.policy()),
         monitor=monitor,
         indexes=indexes,
@@ -177,6 +183,15 @@ def build_container(
     )
     holder.append(container)
     return container
+
+
+def _window_changed(container: Container) -> None:
+    container.refresh_gate()
+    # A window armed, disarmed or closed: sign the trail now rather than at the next minute.
+    try:
+        container.checkpoint_audit()
+    except LfrError as exc:
+        logger.error("audit checkpoint after a window change failed (%s)", type(exc).__name__)
 
 
 Extension = Callable[[Container], AbstractAsyncContextManager[object]]
@@ -224,6 +239,9 @@ async def running_matcher(
         asyncio.create_task(
             _every(config.retention.purge_interval_seconds, "retention purge", container.purge)
         ),
+        asyncio.create_task(
+            _every(config.audit.checkpoint_seconds, "audit checkpoint", container.checkpoint_audit)
+        ),
     ]
     try:
         async with AsyncExitStack() as stack:
@@ -239,6 +257,10 @@ async def running_matcher(
             await asyncio.to_thread(container.flush_counters)
         except LfrError as exc:
             logger.error("counters could not be flushed at shutdown (%s)", type(exc).__name__)
+        try:
+            await asyncio.to_thread(container.checkpoint_audit)
+        except (LfrError, OSError) as exc:
+            logger.error("the audit chain could not be checkpointed at shutdown (%s)", type(exc).__name__)
         if metrics_server is not None:
             metrics_server.shutdown()
             metrics_server.server_close()

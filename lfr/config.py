@@ -145,6 +145,39 @@ class TabletSettings(Section):
         )
 
 
+class AuditSettings(Section):
+    """Signed checkpoints of the audit chain (docs/security/audit-and-data-at-rest.md)."""
+
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM) this matcher signs checkpoints with; `lfr audit keygen` "
+        "makes one. Unset with SQLite: <database folder>/audit/signing-key.pem. Unset with PostgreSQL: "
+        "no checkpoints (a warning; verification then cannot stand against a database administrator)",
+    )
+    create_missing_key: bool = Field(
+        default=True,
+        description="generate the key on first start (with a warning) if the file does not exist; "
+        "false: refuse to start without it (production)",
+    )
+    trusted_public_keys: list[Path] = Field(
+        default_factory=list,
+        description="PEM public keys (files or folders of *.pub) whose checkpoints verify: other "
+        "replicas' keys and retired keys; this matcher's own key is always trusted",
+    )
+    anchor_file: Path | None = Field(
+        default=None,
+        description="append-only file outside the database where every checkpoint is also written. "
+        "Unset with SQLite: <database folder>/audit/anchor.jsonl",
+    )
+    anchor_command: list[str] = Field(
+        default_factory=list,
+        description="optional external log: command run per checkpoint with its JSON line on stdin",
+    )
+    checkpoint_seconds: float = Field(
+        default=60, gt=0, le=3600, description="how often the chain head is signed while serving"
+    )
+
+
 class LfrConfig(Section):
     store: StoreSettings = StoreSettings()
     grpc: GrpcSettings = GrpcSettings()
@@ -154,6 +187,7 @@ class LfrConfig(Section):
     policy: PolicySettings = PolicySettings()
     models: ModelSettings = ModelSettings()
     tablet: TabletSettings = TabletSettings()
+    audit: AuditSettings = AuditSettings()
 
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> LfrConfig:

@@ -15,6 +15,7 @@ import numpy as np
 
 from lfr.domain.alert import Alert
 from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead
+from lfr.domain.checkpoint import Checkpoint, SignatureChecker, Signer
 from lfr.domain.evaluation import EvaluationSummary
 from lfr.domain.matching import Candidate
 from lfr.domain.principal import Principal
@@ -87,6 +88,25 @@ class AuditLog(Protocol):
 
     def records(self, from_seq: int = 1) -> Iterator[AuditRecord]: ...
     def head(self) -> ChainHead | None: ...
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+    def checkpoints(self, from_seq: int = 1) -> list[Checkpoint]:
+        """Signed checkpoints kept in the store for records at or after `from_seq`, oldest first."""
+        ...
+
+
+class CheckpointAnchor(Protocol):
+    """Where checkpoints are kept outside the database: an append-only file, an external log. Whoever can
+    write the database must not be able to change what is already here."""
+
+    def append(self, checkpoint: Checkpoint) -> None: ...
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint anchored so far; raises InvalidInput if the anchor holds anything else."""
+        ...
+
+
+# Signing and checking checkpoints (Ed25519 in lfr/adapters/signing.py).
+CheckpointSigner = Signer
+CheckpointKeyring = SignatureChecker
 
 
 class CounterRepository(Protocol):

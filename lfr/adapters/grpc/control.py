@@ -263,3 +263,12 @@ class AuditServicer(control_pb2_grpc.AuditServicer):
     async def Verify(self, request: pb.Empty, context: Context) -> pb.VerifyResponse:
         result = await asyncio.to_thread(self._audit.verify, current_principal())
         return convert.verification(result)
+
+    async def ExportCheckpoints(
+        self, request: pb.ExportRequest, context: Context
+    ) -> AsyncIterator[pb.AuditCheckpoint]:
+        checkpoints = await asyncio.to_thread(
+            self._audit.export_checkpoints, current_principal(), max(1, request.from_seq)
+        )
+        for checkpoint in checkpoints:
+            yield convert.audit_checkpoint(checkpoint)

@@ -15,6 +15,7 @@ import numpy as np
 
 from lfr.domain.alert import Alert
 from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead, next_record
+from lfr.domain.checkpoint import Checkpoint
 from lfr.domain.errors import Conflict, NotFound, StaleUpdate
 from lfr.domain.evaluation import EvaluationSummary
 from lfr.domain.ports import (
@@ -41,6 +42,7 @@ class MemoryState:
     alert_sequence: int = 0
     audit: list[AuditRecord] = field(default_factory=list)
     head: ChainHead | None = None
+    checkpoints: list[Checkpoint] = field(default_factory=list)
     counters: dict[tuple[str, str, str], int] = field(default_factory=dict)
     principals: dict[str, Principal] = field(default_factory=dict)
     token_hashes: dict[str, str] = field(default_factory=dict)  # hash -> principal name
@@ -105,6 +107,7 @@ class MemoryUnitOfWork:
         ):
             setattr(self._state, name, dict(getattr(self._state, name)))
         self._state.audit = list(self._state.audit)
+        self._state.checkpoints = list(self._state.checkpoints)
         self.windows = _Windows(self._state)
         self.watchlists = _Watchlists(self._state)
         self.alerts = _Alerts(self._state)
@@ -268,6 +271,12 @@ class _Audit:
 
     def head(self) -> ChainHead | None:
         return self._s.head
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._s.checkpoints.append(checkpoint)
+
+    def checkpoints(self, from_seq: int = 1) -> list[Checkpoint]:
+        return [c for c in self._s.checkpoints if c.seq >= from_seq]
 
 
 class _Counters:
