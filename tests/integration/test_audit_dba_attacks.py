@@ -160,3 +160,56 @@ def test_a_checkpoint_forged_into_the_database_is_rejected(store: SqlStore, audi
     verdict = audit.verify(AUDITOR)
     assert not verdict.ok
     assert "not in the trusted keyring" in verdict.reason or "removed" in verdict.reason
+
+
+@pytest.mark.postgres
+def test_two_replicas_with_their_own_keys_checkpoint_one_chain(
+    postgres_store_url: str, tmp_path: Path
+) -> None:
+    """Each replica signs with its own key and anchors to its own file while both append: the checkpoints
+    interleave on one unforked chain, and each replica's verification (trusting both keys) holds."""
+    import threading
+
+    from lfr.adapters.signing import Ed25519Keyring, FileAnchor, write_key_pair
+
+    replicas = [SqlStore.open(postgres_store_url), SqlStore.open(postgres_store_url)]
+    signers = [write_key_pair(tmp_path / f"replica-{n}.pem") for n in range(2)]
+    keyring = Ed25519Keyring([s.public for s in signers])
+    services = [
+        AuditService(replicas[n], signers[n], keyring, FileAnchor(tmp_path / f"anchor-{n}.jsonl"))
+        for n in range(2)
+    ]
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(30):
+                with replicas[n]() as uow:
+                    uow.audit.append(history()[i % len(history())])
+                    uow.commit()
+                services[n].checkpoint()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not errors, errors
+        for service in services:
+            verdict = service.verify(AUDITOR)
+            assert verdict.ok, verdict
+            assert verdict.records_checked == 60
+        with replicas[0]() as uow:
+            stored = uow.audit.checkpoints()
+        assert {c.key_id for c in stored} == {s.key_id for s in signers}
+        assert len(stored) >= 30
+
+        rewrite_as_dba(replicas[0], lambda rows: rows[:-5])
+        for service in services:
+            assert not service.verify(AUDITOR).ok
+    finally:
+        for replica in replicas:
+            replica.close()
