@@ -110,6 +110,7 @@ class Container:
         """A destroyed watchlist must stop matching at once, not at the next refresh."""
         keep = [w for w in self.monitor.gate().windows() if w.watchlist_id != watchlist_id]
         self.indexes.retain_only(keep)
+        self.store.scrub()  # its images and embeddings must not linger in the WAL either
 
     def flush_counters(self) -> None:
         self.ingest.flush_counters()
@@ -122,6 +123,8 @@ class Container:
         report = self.retention.purge()
         for watchlist_id in report.watchlists_destroyed:
             self.forget_watchlist(watchlist_id)
+        if report.alerts_purged or report.watchlists_destroyed:
+            self.store.scrub()  # no copy of a purged crop or image may linger in the WAL
 
     def close(self) -> None:
         self.store.close()

@@ -19,9 +19,11 @@ def serve(
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING, ERROR"),
 ) -> None:
     """Serve the tablet app alone, against the shared store; live feeds re-read it every poll_seconds."""
+    from lfr.adapters.hardening import disable_core_dumps
     from lfr.adapters.tablet.serve import uvicorn_server
     from lfr.bootstrap import build_container, build_tablet_app, configure_logging
 
+    disable_core_dumps()
     configure_logging(log_level)
     settings = config_from(config)
     with reported():

@@ -105,7 +105,7 @@ class WatchlistsServicer(control_pb2_grpc.WatchlistsServicer):
         destroyed = await asyncio.to_thread(
             self._watchlists.destroy, request.watchlist_id, current_principal(), request.reason
         )
-        self._on_destroyed(destroyed.id)
+        await asyncio.to_thread(self._on_destroyed, destroyed.id)  # scrubs the WAL: off the event loop
         return convert.watchlist(destroyed, 0)
 
     async def GetWatchlist(self, request: pb.WatchlistRef, context: Context) -> pb.Watchlist:

@@ -13,6 +13,9 @@ class Store(Protocol):
 
     def __call__(self) -> UnitOfWork: ...
     def close(self) -> None: ...
+    def scrub(self) -> bool:
+        """After deletions, removes leftover copies of deleted rows (SQLite's WAL). True when done."""
+        ...
 
 
 def open_store(url: str) -> Store:

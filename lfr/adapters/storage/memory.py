@@ -58,6 +58,10 @@ class MemoryStore:
     def __call__(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
 
+    def scrub(self) -> bool:
+        """Nothing is on disk; present so MemoryStore satisfies the Store protocol."""
+        return True
+
     def close(self) -> None:
         """Nothing to release; present so MemoryStore satisfies the Store protocol."""
 

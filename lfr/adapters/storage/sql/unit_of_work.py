@@ -51,6 +51,22 @@ class SqlStore:
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine)
 
+    def scrub(self) -> bool:
+        """After deletions: copies the WAL into the database (where secure_delete zeroed the deleted rows)
+        and truncates it to nothing, so no older copy of a deleted row stays in the WAL. True when done;
+        False when a reader kept it from finishing (the next purge tries again). PostgreSQL: nothing to do
+        here (its dead tuples are VACUUM's business; see docs/security/audit-and-data-at-rest.md)."""
+        if self.engine.dialect.name != "sqlite":
+            return True
+        with translated_errors("truncating the write-ahead log"), self.engine.connect() as connection:
+            # Outside a transaction: the "begin" hook's BEGIN IMMEDIATE would make the checkpoint fail.
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            logger.warning("the WAL could not be truncated after a purge (a reader was active); will retry")
+        return not busy
+
     def close(self) -> None:
         self.engine.dispose()
 
