@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from lfr.adapters.alert_bus import AlertBroadcaster
+from lfr.adapters.envelope import image_sealer
 from lfr.adapters.faiss_index import faiss_flat_index
 from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
@@ -138,7 +139,8 @@ def build_container(
     policy: AuthorisationPolicy | None = None,
 ) -> Container:
     """`policy` overrides the authorisation policy; by default it is the configured equity gate."""
-    store = open_store(config.store.url)
+    store = open_store(config.store.url, image_sealer(config.encryption, config.store.url))
+    store.seal_plaintext_images()  # rows stored before encryption was configured
     clock = clock or SystemClock()
     registry = registry or CollectorRegistry()
     metrics = PrometheusIngestMetrics(registry)

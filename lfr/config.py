@@ -178,6 +178,23 @@ class AuditSettings(Section):
     )
 
 
+class EncryptionSettings(Section):
+    """Envelope encryption of face images at rest (docs/security/audit-and-data-at-rest.md)."""
+
+    key_file: Path | None = Field(
+        default=None,
+        description="key-encryption key (32 bytes as hex; `lfr db keygen-images`) that wraps each image's "
+        "data key; keep it off the database's storage. Unset with SQLite: <database folder>/keys/"
+        "image-kek.hex. Unset with PostgreSQL: images stored in clear (an error is logged)",
+    )
+    retired_key_files: list[Path] = Field(
+        default_factory=list, description="earlier key-encryption keys, still able to open older images"
+    )
+    create_missing_key: bool = Field(
+        default=True, description="create key_file on first start (a warning); false: refuse to start"
+    )
+
+
 class LfrConfig(Section):
     store: StoreSettings = StoreSettings()
     grpc: GrpcSettings = GrpcSettings()
@@ -188,6 +205,7 @@ class LfrConfig(Section):
     models: ModelSettings = ModelSettings()
     tablet: TabletSettings = TabletSettings()
     audit: AuditSettings = AuditSettings()
+    encryption: EncryptionSettings = EncryptionSettings()
 
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> LfrConfig:

@@ -104,6 +104,16 @@ class CheckpointAnchor(Protocol):
         ...
 
 
+class ImageSealer(Protocol):
+    """Encrypts face images (alert crops, reference images) for storage with keys the store never holds.
+    `context` names the row ("alert:<id>"), so a sealed image moved to another row does not open."""
+
+    def seal(self, plaintext: bytes, context: str) -> bytes: ...
+    def open(self, stored: bytes, context: str) -> bytes:
+        """Raises StoreUnavailable if it was altered, moved, or sealed under a key not held."""
+        ...
+
+
 # Signing and checking checkpoints (Ed25519 in lfr/adapters/signing.py).
 CheckpointSigner = Signer
 CheckpointKeyring = SignatureChecker

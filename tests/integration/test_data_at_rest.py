@@ -7,13 +7,17 @@ import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
+import pytest
 from sqlalchemy import text
 
+from lfr.adapters.envelope import EnvelopeSealer, FileKeyWrapper, write_kek
 from lfr.adapters.storage.sql import SqlStore
 from lfr.domain.clock import ManualClock
+from lfr.domain.errors import StoreUnavailable
 from lfr.domain.retention import RetentionPolicy
 from lfr.services.retention import RetentionService
-from tests.integration.builders import T0, alert
+from tests.integration.builders import T0, alert, subject, watchlist
 from tests.support import tiny_jpeg
 
 MARKER = b"LFR-PURGED-ALERT-CROP-"
@@ -56,3 +60,96 @@ def test_purged_crops_leave_nothing_in_the_database_or_its_wal(tmp_path: Path) -
         assert after.get("lfr.db-wal", b"") == b""  # the WAL was truncated, not just checkpointed
     finally:
         store.close()
+
+
+def sealer_for(tmp_path: Path, name: str = "kek.hex", retired: tuple[str, ...] = ()) -> EnvelopeSealer:
+    if not (tmp_path / name).exists():
+        write_kek(tmp_path / name)
+    return EnvelopeSealer(FileKeyWrapper.from_files(tmp_path / name, [tmp_path / r for r in retired]))
+
+
+def test_crops_and_reference_images_are_only_ciphertext_on_disk(tmp_path: Path) -> None:
+    database = tmp_path / "store" / "lfr.db"
+    store = SqlStore.open(f"sqlite:///{database}", sealer=sealer_for(tmp_path))
+    crop, reference = tiny_jpeg(MARKER + b"crop"), tiny_jpeg(MARKER + b"reference")
+    try:
+        with store() as uow:
+            uow.alerts.add(dataclasses.replace(alert("a-1"), crop_jpeg=crop))
+            uow.watchlists.add(watchlist())
+            uow.watchlists.add_subject(subject("s-1", image=reference), np.eye(2, 4, dtype=np.float32))
+            uow.commit()
+        on_disk = files_of(database)
+        assert not [name for name, data in on_disk.items() if MARKER in data]
+        assert any(c.startswith(b"LFRE1") for c in stored_crops(store))
+        with store() as uow:
+            assert uow.alerts.get("a-1").crop_jpeg == crop
+            assert uow.alerts.find()[0].crop_jpeg == crop
+            assert uow.watchlists.get_subject("wl-1", "s-1").reference_image_jpeg == reference
+    finally:
+        store.close()
+
+
+def test_a_sealed_crop_moved_to_another_alert_does_not_open(tmp_path: Path) -> None:
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'lfr.db'}", sealer=sealer_for(tmp_path))
+    try:
+        with store() as uow:
+            for n in (1, 2):
+                uow.alerts.add(dataclasses.replace(alert(f"a-{n}"), crop_jpeg=tiny_jpeg(b"%d" % n)))
+            uow.commit()
+        with store.engine.begin() as sql:
+            sql.execute(
+                text(
+                    "UPDATE alerts SET crop_jpeg = (SELECT crop_jpeg FROM alerts WHERE id = 'a-1') "
+                    "WHERE id = 'a-2'"
+                )
+            )
+        with store() as uow, pytest.raises(StoreUnavailable, match="alert:a-2"):
+            uow.alerts.get("a-2")
+        keyless = SqlStore.open(f"sqlite:///{tmp_path / 'lfr.db'}")
+        try:
+            with keyless() as uow, pytest.raises(StoreUnavailable, match="no image key is configured"):
+                uow.alerts.get("a-1")
+        finally:
+            keyless.close()
+    finally:
+        store.close()
+
+
+def test_images_stored_in_clear_are_sealed_at_start_and_a_rotated_key_still_opens_old_ones(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "store" / "lfr.db"
+    url = f"sqlite:///{database}"
+    crop = tiny_jpeg(MARKER + b"legacy")
+    legacy = SqlStore.open(url)  # as before encryption was configured
+    with legacy() as uow:
+        uow.alerts.add(dataclasses.replace(alert("a-old"), crop_jpeg=crop))
+        uow.commit()
+    legacy.close()
+    assert any(MARKER in data for data in files_of(database).values())
+
+    store = SqlStore.open(url, sealer=sealer_for(tmp_path))
+    try:
+        assert store.seal_plaintext_images() == 1
+        assert store.seal_plaintext_images() == 0
+        assert not [name for name, data in files_of(database).items() if MARKER in data]
+    finally:
+        store.close()
+
+    write_kek(tmp_path / "kek-2.hex")
+    rotated = SqlStore.open(url, sealer=sealer_for(tmp_path, "kek-2.hex", retired=("kek.hex",)))
+    try:
+        with rotated() as uow:
+            assert uow.alerts.get("a-old").crop_jpeg == crop
+            uow.alerts.add(dataclasses.replace(alert("a-new"), crop_jpeg=crop))
+            uow.commit()
+    finally:
+        rotated.close()
+    forgotten = SqlStore.open(url, sealer=sealer_for(tmp_path, "kek-2.hex"))
+    try:
+        with forgotten() as uow:
+            assert uow.alerts.get("a-new").crop_jpeg == crop
+            with pytest.raises(StoreUnavailable, match="not configured"):
+                uow.alerts.get("a-old")
+    finally:
+        forgotten.close()

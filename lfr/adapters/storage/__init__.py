@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from lfr.domain.errors import InvalidInput
-from lfr.domain.ports import UnitOfWork
+from lfr.domain.ports import ImageSealer, UnitOfWork
 
 
 class Store(Protocol):
@@ -13,13 +13,18 @@ class Store(Protocol):
 
     def __call__(self) -> UnitOfWork: ...
     def close(self) -> None: ...
+    def seal_plaintext_images(self) -> int:
+        """Encrypts face images stored before encryption was configured; returns how many."""
+        ...
+
     def scrub(self) -> bool:
         """After deletions, removes leftover copies of deleted rows (SQLite's WAL). True when done."""
         ...
 
 
-def open_store(url: str) -> Store:
-    """Opens (and for SQL, migrates to the latest schema) the store named by `url`."""
+def open_store(url: str, sealer: ImageSealer | None = None) -> Store:
+    """Opens (and for SQL, migrates to the latest schema) the store named by `url`; `sealer` encrypts the
+    face images an SQL store keeps (memory:// keeps nothing at rest)."""
     if url.startswith("memory://"):
         from lfr.adapters.storage.memory import MemoryStore
 
@@ -27,7 +32,7 @@ def open_store(url: str) -> Store:
     if url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
         from lfr.adapters.storage.sql import SqlStore
 
-        return SqlStore.open(url)
+        return SqlStore.open(url, sealer=sealer)
     raise InvalidInput(
         f"unsupported store URL {url!r}: use memory://, sqlite:///PATH or postgresql+psycopg://..."
     )

@@ -58,6 +58,10 @@ class MemoryStore:
     def __call__(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
 
+    def seal_plaintext_images(self) -> int:
+        """Nothing is at rest; present so MemoryStore satisfies the Store protocol."""
+        return 0
+
     def scrub(self) -> bool:
         """Nothing is on disk; present so MemoryStore satisfies the Store protocol."""
         return True

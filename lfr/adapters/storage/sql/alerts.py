@@ -10,15 +10,18 @@ from sqlalchemy import Row, delete, insert, select, update
 
 from lfr.adapters.storage.sql.audit import lock_chain_head
 from lfr.adapters.storage.sql.schema import alerts as t
+from lfr.adapters.storage.sql.sealing import opened, sealed
 from lfr.adapters.storage.sql.tx import Tx
 from lfr.domain.alert import Adjudication, Alert, AlertState
 from lfr.domain.errors import NotFound, StaleUpdate, StoreUnavailable
 from lfr.domain.matching import Candidate
+from lfr.domain.ports import ImageSealer
 
 
 class SqlAlerts:
-    def __init__(self, tx: Tx) -> None:
+    def __init__(self, tx: Tx, sealer: ImageSealer | None = None) -> None:
         self._tx = tx
+        self._sealer = sealer
 
     def add(self, alert: Alert) -> Alert:
         # Subscribers catch up with "sequence > last seen", so sequences must become visible in order.
@@ -27,6 +30,7 @@ class SqlAlerts:
         lock_chain_head(self._tx)
         row = _to_row(alert)
         del row["sequence"]
+        row["crop_jpeg"] = sealed(self._sealer, row["crop_jpeg"], f"alert:{alert.id}")
         inserted = self._tx.first(
             insert(t).values(row).returning(t.c.sequence), f"adding alert {alert.id}", may_conflict=True
         )
@@ -38,18 +42,19 @@ class SqlAlerts:
         row = self._tx.first(select(t).where(t.c.id == alert_id), f"reading alert {alert_id}")
         if row is None:
             raise NotFound(f"no alert {alert_id}")
-        return _from_row(row)
+        return self._alert(row)
 
     def find_by_source(self, camera_id: str, source_ref: str) -> Alert | None:
         row = self._tx.first(
             select(t).where(t.c.camera_id == camera_id, t.c.source_ref == source_ref),
             f"reading camera {camera_id}'s alert by source",
         )
-        return _from_row(row) if row is not None else None
+        return self._alert(row) if row is not None else None
 
     def update(self, alert: Alert) -> None:
         row = _to_row(alert)
         del row["sequence"]  # assigned once by the store, never rewritten
+        del row["crop_jpeg"]  # nor is the crop: it stays sealed as it was stored
         changed = self._tx.run(
             update(t).where(t.c.id == alert.id, t.c.version == alert.version - 1).values(row),
             f"updating alert {alert.id}",
@@ -64,10 +69,16 @@ class SqlAlerts:
         query = select(t).where(t.c.sequence > after_sequence).order_by(t.c.sequence).limit(max(limit, 0))
         if window_ids is not None:
             query = query.where(t.c.window_id.in_(list(window_ids)))
-        return [_from_row(r) for r in self._tx.rows(query, "listing alerts")]
+        return [self._alert(r) for r in self._tx.rows(query, "listing alerts")]
 
     def purge_raised_before(self, cutoff: datetime) -> int:
         return self._tx.run(delete(t).where(t.c.raised_at < cutoff), "purging alerts")
+
+    def _alert(self, row: Row[Any]) -> Alert:
+        alert = _from_row(row)
+        return dataclasses.replace(
+            alert, crop_jpeg=opened(self._sealer, alert.crop_jpeg, f"alert:{alert.id}")
+        )
 
 
 def _to_row(a: Alert) -> dict[str, Any]:

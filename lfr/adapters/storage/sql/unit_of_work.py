@@ -24,6 +24,7 @@ from lfr.domain.ports import (
     AuditLog,
     CounterRepository,
     EvaluationRepository,
+    ImageSealer,
     PrincipalRepository,
     WatchlistRepository,
     WindowRepository,
@@ -33,11 +34,12 @@ logger = logging.getLogger(__name__)
 
 
 class SqlStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sealer: ImageSealer | None = None) -> None:
         self.engine = engine
+        self.sealer = sealer  # encrypts face images at rest; None: stored as they come
 
     @classmethod
-    def open(cls, url: str, migrate: bool = True) -> SqlStore:
+    def open(cls, url: str, migrate: bool = True, sealer: ImageSealer | None = None) -> SqlStore:
         """Connects, and unless told otherwise brings the schema up to date first."""
         engine = create_store_engine(url)
         try:
@@ -46,10 +48,41 @@ class SqlStore:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine)
+        return cls(engine, sealer)
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine)
+        return SqlUnitOfWork(self.engine, self.sealer)
+
+    def seal_plaintext_images(self) -> int:
+        """Seals alert crops and reference images written in clear (before a key was configured), in
+        one transaction, then scrubs the WAL of the clear copies. Returns how many were sealed."""
+        if self.sealer is None:
+            return 0
+        from sqlalchemy import select, update
+
+        from lfr.adapters.storage.sql.schema import alerts, subjects
+        from lfr.adapters.storage.sql.sealing import SEALED_MAGIC
+
+        count = 0
+        with translated_errors("sealing images stored in clear"), self.engine.begin() as connection:
+            for table, column, kind in (
+                (alerts, alerts.c.crop_jpeg, "alert"),
+                (subjects, subjects.c.reference_image_jpeg, "subject"),
+            ):
+                rows = connection.execute(select(table.c.id, column).where(column.is_not(None))).all()
+                for row_id, image in rows:
+                    image = bytes(image)
+                    if not image or image.startswith(SEALED_MAGIC):
+                        continue
+                    sealed = self.sealer.seal(image, f"{kind}:{row_id}")
+                    connection.execute(
+                        update(table).where(table.c.id == row_id).values({column.name: sealed})
+                    )
+                    count += 1
+        if count:
+            logger.warning("sealed %d face images that were stored in clear", count)
+            self.scrub()
+        return count
 
     def scrub(self) -> bool:
         """After deletions: copies the WAL into the database (where secure_delete zeroed the deleted rows)
@@ -80,8 +113,9 @@ class SqlUnitOfWork:
     principals: PrincipalRepository
     evaluations: EvaluationRepository
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sealer: ImageSealer | None = None) -> None:
         self._engine = engine
+        self._sealer = sealer
         self._connection: Connection | None = None
         self._tx: Tx | None = None
 
@@ -90,8 +124,8 @@ class SqlUnitOfWork:
             self._connection = self._engine.connect()
         tx = self._tx = Tx(self._connection)
         self.windows = SqlWindows(tx)
-        self.watchlists = SqlWatchlists(tx)
-        self.alerts = SqlAlerts(tx)
+        self.watchlists = SqlWatchlists(tx, self._sealer)
+        self.alerts = SqlAlerts(tx, self._sealer)
         self.audit = SqlAudit(tx)
         self.counters = SqlCounters(tx)
         self.principals = SqlPrincipals(tx)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -8,16 +9,19 @@ from sqlalchemy import Row, delete, insert, select, update
 from lfr.adapters.storage.sql.schema import subject_embeddings as e
 from lfr.adapters.storage.sql.schema import subjects as s
 from lfr.adapters.storage.sql.schema import watchlists as t
+from lfr.adapters.storage.sql.sealing import opened, sealed
 from lfr.adapters.storage.sql.tx import Tx
 from lfr.domain.errors import InvalidInput, NotFound
+from lfr.domain.ports import ImageSealer
 from lfr.domain.watchlist import Subject, Watchlist, WatchlistState
 
 _F32LE = np.dtype("<f4")
 
 
 class SqlWatchlists:
-    def __init__(self, tx: Tx) -> None:
+    def __init__(self, tx: Tx, sealer: ImageSealer | None = None) -> None:
         self._tx = tx
+        self._sealer = sealer
 
     def add(self, watchlist: Watchlist) -> None:
         self._tx.run(
@@ -48,7 +52,12 @@ class SqlWatchlists:
         if vectors.ndim != 2:
             raise InvalidInput(f"embeddings must be (n, d), got shape {vectors.shape}")
         doing = f"adding subject {subject.id}"
-        self._tx.run(insert(s).values(_subject_row(subject)), doing, may_conflict=True)
+        row = _subject_row(subject)
+        if subject.reference_image_jpeg:
+            row["reference_image_jpeg"] = sealed(
+                self._sealer, subject.reference_image_jpeg, f"subject:{subject.id}"
+            )
+        self._tx.run(insert(s).values(row), doing, may_conflict=True)
         if len(vectors):
             rows = [
                 {"subject_id": subject.id, "position": i, "vector_f32le": row.tobytes()}
@@ -69,14 +78,14 @@ class SqlWatchlists:
         )
         if row is None:
             raise NotFound(f"no subject {subject_id} in watchlist {watchlist_id}")
-        return _subject(row)
+        return self._subject(row)
 
     def subjects(self, watchlist_id: str) -> list[Subject]:
         rows = self._tx.rows(
             select(s).where(s.c.watchlist_id == watchlist_id).order_by(s.c.id),
             f"listing subjects of {watchlist_id}",
         )
-        return [_subject(r) for r in rows]
+        return [self._subject(r) for r in rows]
 
     def embeddings(self, watchlist_id: str) -> tuple[list[str], np.ndarray]:
         watchlist = self.get(watchlist_id)
@@ -97,6 +106,13 @@ class SqlWatchlists:
         doomed = select(s.c.id).where(s.c.watchlist_id == watchlist_id).scalar_subquery()
         self._tx.run(delete(e).where(e.c.subject_id.in_(doomed)), doing)
         return self._tx.run(delete(s).where(s.c.watchlist_id == watchlist_id), doing)
+
+    def _subject(self, row: Row[Any]) -> Subject:
+        subject = _subject(row)
+        if not subject.reference_image_jpeg:
+            return subject
+        image = opened(self._sealer, subject.reference_image_jpeg, f"subject:{subject.id}")
+        return dataclasses.replace(subject, reference_image_jpeg=image)
 
 
 def _watchlist_row(w: Watchlist) -> dict[str, Any]:
