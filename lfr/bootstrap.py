@@ -92,6 +92,7 @@ class Container:
     broadcaster: AlertBroadcaster
     streams: CameraStreams  # which cameras stream to this process now; the ingest servicer keeps it
     extras: dict[str, object] = field(default_factory=dict)  # room for other adapters' shared objects
+    armed_ids: frozenset[str] = frozenset()  # as of the last gate refresh: a change is checkpointed
 
     def refresh_gate(self) -> None:
         """Re-reads the windows, drops indexes no live window needs, and builds the armed windows' indexes
@@ -106,6 +107,14 @@ class Container:
                     self.indexes.for_window(window)
                 except LfrError as exc:
                     logger.error("window %s cannot be matched: %s", window.id, type(exc).__name__)
+        armed = frozenset(w.id for w in live if w.is_armed(now))
+        if armed != self.armed_ids:
+            self.armed_ids = armed
+            # Armed or disarmed (a window's start or end, a close): sign the trail now, not within a minute.
+            try:
+                self.checkpoint_audit()
+            except (LfrError, OSError) as exc:
+                logger.error("audit checkpoint after arming changed failed (%s)", type(exc).__name__)
 
     def forget_watchlist(self, watchlist_id: str) -> None:
         """A destroyed watchlist must stop matching at once, not at the next refresh."""
@@ -192,10 +201,10 @@ def build_container(
 
 def _window_changed(container: Container) -> None:
     container.refresh_gate()
-    # A window armed, disarmed or closed: sign the trail now rather than at the next minute.
+    # A window authorised or closed: sign the trail now rather than at the next minute.
     try:
         container.checkpoint_audit()
-    except LfrError as exc:
+    except (LfrError, OSError) as exc:
         logger.error("audit checkpoint after a window change failed (%s)", type(exc).__name__)
 
 

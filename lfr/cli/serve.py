@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from lfr.adapters.hardening import disable_core_dumps
+from lfr.adapters import hardening
 from lfr.bootstrap import Running, configure_logging, run_matcher, serving_tablet
 from lfr.cli.common import ConfigOption, config_from, fail
 from lfr.domain.errors import LfrError
@@ -20,7 +20,7 @@ def serve(
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING, ERROR"),
 ) -> None:
     """Run the matcher: gRPC for cameras and control clients, Prometheus metrics, background duties."""
-    disable_core_dumps()
+    hardening.disable_core_dumps()
     configure_logging(log_level)
     settings = config_from(config)
 

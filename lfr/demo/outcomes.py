@@ -141,6 +141,8 @@ def find_problems(summary: DemoSummary, armed_alerts: int, listed: int) -> list[
     ]
     if scan["crops_found"] or scan["embeddings_found"]:
         problems.append(f"non-matching faces found on disk in {', '.join(scan['found_in'])}")
+    if scan.get("alert_crops_in_clear"):
+        problems.append("alert crops found unencrypted on disk")
     if scan["alert_crops_found"] != scan["alert_crops"] or not scan["enrolled_embeddings_found"]:
         problems.append("the deletion scan could not find what must be there: it proves nothing")
     if not summary.audit.get("ok"):

@@ -68,7 +68,8 @@ class Findings:
 class ScanReport:
     files: tuple[tuple[str, int], ...]  # relative path, size in bytes
     forgotten: Findings  # of faces that did not match: must be all zeros
-    kept: Findings  # of alert crops and enrolled embeddings: must be found
+    kept: Findings  # of alert crops (as stored: sealed) and enrolled embeddings: must be found
+    in_clear: Findings = Findings(0, 0, ())  # of alert crops as sent: kept only sealed, so none
 
     @property
     def total_bytes(self) -> int:
@@ -95,13 +96,23 @@ def _search(contents: dict[str, bytes], needles: Fingerprints) -> Findings:
     return Findings(sum(crops_found), sum(embeddings_found), tuple(sorted(where)))
 
 
-def scan_folder(folder: Path, forgotten: Fingerprints, kept: Fingerprints) -> ScanReport:
+def scan_folder(
+    folder: Path, forgotten: Fingerprints, kept: Fingerprints, sealed: Fingerprints | None = None
+) -> ScanReport:
+    """`sealed`: what is kept only encrypted, so must not be found as it was sent."""
     contents = {str(p.relative_to(folder)): p.read_bytes() for p in _files(folder)}
     return ScanReport(
         tuple((name, len(data)) for name, data in contents.items()),
         _search(contents, forgotten),
         _search(contents, kept),
+        _search(contents, sealed or Fingerprints()),
     )
+
+
+def stored_needle(stored: bytes) -> bytes:
+    """16 bytes from the middle of an image as the store holds it (ciphertext)."""
+    middle = len(stored) // 2
+    return bytes(stored[middle : middle + CROP_NEEDLE_BYTES])
 
 
 def _files(folder: Path) -> Iterable[Path]:

@@ -198,6 +198,8 @@ def test_two_replicas_with_their_own_keys_checkpoint_one_chain(
         for thread in threads:
             thread.join(timeout=120)
         assert not errors, errors
+        for service in services:  # as each does within a minute, or at shutdown
+            service.checkpoint()
         for service in services:
             verdict = service.verify(AUDITOR)
             assert verdict.ok, verdict
