@@ -188,3 +188,29 @@ async def test_the_matcher_checkpoints_at_shutdown(tmp_path: Path) -> None:
             assert [c.seq for c in uow.audit.checkpoints()] == [record.seq]
     finally:
         container.close()
+
+
+async def test_lfr_audit_verify_names_a_dba_rewrite_of_a_serving_matcher(world: World, tmp_path: Path):
+    """The issue's report, end to end: the authoriser of a window changed by SQL with every hash and the
+    head recomputed, and the database's checkpoint copies deleted, while `lfr serve` runs."""
+    from sqlalchemy import text
+
+    from lfr.adapters.storage.sql import SqlStore
+    from tests.integration.test_audit_dba_attacks import rewrite_as_dba
+
+    await busy_deployment(world)
+    world.container.checkpoint_audit()
+    store = world.container.store
+    assert isinstance(store, SqlStore)
+
+    def reattribute(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [dict(r, actor="chief-inspector") if r["action"] == "window.authorised" else r for r in rows]
+
+    rewrite_as_dba(store, reattribute)
+    with store.engine.connect() as sql:
+        assert sql.execute(text("SELECT count(*) FROM audit_checkpoints")).scalar() == 0
+    server = ("--server", f"127.0.0.1:{world.port}", "--token", world.tokens["aud"])
+    result = await lfr("audit", "verify", *server)
+    assert result.exit_code == 1
+    assert "audit chain BROKEN at record 1" in result.output
+    assert "were rewritten" in result.output

@@ -153,3 +153,27 @@ def test_images_stored_in_clear_are_sealed_at_start_and_a_rotated_key_still_open
                 uow.alerts.get("a-old")
     finally:
         forgotten.close()
+
+
+@pytest.mark.postgres
+def test_postgres_holds_only_sealed_crops_and_images(postgres_store_url: str, tmp_path: Path) -> None:
+    store = SqlStore.open(postgres_store_url, sealer=sealer_for(tmp_path))
+    crop, reference = tiny_jpeg(MARKER + b"crop"), tiny_jpeg(MARKER + b"reference")
+    try:
+        with store() as uow:
+            uow.alerts.add(dataclasses.replace(alert("a-1"), crop_jpeg=crop))
+            uow.watchlists.add(watchlist())
+            uow.watchlists.add_subject(subject("s-1", image=reference), np.eye(2, 4, dtype=np.float32))
+            uow.commit()
+        with store.engine.connect() as sql:
+            held = [bytes(r[0]) for r in sql.execute(text("SELECT crop_jpeg FROM alerts"))]
+            held += [
+                bytes(r[0]) for r in sql.execute(text("SELECT reference_image_jpeg FROM watchlist_subjects"))
+            ]
+        assert len(held) == 2
+        assert all(h.startswith(b"LFRE1") and MARKER not in h for h in held)
+        with store() as uow:
+            assert uow.alerts.get("a-1").crop_jpeg == crop
+            assert uow.watchlists.get_subject("wl-1", "s-1").reference_image_jpeg == reference
+    finally:
+        store.close()
