@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import faiss
 import numpy as np
 
-from lfr.domain.matching import Candidate, collapse_to_subjects
+from lfr.adapters.blas_kernel import ensure_blas_kernel, record_loaded_kernel
+
+# Before FAISS loads its OpenBLAS, which reads its kernel choice only then (see blas_kernel). Every user of
+# FAISS imports it through this module.
+ensure_blas_kernel()
+
+import faiss  # noqa: E402
+
+from lfr.domain.matching import Candidate, collapse_to_subjects  # noqa: E402
+
+record_loaded_kernel()
 
 # FAISS uses BLAS only for batches of >= 20 queries by default; below that it scans per query. Batches of
 # 16-32 are what the micro-batcher produces, and BLAS makes them ~5x faster (see PERF_NOTES.md).
 BLAS_THRESHOLD = 4
+
+
+def faiss_version() -> str:
+    return str(faiss.__version__)
 
 
 def configure_faiss(threads: int = 1) -> None:

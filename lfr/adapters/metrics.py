@@ -8,8 +8,9 @@ import threading
 from collections.abc import Callable
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 
+from lfr.adapters.blas_kernel import ensure_blas_kernel
 from lfr.domain.alert import Adjudication
 from lfr.domain.observation import RejectCode
 
@@ -55,6 +56,19 @@ class PrometheusIngestMetrics:
         self._lock = threading.Lock()
         for code in RejectCode:
             self._rejected_by[code.value].inc(0)
+        blas = ensure_blas_kernel()
+        Info(
+            "lfr_faiss_blas_kernel",
+            "The GEMM kernel FAISS's OpenBLAS runs and how it was chosen (see `lfr doctor`)",
+            registry=registry,
+        ).info(
+            {
+                "kernel": blas.running or "unknown",
+                "source": blas.source,
+                "detected": blas.detected or "unknown",
+                "best_supported": blas.best_supported or "unknown",
+            }
+        )
 
     def observed(self, camera_id: str, outcome: str, count: int = 1) -> None:
         key = (camera_id, outcome)

@@ -31,6 +31,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("lfr.cli.enrol", "app", "enrol"),
     ("lfr.cli.tablet", "app", "tablet"),
     ("evaluation.cli", "app", "eval"),
+    ("lfr.cli.doctor", "app", "doctor"),
 ]
 
 _register()
