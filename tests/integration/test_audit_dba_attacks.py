@@ -215,3 +215,45 @@ def test_two_replicas_with_their_own_keys_checkpoint_one_chain(
     finally:
         for replica in replicas:
             replica.close()
+
+
+def test_a_rewritten_chain_is_not_signed_afresh(store: SqlStore, audit: AuditService, tmp_path: Path) -> None:
+    """The matcher's next checkpoint must not vouch for the rewritten history: it refuses, and the anchor
+    is left as it was. A restarted matcher (a new service) refuses too: it reads its last checkpoint back
+    from the anchor."""
+    from lfr.adapters.signing import FileAnchor, load_signer
+    from lfr.domain.errors import StoreUnavailable
+
+    anchor = FileAnchor(tmp_path / "anchor.jsonl")
+    before = anchor.checkpoints()
+    with store() as uow:
+        uow.audit.append(history()[0])
+        uow.commit()
+
+    def reattribute(rows: Rows) -> Rows:
+        rows[1]["actor"] = "chief-inspector"
+        return rows
+
+    rewrite_as_dba(store, reattribute)
+    with pytest.raises(StoreUnavailable, match="no longer leads from the last checkpoint"):
+        audit.checkpoint()
+    restarted = signed_audit(store, tmp_path, load_signer(tmp_path / "keys" / "audit-signing.pem"))
+    with pytest.raises(StoreUnavailable, match="no longer leads from the last checkpoint"):
+        restarted.checkpoint()
+    assert anchor.checkpoints() == before
+
+
+def test_an_untouched_chain_goes_on_being_signed_after_a_restart(
+    store: SqlStore, audit: AuditService, tmp_path: Path
+) -> None:
+    from lfr.adapters.signing import load_signer
+
+    restarted = signed_audit(store, tmp_path, load_signer(tmp_path / "keys" / "audit-signing.pem"))
+    with store() as uow:
+        for step in history():
+            uow.audit.append(step)
+        uow.commit()
+    checkpoint = restarted.checkpoint()
+    assert checkpoint is not None
+    assert checkpoint.seq == 2 * len(history())
+    assert restarted.verify(AUDITOR).ok
