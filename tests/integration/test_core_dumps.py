@@ -1,5 +1,6 @@
 """Real `lfr serve`, `lfr tablet serve` and `lfr camera` processes run with core dumps off, even when
-started with a core size limit: a dump would hold faces (a test dump once held 541 of 2,000 passer-by crops)."""
+started with a core size limit: a dump would hold faces (a test dump once held 541 of 2,000 passer-by
+crops)."""
 
 from __future__ import annotations
 
