@@ -75,7 +75,8 @@ class AlertRepository(Protocol):
     def find(
         self, window_ids: Sequence[str] | None = None, after_sequence: int = 0, limit: int = 100
     ) -> list[Alert]:
-        """Alerts in sequence order, optionally only for some windows."""
+        """Alerts in sequence order, optionally only for some windows, without their crops (b""): a
+        crop is read (and decrypted) only by `get`, for a consultation that is audited."""
         ...
 
     def purge_raised_before(self, cutoff: datetime) -> int: ...

@@ -83,7 +83,7 @@ def test_crops_and_reference_images_are_only_ciphertext_on_disk(tmp_path: Path) 
         assert any(c.startswith(b"LFRE1") for c in stored_crops(store))
         with store() as uow:
             assert uow.alerts.get("a-1").crop_jpeg == crop
-            assert uow.alerts.find()[0].crop_jpeg == crop
+            assert uow.alerts.find()[0].crop_jpeg == b""  # listings carry no crop: nothing decrypted
             assert uow.watchlists.get_subject("wl-1", "s-1").reference_image_jpeg == reference
     finally:
         store.close()

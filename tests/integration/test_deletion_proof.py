@@ -104,7 +104,8 @@ async def test_non_matches_leave_no_trace_in_database_wal_or_logs(tmp_path: Path
     assert any(ciphertext in data for data in files.values()), "the scan must find the stored crop"
     assert not any(MATCH_MARKER in data for data in files.values()), "the alert crop is stored in clear"
     with container.store() as uow:  # ... and opens with the key, for an authorised reader
-        [kept] = uow.alerts.find()
+        [listed] = uow.alerts.find()
+        kept = uow.alerts.get(listed.id)
     assert MATCH_MARKER in kept.crop_jpeg
     leaked = [str(p) for p, data in files.items() if CROP_MARKER in data]
     assert leaked == [], f"passer-by crops found in {leaked}"

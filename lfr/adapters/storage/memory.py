@@ -255,7 +255,9 @@ class _Alerts:
             for a in self._s.alerts.values()
             if a.sequence > after_sequence and (window_ids is None or a.window_id in window_ids)
         ]
-        return sorted(found, key=lambda a: a.sequence)[:limit]
+        return [
+            dataclasses.replace(a, crop_jpeg=b"") for a in sorted(found, key=lambda a: a.sequence)[:limit]
+        ]
 
     def purge_raised_before(self, cutoff: datetime) -> int:
         doomed = [a.id for a in self._s.alerts.values() if a.raised_at < cutoff]

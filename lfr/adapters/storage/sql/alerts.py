@@ -66,10 +66,14 @@ class SqlAlerts:
     def find(
         self, window_ids: Sequence[str] | None = None, after_sequence: int = 0, limit: int = 100
     ) -> list[Alert]:
-        query = select(t).where(t.c.sequence > after_sequence).order_by(t.c.sequence).limit(max(limit, 0))
+        # Every column but the crop: listings never carry one, so never decrypt one.
+        columns = [c for c in t.c if c.name != "crop_jpeg"]
+        query = (
+            select(*columns).where(t.c.sequence > after_sequence).order_by(t.c.sequence).limit(max(limit, 0))
+        )
         if window_ids is not None:
             query = query.where(t.c.window_id.in_(list(window_ids)))
-        return [self._alert(r) for r in self._tx.rows(query, "listing alerts")]
+        return [_from_row(r) for r in self._tx.rows(query, "listing alerts")]
 
     def purge_raised_before(self, cutoff: datetime) -> int:
         return self._tx.run(delete(t).where(t.c.raised_at < cutoff), "purging alerts")
@@ -120,7 +124,7 @@ def _from_row(r: Row[Any]) -> Alert:
         candidates=tuple(Candidate(str(sid), float(score)) for sid, score in json.loads(r.candidates_json)),
         captured_at=r.captured_at,
         raised_at=r.raised_at,
-        crop_jpeg=bytes(r.crop_jpeg),
+        crop_jpeg=bytes(r.crop_jpeg) if "crop_jpeg" in r._fields else b"",
         model_id=r.model_id,
         sequence=int(r.sequence),
         state=AlertState(r.state),
