@@ -177,3 +177,22 @@ def test_postgres_holds_only_sealed_crops_and_images(postgres_store_url: str, tm
             assert uow.watchlists.get_subject("wl-1", "s-1").reference_image_jpeg == reference
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_rows_stored_in_clear_are_sealed_at_start(postgres_store_url: str, tmp_path: Path) -> None:
+    crop = tiny_jpeg(MARKER + b"legacy")
+    legacy = SqlStore.open(postgres_store_url)
+    with legacy() as uow:
+        uow.alerts.add(dataclasses.replace(alert("a-old"), crop_jpeg=crop))
+        uow.commit()
+    legacy.close()
+    store = SqlStore.open(postgres_store_url, sealer=sealer_for(tmp_path))
+    try:
+        assert store.seal_plaintext_images() == 1
+        assert store.seal_plaintext_images() == 0
+        assert all(c.startswith(b"LFRE1") for c in stored_crops(store))
+        with store() as uow:
+            assert uow.alerts.get("a-old").crop_jpeg == crop
+    finally:
+        store.close()

@@ -58,7 +58,7 @@ class SqlStore:
         one transaction, then scrubs the WAL of the clear copies. Returns how many were sealed."""
         if self.sealer is None:
             return 0
-        from sqlalchemy import select, update
+        from sqlalchemy import func, select, update
 
         from lfr.adapters.storage.sql.schema import alerts, subjects
         from lfr.adapters.storage.sql.sealing import SEALED_MAGIC
@@ -69,8 +69,10 @@ class SqlStore:
                 (alerts, alerts.c.crop_jpeg, "alert"),
                 (subjects, subjects.c.reference_image_jpeg, "subject"),
             ):
-                rows = connection.execute(select(table.c.id, column).where(column.is_not(None))).all()
-                for row_id, image in rows:
+                # Only rows not already sealed travel: this runs at every start.
+                not_sealed = func.substr(column, 1, len(SEALED_MAGIC)) != SEALED_MAGIC
+                query = select(table.c.id, column).where(column.is_not(None), not_sealed)
+                for row_id, image in connection.execute(query).all():
                     image = bytes(image)
                     if not image or image.startswith(SEALED_MAGIC):
                         continue
