@@ -10,7 +10,8 @@ either. Verification then tells, and names, three kinds of tampering that the un
 - records deleted (and the rest renumbered): ditto, or the chain now ends before a checkpoint;
 - the tail cut and the head moved: a checkpoint covers a record beyond the new end.
 
-Signing and checking are ports (CheckpointSigner, Keyring in lfr/domain/ports.py); this module stays pure.
+Signing and checking are ports (Signer and SignatureChecker below, CheckpointSigner and CheckpointKeyring
+in lfr/domain/ports.py), implemented with Ed25519 in lfr/adapters/signing.py; this module stays pure.
 """
 
 from __future__ import annotations
