@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -16,7 +15,10 @@ from rich.table import Table
 from evaluation.config import ConfigError, load_eval_config
 from evaluation.operations import operations_report
 from evaluation.protocol import ProtocolError
+from lfr.cli.common import Client, connected
 from lfr.domain.errors import LfrError
+from lfr.v1 import control_pb2 as pb
+from lfr.v1 import control_pb2_grpc
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Evaluation harness and oversight reports."
@@ -55,11 +57,26 @@ def run(
     threshold = result.recommended_threshold
     console.print(f"report: {result.paths['html']}")
     console.print(f"record: {result.paths['json']}")
+    sha256 = report_file_sha256(result.paths["json"])
+    console.print(f"report SHA-256: {sha256}", soft_wrap=True)
+    # One unbroken line, to copy: it is what an auditor runs to make this report the gate's evidence.
+    console.print(
+        f"to use it for the equity gate: lfr eval record {result.paths['json']} --sha256 {sha256}",
+        soft_wrap=True,
+        highlight=False,
+    )
     console.print(
         f"recommended threshold: {threshold:.2f}"
         if threshold is not None
         else "recommended threshold: none (a significant differential remains at every threshold tested)"
     )
+
+
+def report_file_sha256(path: Path) -> str:
+    """The SHA-256 the equity gate checks: of the report's canonical JSON, not of the file's bytes."""
+    from lfr.domain.evaluation import report_sha256
+
+    return report_sha256(json.loads(path.read_text(encoding="utf-8")))
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
@@ -129,42 +146,39 @@ def operations(
 
 
 @app.command("record")
+@connected
 def record(
+    c: Client,
     report_json: Annotated[Path, typer.Argument(help="report.json written by `lfr eval run`", exists=True)],
-    actor: Annotated[str, typer.Option(help="who records this evaluation (audited)")],
-    config_file: ConfigOption = None,
+    sha256: Annotated[
+        str, typer.Option("--sha256", help="the report's SHA-256 as `lfr eval run` printed it")
+    ],
 ) -> None:
-    """Store an evaluation's summary for the equity gate, with an audit record."""
-    from lfr.domain.clock import SystemClock
-    from lfr.services.equity import EvaluationService
+    """Record an evaluation as evidence for the equity gate (auditor or admin; audited under your token).
 
-    raw = report_json.read_bytes()
+    The matcher keeps the report itself and refuses it unless its canonical JSON hashes to --sha256."""
     try:
-        document = json.loads(raw)
-        model_id = str(document["model_id"])
-        fingerprint = str(document["dataset_fingerprint"])
-        threshold = document["recommended_threshold"]
-        passed = bool(document["passed"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise _fail(f"{report_json} is not a report written by `lfr eval run`: {exc}") from exc
-    try:
-        store = _open_store(config_file)
-        try:
-            summary = EvaluationService(store, SystemClock()).record(
-                model_id,
-                fingerprint,
-                None if threshold is None else float(threshold),
-                passed,
-                hashlib.sha256(raw).hexdigest(),
-                actor,
-            )
-        finally:
-            store.close()
-    except LfrError as exc:
-        raise _fail(str(exc)) from exc
+        text = report_json.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"cannot read {report_json}: {exc}") from exc
+    recorded = control_pb2_grpc.EvaluationsStub(c.channel).RecordEvaluation(
+        pb.RecordEvaluationRequest(report_json=text, report_sha256=sha256), metadata=c.metadata
+    )
+    sizes = ", ".join(f"{n:,}" for n in recorded.watchlist_sizes)
+    verdict = (
+        f"no significant differential from {recorded.recommended_threshold:g} up"
+        if recorded.passed
+        else "a significant differential at every threshold tested"
+    )
     console.print(
-        f"recorded evaluation {summary.id}: model {summary.model_id}, "
-        + (f"passed, lowest threshold {summary.recommended_threshold:g}" if summary.passed else "FAILED")
+        f"recorded evaluation {recorded.id} by {recorded.recorded_by}: model {recorded.model_id}, "
+        f"index {recorded.index_type}, watchlist sizes {sizes}; the report found {verdict}",
+        soft_wrap=True,
+    )
+    console.print(
+        "the equity gate judges each window against it when it is authorised (threshold evaluated, "
+        "watchlist size, searches per group); see `lfr window verdict WINDOW_ID`",
+        soft_wrap=True,
     )
 
 

@@ -21,6 +21,7 @@ from evaluation.analysis import AcquisitionGroup, Rate, ThresholdResult, Watchli
 from evaluation.datasets import UNKNOWN, EmbeddedSet
 from evaluation.metrics import one_in
 from evaluation.protocol import INTERSECTION_JOIN as INTERSECTION
+from lfr.domain.evaluation import EXACT_INDEX
 
 REPORT_VERSION = 1
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -124,6 +125,9 @@ def build_document(inputs: ReportInputs) -> dict[str, Any]:
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "model_id": inputs.model_id,
         "model_description": inputs.model_description,
+        # The protocol searches with FaissFlatIndex (exact), like the matcher's default `matching.index`; the
+        # equity gate accepts this evaluation only for windows matched with the same index type.
+        "index_type": EXACT_INDEX,
         "dataset_fingerprint": dataset_fingerprint(inputs.embedded),
         "datasets": [
             {

@@ -27,14 +27,14 @@ from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
 from lfr.adapters.signing import audit_signing
 from lfr.adapters.storage import Store, open_store
-from lfr.config import LfrConfig
+from lfr.config import LfrConfig, matching_index_type
 from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.errors import LfrError
 from lfr.services.alerts import AlertService
 from lfr.services.arming import ArmingMonitor
 from lfr.services.audit import AuditService
 from lfr.services.deployments import AuthorisationPolicy, DeploymentService
-from lfr.services.equity import equity_policy
+from lfr.services.equity import EvaluationService, equity_policy
 from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
 from lfr.services.principals import PrincipalService
@@ -91,6 +91,7 @@ class Container:
     ingest: IngestService
     broadcaster: AlertBroadcaster
     streams: CameraStreams  # which cameras stream to this process now; the ingest servicer keeps it
+    evaluations: EvaluationService  # the equity gate's evidence
     extras: dict[str, object] = field(default_factory=dict)  # room for other adapters' shared objects
     armed_ids: frozenset[str] = frozenset()  # as of the last gate refresh: a change is checkpointed
 
@@ -159,11 +160,15 @@ def build_container(
     )
     holder: list[Container] = []  # the deployment service's change hook needs the finished container
     signing = audit_signing(config.audit, config.store.url)
+    evidence_rules = config.policy.evidence_rules()
+    index_type = matching_index_type(config)
     deployments = DeploymentService(
         store,
         clock,
         on_change=lambda: _window_changed(holder[0]) if holder else None,
-        policy=policy if policy is not None else equity_policy(config.policy.equity_gate),
+        policy=policy
+        if policy is not None
+        else equity_policy(config.policy.equity_gate, evidence_rules, lambda window: index_type),
     )
     indexes = IndexCache(store, faiss_flat_index)
     broadcaster = AlertBroadcaster()
@@ -194,6 +199,7 @@ def build_container(
         ingest=ingest,
         broadcaster=broadcaster,
         streams=CameraStreams(clock, on_count=metrics.streams_open),
+        evaluations=EvaluationService(store, clock, evidence_rules, lambda window: index_type),
     )
     holder.append(container)
     return container

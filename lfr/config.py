@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lfr.adapters.embedder import ModelSettings
 from lfr.domain.errors import InvalidInput
-from lfr.domain.evaluation import EquityGate
+from lfr.domain.evaluation import EXACT_INDEX, EquityGate, EvidenceRules
 from lfr.domain.retention import RetentionPolicy
 from lfr.services.sign_in_throttle import ThrottlePolicy
 
@@ -100,8 +100,31 @@ class RetentionSettings(Section):
 class PolicySettings(Section):
     two_person_rule: bool = Field(default=False, description="a confirmed match needs a second officer")
     equity_gate: EquityGate = Field(
-        default=EquityGate.WARN, description="authorising without a passing evaluation: off, warn or refuse"
+        default=EquityGate.REFUSE,
+        description="authorising without sufficient evaluation evidence: refuse (default), warn or off",
     )
+    equity_detectable_ratio: float = Field(
+        default=2.0,
+        gt=1,
+        le=100,
+        description="the FPIR ratio between groups an evaluation must be able to detect",
+    )
+    equity_power: float = Field(default=0.8, ge=0.5, lt=1, description="power to detect that ratio")
+    equity_alpha: float = Field(default=0.05, gt=0, le=0.2, description="two-sided significance level")
+    equity_min_threshold: float = Field(
+        default=0.3, ge=0, le=1, description="no window is authorised below this threshold, whatever the gate"
+    )
+
+    @field_validator("equity_gate", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted `off` as false.
+        return EquityGate.OFF if value is False else value
+
+    def evidence_rules(self) -> EvidenceRules:
+        return EvidenceRules(
+            self.equity_detectable_ratio, self.equity_power, self.equity_alpha, self.equity_min_threshold
+        )
 
 
 class TabletSettings(Section):
@@ -231,3 +254,9 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> L
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(f"invalid configuration: {problems}") from exc
+
+
+def matching_index_type(config: LfrConfig) -> str:
+    """The index type windows are matched with, as the equity gate compares it with an evaluation's. Every
+    index is exact flat today; a `matching.index` setting (flat|sq8|ivf|hnsw|factory string) is read here."""
+    return str(getattr(config.matching, "index", None) or EXACT_INDEX)

@@ -10,6 +10,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from google.protobuf.json_format import MessageToDict
+from rich.markup import escape
 from rich.table import Table
 
 from lfr.adapters.grpc import convert
@@ -93,6 +94,32 @@ def window_authorise(
         pb.WindowRef(window_id=window_id), metadata=c.metadata
     )
     console.print(f"window {window.id} authorised by {window.authorised_by}; armed now: {window.armed}")
+    if window.HasField("equity_verdict"):
+        _print_verdict(window.equity_verdict)
+
+
+@window_app.command("verdict")
+@connected
+def window_verdict(c: Client, window_id: str) -> None:
+    """What the equity gate says about a window now, with its reasons (before or after authorising)."""
+    _print_verdict(
+        control_pb2_grpc.EvaluationsStub(c.channel).GetEquityVerdict(
+            pb.WindowRef(window_id=window_id), metadata=c.metadata
+        )
+    )
+
+
+def _print_verdict(verdict: pb.EquityVerdict) -> None:
+    passed = verdict.outcome == "passed"
+    style = "green" if passed else ("bold yellow" if verdict.gate != "refuse" else "bold red")
+    label = "equity gate" if passed else "WARNING: equity gate"
+    evaluation = f" (evaluation {verdict.evaluation_id})" if verdict.evaluation_id else ""
+    console.print(
+        f"[{style}]{label} ({escape(verdict.gate or 'unknown')}): {escape(verdict.outcome)}[/]{evaluation}",
+        highlight=False,
+    )
+    for reason in verdict.reasons:
+        console.print(f"  - {reason}", highlight=False, soft_wrap=True, markup=False)
 
 
 @window_app.command("close")

@@ -37,7 +37,12 @@ def demo(
     keep_running: Annotated[
         bool, typer.Option("--keep-running", help="keep matcher and tablet up afterwards (Ctrl-C stops)")
     ] = False,
-    threshold: Annotated[float, typer.Option(min=0.05, max=1.0, help="the window's alert threshold")] = 0.5,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            min=0.3, max=1.0, help="the window's alert threshold (floor: policy.equity_min_threshold)"
+        ),
+    ] = 0.5,
     tablet_listen: Annotated[
         str, typer.Option("--tablet-listen", help="host:port for the tablet (port 0: any free port)")
     ] = "127.0.0.1:0",

@@ -137,6 +137,11 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
             "encryption.key_file": str(image_key),
             "grpc.listen": "127.0.0.1:0",
             "metrics.enabled": False,
+            # The demo enrols a handful of generated people, and no evaluation of them could be evidence
+            # of anything; recording a made-up one would put a false record in the audit trail. So the
+            # demo runs the equity gate in `warn` (real deployments: `refuse`, the default) and prints
+            # the gate's verdict and reasons when its window is authorised.
+            "policy.equity_gate": "warn",
             "matching.gate_refresh_seconds": 0.2,
             "matching.counter_flush_seconds": 0.5,
             "tablet.listen": options.tablet_listen,
@@ -294,11 +299,21 @@ async def _authorise_window(session: _Session, watchlist: _Watchlist, plan: Clip
         ),
         metadata=session.auth(SUPERVISOR),
     )
-    await deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=session.auth(SUPERVISOR))
+    authorised = await deployments.AuthoriseWindow(
+        pb.WindowRef(window_id=window.id), metadata=session.auth(SUPERVISOR)
+    )
     session.summary.window = {"id": window.id, "starts_at": starts.isoformat(), "ends_at": ends.isoformat()}
     console.print(
         f"window     {window.id} authorised by {SUPERVISOR}: camera {CAMERA}, threshold {threshold}"
     )
+    verdict = authorised.equity_verdict
+    console.print(
+        f"[bold yellow]equity     gate {verdict.gate}: {verdict.outcome}[/] (a real deployment, under the "
+        "default `policy.equity_gate: refuse`, would not be authorised without a recorded evaluation)",
+        highlight=False,
+    )
+    for reason in verdict.reasons:
+        console.print(f"           - {reason}", highlight=False)
     console.print(
         f"           armed from {timestamp(starts)} to {timestamp(ends)} (the clip starts "
         f"{plan.arm_at_s:.1f} s earlier and runs on {plan.duration_s - plan.disarm_at_s:.1f} s after)"

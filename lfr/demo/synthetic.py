@@ -45,6 +45,9 @@ async def run_synthetic_demo(folder: Path, subjects: int, passers_by: int, conso
             "grpc.listen": "127.0.0.1:0",
             "metrics.enabled": False,
             "matching.gate_refresh_seconds": 0.2,
+            # Random vectors have no demographic evaluation to record: the gate warns (shown below) instead
+            # of refusing as it does by default. See lfr/demo/run.py.
+            "policy.equity_gate": "warn",
         },
     )
     container = build_container(config)
@@ -129,8 +132,13 @@ async def _scenario(
         ),
         metadata=md("sgt-demo"),
     )
-    await deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=md("sgt-demo"))
+    authorised = await deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=md("sgt-demo"))
     console.print(f"window {window.id} authorised by sgt-demo: {starts:%H:%M:%S} + 4 s, threshold 0.6")
+    equity = authorised.equity_verdict
+    console.print(
+        f"[bold yellow]equity gate ({equity.gate}): {equity.outcome}[/] - " + "; ".join(equity.reasons[:1]),
+        highlight=False,
+    )
 
     subscription = alerts.Subscribe(pb.SubscribeRequest(window_id=window.id), metadata=md("pc-demo"))
     printer = asyncio.create_task(_print_alerts(subscription, console))

@@ -24,6 +24,7 @@ Details = Mapping[str, object]  # JSON-serialisable; checked by canonical_detail
 class AuditAction(StrEnum):
     WINDOW_CREATED = "window.created"
     WINDOW_AUTHORISED = "window.authorised"
+    WINDOW_AUTHORISATION_REFUSED = "window.authorisation_refused"
     WINDOW_ARMED = "window.armed"
     WINDOW_DISARMED = "window.disarmed"
     WINDOW_CLOSED = "window.closed"

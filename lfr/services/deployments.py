@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
@@ -92,7 +93,11 @@ class DeploymentService:
                     "on the same cameras"
                 )
             authorised = window.authorise(actor.name, now)
-            warnings = self._policy(authorised, uow)
+            try:
+                warnings = self._policy(authorised, uow)
+            except PermissionDenied as refusal:
+                _audit_refusal(uow, window, actor, now, str(refusal))
+                raise
             uow.windows.update(authorised)
             uow.audit.append(
                 AuditEvent(
@@ -143,6 +148,24 @@ class DeploymentService:
         with self._uow() as uow:
             windows = uow.windows.find()
         return [w for w in windows if can_see(w, actor)]
+
+
+def _audit_refusal(
+    uow: UnitOfWork, window: DeploymentWindow, actor: Principal, now: datetime, reason: str
+) -> None:
+    """A refused authorisation is an act too: recorded (and committed) before the refusal is raised."""
+    uow.rollback()  # nothing the policy staged survives, only the record of the refusal
+    uow.audit.append(
+        AuditEvent(
+            AuditAction.WINDOW_AUTHORISATION_REFUSED,
+            actor.name,
+            "window",
+            window.id,
+            now,
+            {"reason": reason, "threshold": window.threshold, "model_id": window.model_id},
+        )
+    )
+    uow.commit()
 
 
 def can_see(window: DeploymentWindow, actor: Principal) -> bool:

@@ -51,6 +51,8 @@ def test_demo_alerts_only_for_the_watchlist_inside_the_window_and_keeps_nothing_
     for noise in ("Traceback", "Warning", "WARNING", "Applied providers"):
         assert noise not in output
     assert "demo OK" in done.stdout
+    # No evaluation of the demo's people exists: the demo's gate warns, and says so where it authorises.
+    assert "gate warn: insufficient evidence" in done.stdout
     summary = json.loads(summary_file.read_text())
     assert summary["problems"] == []
     assert summary["ok"] is True

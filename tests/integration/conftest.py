@@ -202,6 +202,8 @@ def matcher_config(store_url: str = "memory://", **overrides: object) -> LfrConf
         "store.url": store_url,
         "metrics.enabled": False,
         "grpc.listen": "127.0.0.1:0",
+        # These matchers are not about the equity gate (its own tests are); its default is refuse.
+        "policy.equity_gate": "off",
     }
     values.update(overrides)
     return load_config(None, values)

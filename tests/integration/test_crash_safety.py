@@ -77,6 +77,7 @@ def config(tmp_path: Path) -> Path:
         "grpc:\n  listen: 127.0.0.1:0\n  grace_seconds: 1\n"
         "metrics:\n  enabled: false\n"
         "matching:\n  gate_refresh_seconds: 0.2\n"
+        "policy:\n  equity_gate: 'off'\n"  # not about the equity gate (tests/evaluation/test_gate_*.py are)
     )
     return path
 

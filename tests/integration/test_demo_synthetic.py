@@ -20,3 +20,5 @@ def test_synthetic_demo_alerts_only_inside_the_window_and_verifies_the_chain() -
     assert phases["inside the window"] == "{'no_match': 25, 'alert': 3}"
     assert "alerts stored: 3" in result.output
     assert "audit chain intact" in result.output
+    # The demo runs the equity gate in warn (it has no evaluation to record) and shows the verdict.
+    assert "equity gate (warn): insufficient evidence" in result.output

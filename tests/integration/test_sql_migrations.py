@@ -22,8 +22,9 @@ from lfr.adapters.storage.sql.migrate import alembic_config, current_revisions, 
 from lfr.adapters.storage.sql.schema import metadata
 from lfr.cli.main import app
 from lfr.domain.errors import Conflict
+from lfr.domain.evaluation import EvaluationSummary
 from tests.databases import temporary_postgres_database
-from tests.integration.builders import alert
+from tests.integration.builders import T0, alert, evaluation
 
 
 def schema_diff(url: str) -> list[object]:
@@ -194,3 +195,45 @@ def test_0003_downgrades_and_upgrades_again(sqlite_url: str) -> None:
         assert current_revisions(engine) == (head_revision(),)
     finally:
         engine.dispose()
+
+
+def evaluations_before_0007(url: str) -> list[EvaluationSummary]:
+    """Migrates to 0003, stores an evaluation the old way (no report), then upgrades to head."""
+    engine = create_store_engine(url)
+    try:
+        upgrade(engine, "0003")
+        old = evaluation("e-old", "model-a", T0)
+        with engine.begin() as connection:
+            connection.execute(
+                insert(metadata.tables["evaluations"]).values(
+                    id=old.id,
+                    model_id=old.model_id,
+                    dataset_fingerprint=old.dataset_fingerprint,
+                    recommended_threshold=old.recommended_threshold,
+                    passed=old.passed,
+                    report_sha256=old.report_sha256,
+                    recorded_by=old.recorded_by,
+                    recorded_at=old.recorded_at,
+                )
+            )
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    store = SqlStore.open(url)
+    try:
+        with store() as uow:
+            return uow.evaluations.for_model("model-a")
+    finally:
+        store.close()
+
+
+def test_evaluations_recorded_before_0007_are_flat_and_without_a_report(sqlite_url: str) -> None:
+    (old,) = evaluations_before_0007(sqlite_url)
+    assert (old.index_type, old.report_json) == ("flat", None)
+
+
+@pytest.mark.postgres
+def test_evaluations_recorded_before_0007_on_postgres(postgres_url: str) -> None:
+    with temporary_postgres_database() as url:
+        (old,) = evaluations_before_0007(url)
+    assert (old.index_type, old.report_json) == ("flat", None)

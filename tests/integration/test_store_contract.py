@@ -514,6 +514,20 @@ def test_evaluations_are_listed_newest_first_per_model(store: Store) -> None:
         assert uow.evaluations.for_model("model-z") == []
 
 
+def test_an_evaluation_keeps_its_report_and_index_type_byte_for_byte(store: Store) -> None:
+    report = '{"model_id":"model-a","note":"Zoë, 名前","x":0.30000000000000004}' + " " * 300_000
+    kept = dataclasses.replace(
+        evaluation("e-1", "model-a", T0), index_type="IVF1024,Flat", report_json=report
+    )
+    with store() as uow:
+        uow.evaluations.add(kept)
+        uow.commit()
+    with store() as uow:
+        (found,) = uow.evaluations.for_model("model-a")
+    assert found == kept
+    assert found.report_json == report
+
+
 def test_all_datetimes_come_back_in_utc(store: Store) -> None:
     with store() as uow:
         uow.windows.add(window("w-1"))

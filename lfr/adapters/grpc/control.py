@@ -25,6 +25,7 @@ from lfr.domain.watchlist import Watchlist
 from lfr.services.alerts import AlertService
 from lfr.services.audit import AuditService
 from lfr.services.deployments import DeploymentService
+from lfr.services.equity import EvaluationService
 from lfr.services.watchlists import WatchlistService
 from lfr.v1 import control_pb2 as pb
 from lfr.v1 import control_pb2_grpc
@@ -35,9 +36,17 @@ MAX_PAGE = 1000
 
 
 class DeploymentsServicer(control_pb2_grpc.DeploymentsServicer):
-    def __init__(self, deployments: DeploymentService, clock: Clock) -> None:
+    def __init__(
+        self,
+        deployments: DeploymentService,
+        clock: Clock,
+        evaluations: EvaluationService | None = None,
+        equity_gate: str = "",
+    ) -> None:
         self._deployments = deployments
         self._clock = clock
+        self._evaluations = evaluations
+        self._equity_gate = equity_gate
 
     async def CreateWindow(self, request: pb.CreateWindowRequest, context: Context) -> pb.Window:
         spec = convert.window_spec(request)
@@ -45,10 +54,14 @@ class DeploymentsServicer(control_pb2_grpc.DeploymentsServicer):
         return convert.window(created, self._clock.now())
 
     async def AuthoriseWindow(self, request: pb.WindowRef, context: Context) -> pb.Window:
-        authorised = await asyncio.to_thread(
-            self._deployments.authorise, request.window_id, current_principal()
-        )
-        return convert.window(authorised, self._clock.now())
+        actor = current_principal()
+        authorised = await asyncio.to_thread(self._deployments.authorise, request.window_id, actor)
+        reply = convert.window(authorised, self._clock.now())
+        if self._evaluations is not None:
+            # The supervisor sees what the equity gate found, also when it only warned.
+            verdict = await asyncio.to_thread(self._evaluations.verdict, authorised.id, actor)
+            reply.equity_verdict.CopyFrom(convert.equity_verdict(verdict, self._equity_gate))
+        return reply
 
     async def CloseWindow(self, request: pb.CloseWindowRequest, context: Context) -> pb.Window:
         if not request.reason.strip():
@@ -235,6 +248,24 @@ class _Visibility:
             except (PermissionDenied, NotFound):
                 self._known[alert.window_id] = False
         return self._known[alert.window_id]
+
+
+class EvaluationsServicer(control_pb2_grpc.EvaluationsServicer):
+    def __init__(self, evaluations: EvaluationService, equity_gate: str) -> None:
+        self._evaluations = evaluations
+        self._equity_gate = equity_gate
+
+    async def RecordEvaluation(
+        self, request: pb.RecordEvaluationRequest, context: Context
+    ) -> pb.EvaluationRecord:
+        recorded = await asyncio.to_thread(
+            self._evaluations.record, request.report_json, request.report_sha256, current_principal()
+        )
+        return convert.evaluation_record(recorded, self._evaluations.watchlist_sizes(recorded))
+
+    async def GetEquityVerdict(self, request: pb.WindowRef, context: Context) -> pb.EquityVerdict:
+        verdict = await asyncio.to_thread(self._evaluations.verdict, request.window_id, current_principal())
+        return convert.equity_verdict(verdict, self._equity_gate)
 
 
 class AuditServicer(control_pb2_grpc.AuditServicer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -11,6 +12,7 @@ from lfr.domain.alert import Adjudication, Alert, AlertState
 from lfr.domain.audit import AuditRecord, ChainVerification
 from lfr.domain.checkpoint import Checkpoint
 from lfr.domain.errors import InvalidInput
+from lfr.domain.evaluation import EquityVerdict, EvaluationSummary
 from lfr.domain.observation import FaceQuality, Observation, ObservationResult, Outcome
 from lfr.domain.watchlist import Subject, Watchlist, WatchlistState
 from lfr.domain.window import DeploymentWindow, WindowSpec, WindowState
@@ -165,6 +167,30 @@ def window(w: DeploymentWindow, now: datetime) -> pb.Window:
         closed_at=timestamp(w.closed_at),
         close_reason=w.close_reason,
         assigned_users=sorted(w.assigned_users),
+    )
+
+
+def equity_verdict(verdict: EquityVerdict, gate: str) -> pb.EquityVerdict:
+    return pb.EquityVerdict(
+        outcome=verdict.outcome.value,
+        reasons=list(verdict.reasons),
+        evaluation_id=verdict.evaluation_id or "",
+        gate=gate,
+    )
+
+
+def evaluation_record(summary: EvaluationSummary, watchlist_sizes: Sequence[int]) -> pb.EvaluationRecord:
+    return pb.EvaluationRecord(
+        id=summary.id,
+        model_id=summary.model_id,
+        index_type=summary.index_type,
+        dataset_fingerprint=summary.dataset_fingerprint,
+        passed=summary.passed,
+        recommended_threshold=summary.recommended_threshold,
+        watchlist_sizes=list(watchlist_sizes),
+        report_sha256=summary.report_sha256,
+        recorded_by=summary.recorded_by,
+        recorded_at=timestamp(summary.recorded_at),
     )
 
 

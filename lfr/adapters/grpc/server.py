@@ -10,7 +10,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from lfr.adapters.grpc.channels import is_loopback
-from lfr.adapters.grpc.control import AlertsServicer, AuditServicer, DeploymentsServicer, WatchlistsServicer
+from lfr.adapters.grpc.control import (
+    AlertsServicer,
+    AuditServicer,
+    DeploymentsServicer,
+    EvaluationsServicer,
+    WatchlistsServicer,
+)
 from lfr.adapters.grpc.ingest import CameraIngestServicer, MicroBatcher
 from lfr.adapters.grpc.interceptors import AuthAndErrorsInterceptor, TokenCache
 from lfr.adapters.grpc.resends import RecentResults
@@ -74,8 +80,12 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
     ingest_pb2_grpc.add_CameraIngestServicer_to_server(
         CameraIngestServicer(container.ingest, batcher, recent=recent, streams=container.streams), server
     )
+    gate = container.config.policy.equity_gate.value
     control_pb2_grpc.add_DeploymentsServicer_to_server(
-        DeploymentsServicer(container.deployments, container.clock), server
+        DeploymentsServicer(container.deployments, container.clock, container.evaluations, gate), server
+    )
+    control_pb2_grpc.add_EvaluationsServicer_to_server(
+        EvaluationsServicer(container.evaluations, gate), server
     )
     control_pb2_grpc.add_WatchlistsServicer_to_server(
         WatchlistsServicer(container.watchlists, container.forget_watchlist), server

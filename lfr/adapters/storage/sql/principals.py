@@ -99,6 +99,8 @@ class SqlEvaluations:
                 report_sha256=summary.report_sha256,
                 recorded_by=summary.recorded_by,
                 recorded_at=summary.recorded_at,
+                index_type=summary.index_type,
+                report_json=summary.report_json,
             ),
             f"recording evaluation {summary.id}",
             may_conflict=True,
@@ -119,6 +121,8 @@ class SqlEvaluations:
                 report_sha256=r.report_sha256,
                 recorded_by=r.recorded_by,
                 recorded_at=r.recorded_at,
+                index_type=r.index_type,
+                report_json=r.report_json,
             )
             for r in rows
         ]

@@ -217,4 +217,7 @@ evaluations = Table(
     Column("report_sha256", HASH, nullable=False),
     Column("recorded_by", key_type(), nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
+    # The report itself (canonical JSON) and the index it evaluated: the gate's evidence (migration 0007).
+    Column("index_type", key_type(), nullable=False, server_default="flat"),
+    Column("report_json", Text, nullable=True),
 )
