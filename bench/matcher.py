@@ -93,7 +93,8 @@ def start_matcher(params: Params, folder: Path) -> tuple[int, dict[str, str], An
         "bench", "bench", "bench", frozenset(cameras), wl.id, 0.6, now, now + timedelta(hours=2)
     )
     window = container.deployments.create(spec, sup)
-    container.deployments.authorise(window.id, sup)
+    inspector = container.principals.create("insp", PrincipalKind.USER, [Role.SUPERVISOR], "bench")
+    container.deployments.authorise(window.id, inspector)  # separation of duties: not its creator
 
     ready = threading.Event()
     state: dict[str, Any] = {}

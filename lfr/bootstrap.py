@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
@@ -26,10 +28,11 @@ from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
 from lfr.adapters.signing import audit_signing
-from lfr.adapters.storage import Store, open_store
+from lfr.adapters.storage import Store, open_store, store_clock
 from lfr.config import LfrConfig, matching_index_type
 from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.errors import LfrError
+from lfr.services.access import AccessMonitor
 from lfr.services.alerts import AlertService
 from lfr.services.arming import ArmingMonitor
 from lfr.services.audit import AuditService
@@ -39,6 +42,7 @@ from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
 from lfr.services.principals import PrincipalService
 from lfr.services.retention import RetentionService
+from lfr.services.timekeeping import StoreClock
 from lfr.services.watchlists import WatchlistService
 
 if TYPE_CHECKING:
@@ -91,6 +95,7 @@ class Container:
     ingest: IngestService
     broadcaster: AlertBroadcaster
     streams: CameraStreams  # which cameras stream to this process now; the ingest servicer keeps it
+    access: AccessMonitor  # which accounts and tokens still work; long-lived streams and feeds ask it
     evaluations: EvaluationService  # the equity gate's evidence
     extras: dict[str, object] = field(default_factory=dict)  # room for other adapters' shared objects
     armed_ids: frozenset[str] = frozenset()  # as of the last gate refresh: a change is checkpointed
@@ -148,15 +153,24 @@ def build_container(
     registry: CollectorRegistry | None = None,
     policy: AuthorisationPolicy | None = None,
 ) -> Container:
-    """`policy` overrides the authorisation policy; by default it is the configured equity gate."""
+    """`policy` overrides the authorisation policy; by default it is the configured equity gate. `clock` is
+    this replica's own clock; every service is given the store's time derived from it (timekeeping.py)."""
     store = open_store(config.store.url, image_sealer(config.encryption, config.store.url))
     store.seal_plaintext_images()  # rows stored before encryption was configured
-    clock = clock or SystemClock()
+    matching = config.matching
+    timekeeper = StoreClock(
+        clock or SystemClock(), store_clock(store), timedelta(seconds=matching.max_clock_skew_seconds)
+    )
+    clock = timekeeper
     registry = registry or CollectorRegistry()
     metrics = PrometheusIngestMetrics(registry)
-    matching = config.matching
     monitor = ArmingMonitor(
-        store, clock, metrics, max_staleness=timedelta(seconds=matching.gate_max_staleness_seconds)
+        store,
+        clock,
+        metrics,
+        max_staleness=timedelta(seconds=matching.gate_max_staleness_seconds),
+        timekeeper=timekeeper,
+        replica=matching.replica_name or f"{socket.gethostname()}:{os.getpid()}",
     )
     holder: list[Container] = []  # the deployment service's change hook needs the finished container
     signing = audit_signing(config.audit, config.store.url)
@@ -169,6 +183,7 @@ def build_container(
         policy=policy
         if policy is not None
         else equity_policy(config.policy.equity_gate, evidence_rules, lambda window: index_type),
+        separation_of_duties=config.policy.separation_of_duties,
     )
     indexes = IndexCache(store, faiss_flat_index)
     broadcaster = AlertBroadcaster()
@@ -199,6 +214,7 @@ def build_container(
         ingest=ingest,
         broadcaster=broadcaster,
         streams=CameraStreams(clock, on_count=metrics.streams_open),
+        access=AccessMonitor(store, clock),
         evaluations=EvaluationService(store, clock, evidence_rules, lambda window: index_type),
     )
     holder.append(container)
@@ -244,10 +260,16 @@ async def running_matcher(
 
     config = container.config
     await asyncio.to_thread(container.refresh_gate)
+    try:
+        await asyncio.to_thread(container.access.refresh)
+    except LfrError as exc:
+        logger.error("accounts could not be read at start (%s)", type(exc).__name__)
     server, port = create_server(container, listen or config.grpc.listen)
     metrics_server, metrics_port = None, None
     if config.metrics.enabled:
-        metrics_server, metrics_port = serve_metrics(container.registry, config.metrics.listen)
+        metrics_server, metrics_port = serve_metrics(
+            container.registry, config.metrics.listen, config.metrics.token()
+        )
     await server.start()
     duties = [
         asyncio.create_task(
@@ -261,6 +283,9 @@ async def running_matcher(
         ),
         asyncio.create_task(
             _every(config.audit.checkpoint_seconds, "audit checkpoint", container.checkpoint_audit)
+        ),
+        asyncio.create_task(
+            _every(config.grpc.access_poll_seconds, "access refresh", container.access.refresh)
         ),
     ]
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from lfr.adapters.embedder import ModelSettings
 from lfr.domain.errors import InvalidInput
 from lfr.domain.evaluation import EXACT_INDEX, EquityGate, EvidenceRules
 from lfr.domain.retention import RetentionPolicy
+from lfr.services.backoff import BackoffPolicy
 from lfr.services.sign_in_throttle import ThrottlePolicy
 
 
@@ -55,6 +57,45 @@ class GrpcSettings(Section):
         description="PEM CA bundle: when set, every client must present a certificate it signed "
         "(mutual TLS; the bearer token is still required)",
     )
+    reflection: bool = Field(
+        default=False, description="serve gRPC reflection (lists every service and message; for grpcurl)"
+    )
+    access_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        le=10,
+        description="how often accounts are re-read, so streams of a disabled account end",
+    )
+    token_failures_per_address: int = Field(
+        default=10, ge=1, le=10_000, description="unknown bearer tokens from one address before back-off"
+    )
+    token_backoff_seconds: float = Field(
+        default=1.0, gt=0, le=3600, description="first refusal after that; doubles per further unknown token"
+    )
+    token_backoff_max_seconds: float = Field(default=300, gt=0, le=86400, description="longest refusal")
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="comma-separated addresses or networks of gRPC load balancers whose x-forwarded-for "
+        "metadata names the client for the token-guessing throttle; empty believes no one",
+    )
+
+    @model_validator(mode="after")
+    def _proxies_parse(self) -> GrpcSettings:
+        for part in self.forwarded_allow_ips.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"forwarded_allow_ips: {exc}") from exc
+        return self
+
+    def token_backoff(self) -> BackoffPolicy:
+        return BackoffPolicy(
+            self.token_failures_per_address,
+            timedelta(minutes=5),
+            timedelta(seconds=self.token_backoff_seconds),
+            timedelta(seconds=self.token_backoff_max_seconds),
+        )
 
     @model_validator(mode="after")
     def _tls_files_together(self) -> GrpcSettings:
@@ -71,7 +112,28 @@ class GrpcSettings(Section):
 
 class MetricsSettings(Section):
     enabled: bool = True
-    listen: str = Field(default="127.0.0.1:9464", description="host:port of the Prometheus endpoint")
+    listen: str = Field(
+        default="127.0.0.1:9464",
+        description="host:port of the Prometheus endpoint, a port of its own, apart from gRPC and the tablet",
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description="file holding a bearer token every scrape must send (Prometheus "
+        "authorization.credentials_file); unset: no token, so keep `listen` on loopback",
+    )
+
+    def token(self) -> str | None:
+        if self.token_file is None:
+            return None
+        try:
+            token = self.token_file.read_text().strip()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read metrics.token_file {self.token_file}: {exc.strerror}") from exc
+        if len(token) < 16:
+            raise InvalidInput(
+                f"metrics.token_file {self.token_file} must hold a token of 16 characters or more"
+            )
+        return token
 
 
 class MatchingSettings(Section):
@@ -84,6 +146,18 @@ class MatchingSettings(Section):
         default=5.0, gt=0, le=300, description="disarm if windows could not be read for this long"
     )
     counter_flush_seconds: float = Field(default=2.0, gt=0, le=60)
+    max_clock_skew_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="a replica whose clock is further than this from the store's (PostgreSQL) disarms",
+    )
+    replica_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="this matcher's name in the audit trail; default host:pid",
+    )
 
 
 class RetentionSettings(Section):
@@ -99,6 +173,9 @@ class RetentionSettings(Section):
 
 class PolicySettings(Section):
     two_person_rule: bool = Field(default=False, description="a confirmed match needs a second officer")
+    separation_of_duties: bool = Field(
+        default=True, description="the supervisor who created a window may not authorise it"
+    )
     equity_gate: EquityGate = Field(
         default=EquityGate.REFUSE,
         description="authorising without sufficient evaluation evidence: refuse (default), warn or off",
@@ -145,19 +222,33 @@ class TabletSettings(Section):
     tls_cert_file: Path | None = Field(default=None, description="PEM certificate chain for HTTPS")
     tls_key_file: Path | None = Field(default=None, description="PEM private key for HTTPS")
     forwarded_allow_ips: str = Field(
-        default="127.0.0.1", description="proxies whose X-Forwarded-Proto/For are trusted"
+        default="",
+        description="comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty (the default) believes no one",
     )
     poll_seconds: float = Field(
         default=1.0, gt=0, le=30, description="how often a live feed re-reads the store (other replicas)"
     )
+    openapi: Literal["off", "signed_in", "public"] = Field(
+        default="signed_in", description="who may read /api/openapi.json"
+    )
     sign_in_max_failures_per_name: int = Field(
-        default=5, ge=1, le=1000, description="failed sign-ins for one name before it is throttled"
+        default=5,
+        ge=1,
+        le=1000,
+        description="failed sign-ins for one name from one address before that pair is throttled",
     )
     sign_in_max_failures_per_address: int = Field(
         default=20, ge=1, le=100_000, description="failed sign-ins from one client address before throttling"
     )
     sign_in_window_minutes: float = Field(
-        default=5, gt=0, le=24 * 60, description="the sliding window those failures are counted in"
+        default=5, gt=0, le=24 * 60, description="failures are forgotten this long after a lock ends"
+    )
+    sign_in_backoff_seconds: float = Field(
+        default=30, gt=0, le=3600, description="first refusal of a name from an address; then doubles"
+    )
+    sign_in_backoff_max_seconds: float = Field(
+        default=900, gt=0, le=86400, description="longest refusal of a name from an address"
     )
 
     def throttle_policy(self) -> ThrottlePolicy:
@@ -165,6 +256,8 @@ class TabletSettings(Section):
             self.sign_in_max_failures_per_name,
             self.sign_in_max_failures_per_address,
             timedelta(minutes=self.sign_in_window_minutes),
+            timedelta(seconds=self.sign_in_backoff_seconds),
+            timedelta(seconds=self.sign_in_backoff_max_seconds),
         )
 
 

@@ -4,11 +4,25 @@ reject codes (fixed enums), window ids (one per deployment). Nothing about any f
 
 from __future__ import annotations
 
+import hmac
 import threading
-from collections.abc import Callable
-from wsgiref.simple_server import WSGIServer
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    make_wsgi_app,
+    start_http_server,
+)
+from prometheus_client.exposition import ThreadingWSGIServer
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from lfr.adapters.blas_kernel import ensure_blas_kernel
 from lfr.domain.alert import Adjudication
@@ -101,8 +115,36 @@ class PrometheusIngestMetrics:
             child.inc()
 
 
-def serve_metrics(registry: CollectorRegistry, listen: str) -> tuple[WSGIServer, int]:
-    """Serves /metrics on its own port (`host:port`, port 0 for a free one); returns the server and port."""
+def serve_metrics(
+    registry: CollectorRegistry, listen: str, token: str | None = None
+) -> tuple[WSGIServer, int]:
+    """Serves /metrics on its own port (`host:port`, port 0 for a free one); returns the server and port.
+    With a `token`, a scrape without `Authorization: Bearer <token>` gets 401 and nothing else."""
     host, _, port = listen.rpartition(":")
-    server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    if token is None:
+        server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+        return server, int(server.server_address[1])
+    guarded = _bearer_only(make_wsgi_app(registry), token)
+    server = make_server(host or "127.0.0.1", int(port), guarded, ThreadingWSGIServer, _QuietHandler)
+    threading.Thread(target=server.serve_forever, name="lfr-metrics", daemon=True).start()
     return server, int(server.server_address[1])
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not worth a log line each."""
+
+
+def _bearer_only(app: WSGIApplication, token: str) -> WSGIApplication:
+    expected = f"Bearer {token}".encode()
+
+    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        sent = environ.get("HTTP_AUTHORIZATION", "").encode()
+        if not hmac.compare_digest(sent, expected):
+            start_response(
+                "401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")]
+            )
+            return [b"a bearer token is required\n"]
+        return app(environ, start_response)
+
+    return guarded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -40,12 +41,19 @@ def add(
 
 
 @app.command("token")
-def token(name: str, config: ConfigOption = None) -> None:
+def token(
+    name: str,
+    valid_days: Annotated[
+        float | None, typer.Option("--valid-days", help="the token stops working after this; default never")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
     """Issue a new bearer token for NAME (replacing any earlier one) and print it once."""
     with reported():
         service, store = _principals(config)
         try:
-            issued = service.issue_token(name, actor="cli")
+            valid_for = timedelta(days=valid_days) if valid_days is not None else None
+            issued = service.issue_token(name, actor="cli", valid_for=valid_for)
         finally:
             store.close()
     print(issued)
@@ -59,6 +67,72 @@ def list_accounts(config: ConfigOption = None) -> None:
         try:
             for principal in service.list_principals():
                 roles = ", ".join(sorted(r.value for r in principal.roles))
-                console.print(f"{principal.name}\t{principal.kind}\t{roles}")
+                state = "" if principal.active else "\tdisabled"
+                console.print(f"{principal.name}\t{principal.kind}\t{roles}{state}")
         finally:
             store.close()
+
+
+@app.command("disable")
+def disable(name: str, config: ConfigOption = None) -> None:
+    """Stop NAME from doing anything: tokens, tablet sessions and open streams end within a second.
+    The account is kept; `enable` restores it."""
+    with reported():
+        service, store = _principals(config)
+        try:
+            service.disable(name, actor="cli")
+        finally:
+            store.close()
+    console.print(f"disabled [bold]{name}[/]; its sessions and streams end within a second")
+
+
+@app.command("enable")
+def enable(name: str, config: ConfigOption = None) -> None:
+    """Let a disabled account act again (with its existing token and password)."""
+    with reported():
+        service, store = _principals(config)
+        try:
+            service.enable(name, actor="cli")
+        finally:
+            store.close()
+    console.print(f"enabled [bold]{name}[/]")
+
+
+@app.command("remove")
+def remove(name: str, config: ConfigOption = None) -> None:
+    """Delete NAME with its token and password; what it did stays in the audit trail."""
+    with reported():
+        service, store = _principals(config)
+        try:
+            service.remove(name, actor="cli")
+        finally:
+            store.close()
+    console.print(f"removed [bold]{name}[/]")
+
+
+@app.command("roles")
+def roles(
+    name: str,
+    role: Annotated[list[Role], typer.Option("--role", help="the complete new set; repeat for several")],
+    config: ConfigOption = None,
+) -> None:
+    """Replace the roles of person NAME; their sessions and streams end, to restart under the new roles."""
+    with reported():
+        service, store = _principals(config)
+        try:
+            changed = service.set_roles(name, role, actor="cli")
+        finally:
+            store.close()
+    console.print(f"[bold]{name}[/] now has the roles {', '.join(sorted(r.value for r in changed.roles))}")
+
+
+@app.command("expire-token")
+def expire_token(name: str, config: ConfigOption = None) -> None:
+    """Make NAME's bearer token stop working now (streams using it end); `token` issues a new one."""
+    with reported():
+        service, store = _principals(config)
+        try:
+            service.expire_token(name, actor="cli")
+        finally:
+            store.close()
+    console.print(f"the token of [bold]{name}[/] no longer works")

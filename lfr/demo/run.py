@@ -53,6 +53,7 @@ from lfr.v1 import control_pb2_grpc
 
 CAMERA = "cam-demo-1"
 SUPERVISOR = "sgt-demo"
+AUTHORISER = "insp-demo"  # separation of duties: the window's creator may not authorise it
 OFFICER = "pc-demo"
 AUDITOR = "auditor-demo"
 START_DELAY_S = 1.0  # between creating the window and the clip's first frame
@@ -177,6 +178,7 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
 def _accounts(container: Container) -> tuple[dict[str, str], str]:
     accounts = {
         SUPERVISOR: (PrincipalKind.USER, {Role.SUPERVISOR, Role.ADMIN}),
+        AUTHORISER: (PrincipalKind.USER, {Role.SUPERVISOR}),
         OFFICER: (PrincipalKind.USER, {Role.OFFICER}),
         AUDITOR: (PrincipalKind.USER, {Role.AUDITOR}),
         CAMERA: (PrincipalKind.CAMERA, set()),
@@ -300,11 +302,11 @@ async def _authorise_window(session: _Session, watchlist: _Watchlist, plan: Clip
         metadata=session.auth(SUPERVISOR),
     )
     authorised = await deployments.AuthoriseWindow(
-        pb.WindowRef(window_id=window.id), metadata=session.auth(SUPERVISOR)
+        pb.WindowRef(window_id=window.id), metadata=session.auth(AUTHORISER)
     )
     session.summary.window = {"id": window.id, "starts_at": starts.isoformat(), "ends_at": ends.isoformat()}
     console.print(
-        f"window     {window.id} authorised by {SUPERVISOR}: camera {CAMERA}, threshold {threshold}"
+        f"window     {window.id} authorised by {AUTHORISER}: camera {CAMERA}, threshold {threshold}"
     )
     verdict = authorised.equity_verdict
     console.print(

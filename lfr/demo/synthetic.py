@@ -64,6 +64,7 @@ async def run_synthetic_demo(folder: Path, subjects: int, passers_by: int, conso
 def _accounts(container: Container, console: Console) -> dict[str, str]:
     accounts = {
         "sgt-demo": (PrincipalKind.USER, {Role.SUPERVISOR, Role.ADMIN}),
+        "insp-demo": (PrincipalKind.USER, {Role.SUPERVISOR}),  # authorises what sgt-demo creates
         "pc-demo": (PrincipalKind.USER, {Role.OFFICER}),
         "auditor-demo": (PrincipalKind.USER, {Role.AUDITOR}),
         CAMERA: (PrincipalKind.CAMERA, set()),
@@ -132,8 +133,10 @@ async def _scenario(
         ),
         metadata=md("sgt-demo"),
     )
-    authorised = await deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=md("sgt-demo"))
-    console.print(f"window {window.id} authorised by sgt-demo: {starts:%H:%M:%S} + 4 s, threshold 0.6")
+    authorised = await deployments.AuthoriseWindow(
+        pb.WindowRef(window_id=window.id), metadata=md("insp-demo")
+    )
+    console.print(f"window {window.id} authorised by insp-demo: {starts:%H:%M:%S} + 4 s, threshold 0.6")
     equity = authorised.equity_verdict
     console.print(
         f"[bold yellow]equity gate ({equity.gate}): {equity.outcome}[/] - " + "; ".join(equity.reasons[:1]),

@@ -42,6 +42,10 @@ class AuditAction(StrEnum):
     PRINCIPAL_CHANGED = "principal.changed"
     EVALUATION_RECORDED = "evaluation.recorded"
     POLICY_WARNING = "policy.warning"
+    # A whole matcher replica stopped matching (its clock disagreed with the store's, or it could not read
+    # the store) or resumed; subject is the replica's name. Distinct from one window's armed / disarmed.
+    MATCHER_DISARMED = "matcher.disarmed"
+    MATCHER_REARMED = "matcher.rearmed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from lfr.domain.errors import PermissionDenied
@@ -37,6 +38,23 @@ class Principal:
         if not self.has_any(*roles):
             wanted = " or ".join(sorted(r.value for r in roles))
             raise PermissionDenied(f"{self.name} needs the role {wanted}")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """An account with the hash of its bearer token (None: it has none) and when that token expires
+    (None: never)."""
+
+    principal: Principal
+    token_hash: str | None
+    token_expires_at: datetime | None = None
+
+    def token_works(self, token_hash: str, now: datetime) -> bool:
+        return (
+            self.token_hash == token_hash
+            and (self.token_expires_at is None or now < self.token_expires_at)
+            and self.principal.active
+        )
 
 
 SYSTEM = Principal("system", PrincipalKind.USER, frozenset({Role.ADMIN}))

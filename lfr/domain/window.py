@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from lfr.domain.errors import Conflict, InvalidWindow
+from lfr.domain.errors import Conflict, InvalidInput, InvalidWindow
+from lfr.domain.limits import MAX_ID, MAX_LINE, MAX_TEXT, require_length, require_lengths
 
 MAX_WINDOW_LENGTH = timedelta(hours=24)
 
@@ -52,6 +53,15 @@ class WindowSpec:
             problems.append("end must be after start")
         elif self.ends_at - self.starts_at > MAX_WINDOW_LENGTH:
             problems.append(f"a window may last at most {MAX_WINDOW_LENGTH}")
+        try:
+            require_length("purpose", self.purpose, MAX_TEXT)
+            require_length("legal_basis", self.legal_basis, MAX_TEXT)
+            require_length("location", self.location, MAX_LINE)
+            require_length("watchlist_id", self.watchlist_id, MAX_ID)
+            require_lengths("camera_ids", self.camera_ids, MAX_ID)
+            require_lengths("assigned_users", self.assigned_users, MAX_ID)
+        except InvalidInput as exc:
+            problems.append(str(exc))
         if problems:
             raise InvalidWindow("; ".join(problems))
 

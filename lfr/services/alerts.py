@@ -6,6 +6,7 @@ from lfr.domain.alert import Adjudication, Alert
 from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
 from lfr.domain.errors import StaleUpdate
+from lfr.domain.limits import MAX_TEXT, require_length
 from lfr.domain.ports import IngestMetrics, UnitOfWork, UnitOfWorkFactory
 from lfr.domain.principal import Principal, Role
 from lfr.services.deployments import can_see, require_visible
@@ -60,6 +61,7 @@ class AlertService:
         expected_version: int | None = None,
     ) -> Alert:
         actor.require(Role.OFFICER, Role.SUPERVISOR)
+        require_length("notes", notes, MAX_TEXT)
         now = self._clock.now()
         with self._uow() as uow:
             alert = self._visible_alert(uow, alert_id, actor)

@@ -8,6 +8,7 @@ from datetime import datetime
 from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
 from lfr.domain.errors import Conflict, PermissionDenied
+from lfr.domain.limits import MAX_TEXT, require_length
 from lfr.domain.ports import UnitOfWork, UnitOfWorkFactory
 from lfr.domain.principal import Principal, Role
 from lfr.domain.window import DeploymentWindow, WindowSpec, WindowState
@@ -28,11 +29,15 @@ class DeploymentService:
         clock: Clock,
         on_change: Callable[[], None] = lambda: None,
         policy: AuthorisationPolicy = no_policy,
+        separation_of_duties: bool = False,
     ) -> None:
+        """`separation_of_duties`: the supervisor who created a window may not authorise it (the matcher
+        turns it on from `policy.separation_of_duties`, on by default)."""
         self._uow = uow
         self._clock = clock
         self._on_change = on_change
         self._policy = policy
+        self._separation_of_duties = separation_of_duties
 
     def create(self, spec: WindowSpec, actor: Principal) -> DeploymentWindow:
         actor.require(Role.SUPERVISOR, Role.ADMIN)
@@ -76,6 +81,11 @@ class DeploymentService:
         now = self._clock.now()
         with self._uow() as uow:
             window = uow.windows.get(window_id)
+            if self._separation_of_duties and window.created_by == actor.name:
+                raise PermissionDenied(
+                    f"{actor.name} created window {window.id}; another supervisor must authorise it "
+                    "(separation of duties)"
+                )
             watchlist = uow.watchlists.get(window.watchlist_id)
             watchlist.require_sealed()
             if watchlist.content_hash != window.watchlist_hash:
@@ -120,6 +130,7 @@ class DeploymentService:
 
     def close(self, window_id: str, actor: Principal, reason: str) -> DeploymentWindow:
         actor.require(Role.SUPERVISOR, Role.ADMIN)
+        require_length("reason", reason, MAX_TEXT)
         now = self._clock.now()
         with self._uow() as uow:
             closed = uow.windows.get(window_id).close(actor.name, now, reason)

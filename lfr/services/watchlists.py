@@ -11,6 +11,7 @@ from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
 from lfr.domain.embedding import normalised_rows, require_model
 from lfr.domain.errors import InvalidInput
+from lfr.domain.limits import MAX_ID, MAX_LINE, MAX_TEXT, require_length
 from lfr.domain.ports import UnitOfWork, UnitOfWorkFactory
 from lfr.domain.principal import Principal, Role
 from lfr.domain.watchlist import EnrolledSubject, Subject, Watchlist, content_hash
@@ -36,6 +37,8 @@ class WatchlistService:
         actor.require(Role.ADMIN, Role.SUPERVISOR)
         if not name.strip() or not model_id.strip():
             raise InvalidInput("a watchlist needs a name and the id of the model its embeddings come from")
+        require_length("name", name, MAX_LINE)
+        require_length("model_id", model_id, MAX_ID)
         if not 1 <= dimension <= 4096:
             raise InvalidInput(f"dimension {dimension} is outside 1..4096")
         now = self._clock.now()
@@ -61,6 +64,10 @@ class WatchlistService:
         actor.require(Role.ADMIN, Role.SUPERVISOR)
         if not spec.reference.strip():
             raise InvalidInput("a subject needs the force's reference")
+        require_length("reference", spec.reference, MAX_ID)
+        for field in ("display_name", "category", "image_source"):
+            require_length(field, getattr(spec, field), MAX_LINE)
+        require_length("reason", spec.reason, MAX_TEXT)
         with self._uow() as uow:
             watchlist = uow.watchlists.get(watchlist_id)
             watchlist.require_editable()
@@ -147,6 +154,7 @@ class WatchlistService:
 
     def destroy(self, watchlist_id: str, actor: Principal, reason: str = "") -> Watchlist:
         actor.require(Role.ADMIN, Role.SUPERVISOR)
+        require_length("reason", reason, MAX_TEXT)
         with self._uow() as uow:
             destroyed = destroy_watchlist(uow, watchlist_id, actor.name, reason, self._clock.now())
             uow.commit()

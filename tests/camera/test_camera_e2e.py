@@ -76,7 +76,7 @@ async def test_clip_alerts_only_for_the_watchlisted_person(
                 ),
                 metadata=auth(tokens["sam"]),
             )
-            await deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=auth(tokens["sam"]))
+            await deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=auth(tokens["sue"]))
 
         clip = tmp_path / "clip.avi"
         appearances = [

@@ -145,7 +145,7 @@ class World:
             self.window_request(**overrides), metadata=self.md("sam")
         )
         return await self.deployments.AuthoriseWindow(
-            pb.WindowRef(window_id=window.id), metadata=self.md("sam")
+            pb.WindowRef(window_id=window.id), metadata=self.md("sue")
         )
 
     async def stream(
@@ -180,6 +180,7 @@ async def first_answer(
 
 ACCOUNTS: dict[str, tuple[PrincipalKind, set[Role]]] = {
     "sam": (PrincipalKind.USER, {Role.SUPERVISOR, Role.ADMIN}),
+    "sue": (PrincipalKind.USER, {Role.SUPERVISOR}),  # authorises what sam creates (separation of duties)
     "olly": (PrincipalKind.USER, {Role.OFFICER}),
     "otto": (PrincipalKind.USER, {Role.OFFICER}),  # not assigned to any window
     "aud": (PrincipalKind.USER, {Role.AUDITOR}),

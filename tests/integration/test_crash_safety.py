@@ -88,9 +88,11 @@ def tokens(config: Path) -> dict[str, str]:
         lfr("account", "add", "sam", "--role", "supervisor", "--role", "admin", "-c", str(config)).returncode
         == 0
     )
+    assert lfr("account", "add", "sue", "--role", "supervisor", "-c", str(config)).returncode == 0
     assert lfr("account", "add", "cam-1", "--camera", "-c", str(config)).returncode == 0
     issued = {
-        name: lfr("account", "token", name, "-c", str(config)).stdout.strip() for name in ("sam", "cam-1")
+        name: lfr("account", "token", name, "-c", str(config)).stdout.strip()
+        for name in ("sam", "sue", "cam-1")
     }
     assert all(len(t) > 20 for t in issued.values())
     return issued
@@ -141,7 +143,9 @@ def test_alert_survives_kill_9_and_rearming_respects_the_window(config, tokens, 
         ),
         metadata=md,
     )
-    deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=md)
+    deployments.AuthoriseWindow(
+        pb.WindowRef(window_id=window.id), metadata=(("authorization", f"Bearer {tokens['sue']}"),)
+    )
     result = first.observe(tokens["cam-1"], people[1])
     assert result.outcome == ingest_pb2.OUTCOME_ALERT
     first.kill()  # no shutdown hook runs: only what was committed before ALERT was answered survives

@@ -19,6 +19,7 @@ from tests.evaluation.gate_reports import report
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 ADMIN = Principal("admin", PrincipalKind.USER, frozenset({Role.ADMIN, Role.SUPERVISOR}))
+CREATOR = Principal("sgt", PrincipalKind.USER, frozenset({Role.SUPERVISOR}))  # separation of duties
 
 
 def pending_window(gate: str, **settings: object):
@@ -30,7 +31,7 @@ def pending_window(gate: str, **settings: object):
     )
     container.watchlists.seal(wl.id, ADMIN)
     spec = WindowSpec("p", "lb", "loc", frozenset({"cam-1"}), wl.id, 0.6, T0, T0 + timedelta(hours=1))
-    return container, container.deployments.create(spec, ADMIN)
+    return container, container.deployments.create(spec, CREATOR)
 
 
 def audit_actions(container) -> list[str]:
@@ -99,7 +100,7 @@ def test_the_code_default_refuses_a_threshold_zero_window_without_evidence():
     )
     container.watchlists.seal(wl.id, ADMIN)
     spec = WindowSpec("p", "lb", "loc", frozenset({"cam-1"}), wl.id, 0.0, T0, T0 + timedelta(hours=1))
-    window = container.deployments.create(spec, ADMIN)
+    window = container.deployments.create(spec, CREATOR)
     with pytest.raises(PermissionDenied):
         container.deployments.authorise(window.id, ADMIN)
     assert "window.authorised" not in audit_actions(container)

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 from lfr.cli.main import app
 from lfr.config import LfrConfig
 from lfr.domain.evaluation import canonical_report, report_sha256
-from lfr.domain.principal import PrincipalKind, Role
 from lfr.v1 import control_pb2 as pb
 from lfr.v1 import control_pb2_grpc
 from tests.evaluation.gate_reports import report
@@ -71,12 +70,8 @@ async def test_a_supervisor_or_officer_may_not_record_and_an_admin_may(world: Wo
             evaluations(world).RecordEvaluation(request_for(COVERING), metadata=world.md(who))
         )
         assert error.code() is grpc.StatusCode.PERMISSION_DENIED
-    world.container.principals.create("sue", PrincipalKind.USER, {Role.SUPERVISOR}, "test-setup")
-    token = world.container.principals.issue_token("sue", "test-setup")
     error = await rpc_error(
-        evaluations(world).RecordEvaluation(
-            request_for(COVERING), metadata=(("authorization", f"Bearer {token}"),)
-        )
+        evaluations(world).RecordEvaluation(request_for(COVERING), metadata=world.md("sue"))
     )
     assert error.code() is grpc.StatusCode.PERMISSION_DENIED
     assert "auditor" in (error.details() or "")
@@ -102,14 +97,14 @@ async def test_a_report_edited_after_it_was_hashed_is_refused_and_nothing_is_kep
 async def test_refuse_without_an_evaluation_explains_how_to_record_one_and_audits_the_refusal(world: World):
     window = await pending(world)
     error = await rpc_error(
-        world.deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=world.md("sam"))
+        world.deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=world.md("sue"))
     )
     assert error.code() is grpc.StatusCode.PERMISSION_DENIED
     assert "insufficient evidence" in (error.details() or "")
     assert "record an evaluation first" in (error.details() or "")
     assert "lfr eval record" in (error.details() or "")
     (refusal,) = [r for r in await audit_records(world) if r.action == "window.authorisation_refused"]
-    assert (refusal.actor, refusal.subject_id) == ("sam", window.id)
+    assert (refusal.actor, refusal.subject_id) == ("sue", window.id)
     verify = await world.audit.Verify(pb.Empty(), metadata=world.md("aud"))
     assert verify.ok
 
@@ -122,7 +117,7 @@ async def test_with_sufficient_evidence_the_supervisor_sees_the_passing_verdict(
     )
     assert (before.outcome, before.gate) == ("passed", "refuse")
     authorised = await world.deployments.AuthoriseWindow(
-        pb.WindowRef(window_id=window.id), metadata=world.md("sam")
+        pb.WindowRef(window_id=window.id), metadata=world.md("sue")
     )
     assert authorised.state == pb.WINDOW_STATE_AUTHORISED
     assert authorised.equity_verdict.outcome == "passed"
@@ -138,7 +133,7 @@ async def test_with_sufficient_evidence_the_supervisor_sees_the_passing_verdict(
 async def test_under_warn_the_reply_carries_the_warning(world: World):
     window = await pending(world)
     authorised = await world.deployments.AuthoriseWindow(
-        pb.WindowRef(window_id=window.id), metadata=world.md("sam")
+        pb.WindowRef(window_id=window.id), metadata=world.md("sue")
     )
     assert authorised.state == pb.WINDOW_STATE_AUTHORISED
     assert (authorised.equity_verdict.gate, authorised.equity_verdict.outcome) == (
@@ -190,7 +185,7 @@ async def test_eval_run_prints_the_hash_that_eval_record_needs_and_an_edit_is_re
 
 async def test_window_authorise_shows_the_refusal_and_window_verdict_its_reasons(world: World):
     window = await pending(world)
-    code, output = await asyncio.to_thread(cli, world, "window", "authorise", window.id, token="sam")
+    code, output = await asyncio.to_thread(cli, world, "window", "authorise", window.id, token="sue")
     assert code != 0
     assert "insufficient evidence" in output
     assert "lfr eval record" in output
@@ -202,7 +197,7 @@ async def test_window_authorise_shows_the_refusal_and_window_verdict_its_reasons
 @pytest.mark.parametrize("config", ["warn"], indirect=True)
 async def test_window_authorise_under_warn_prints_the_warning_not_only_armed(world: World):
     window = await pending(world)
-    code, output = await asyncio.to_thread(cli, world, "window", "authorise", window.id, token="sam")
+    code, output = await asyncio.to_thread(cli, world, "window", "authorise", window.id, token="sue")
     assert code == 0, output
     assert "armed now: True" in output
     assert "WARNING: equity gate (warn): insufficient evidence" in output

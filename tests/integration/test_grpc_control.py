@@ -53,7 +53,7 @@ async def test_unsealed_or_destroyed_watchlist_is_failed_precondition(world: Wor
     assert destroyed.state == pb.WATCHLIST_STATE_DESTROYED
     for call in [
         world.deployments.CreateWindow(world.window_request(), metadata=world.md("sam")),
-        world.deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=world.md("sam")),
+        world.deployments.AuthoriseWindow(pb.WindowRef(window_id=window.id), metadata=world.md("sue")),
     ]:
         assert (await rpc_error(call)).code() == grpc.StatusCode.FAILED_PRECONDITION
     missing = await rpc_error(
@@ -86,11 +86,11 @@ async def test_officer_cannot_authorise_and_only_sees_assigned_windows(world: Wo
     unseen = await world.deployments.ListWindows(pb.ListWindowsRequest(), metadata=world.md("otto"))
     assert list(unseen.windows) == []
     authorised = await world.deployments.AuthoriseWindow(
-        pb.WindowRef(window_id=window.id), metadata=world.md("sam")
+        pb.WindowRef(window_id=window.id), metadata=world.md("sue")
     )
     assert authorised.state == pb.WINDOW_STATE_AUTHORISED
     assert authorised.armed
-    assert authorised.authorised_by == "sam"
+    assert authorised.authorised_by == "sue"
 
 
 async def test_adjudicating_twice_is_failed_precondition_and_stale_version_is_aborted(world: World):

@@ -13,7 +13,7 @@ from lfr.adapters.storage import Store, open_store
 from lfr.domain.alert import Adjudication
 from lfr.domain.audit import verify_chain
 from lfr.domain.errors import Conflict, NotFound, StaleUpdate
-from lfr.domain.principal import Role
+from lfr.domain.principal import Credentials, Role
 from lfr.domain.window import WindowState
 from tests.integration.builders import (
     T0,
@@ -481,6 +481,55 @@ def test_a_new_token_replaces_the_old_one(store: Store) -> None:
         assert uow.principals.find_by_token_hash("h2") == principal("bob")
         with pytest.raises(NotFound):
             uow.principals.set_token_hash("nobody", "h4")
+
+
+def test_tokens_can_be_expired_and_accounts_removed(store: Store) -> None:
+    with store() as uow:
+        uow.principals.add(principal("amy"))
+        uow.principals.add(principal("bob"))
+        uow.principals.set_token_hash("amy", "h1")
+        uow.principals.set_token_hash("bob", "h2")
+        uow.principals.set_password_hash("bob", "$argon2id$v=19$abc")
+        uow.commit()
+    with store() as uow:
+        assert uow.principals.credentials() == {
+            "amy": Credentials(principal("amy"), "h1"),
+            "bob": Credentials(principal("bob"), "h2"),
+        }
+        uow.principals.set_token_hash("amy", None)
+        uow.principals.remove("bob")
+        uow.commit()
+    with store() as uow:
+        assert uow.principals.credentials() == {"amy": Credentials(principal("amy"), None)}
+        assert uow.principals.find_by_token_hash("h1") is None
+        assert uow.principals.find_by_token_hash("h2") is None
+        assert uow.principals.password_hash("bob") is None
+        with pytest.raises(NotFound):
+            uow.principals.remove("bob")
+        uow.principals.add(principal("bob"))  # the name may be used again, for a new account
+        uow.commit()
+
+
+def test_a_token_keeps_its_expiry_until_replaced(store: Store) -> None:
+    expires = T0.astimezone(timezone(timedelta(hours=2))) + timedelta(days=30)  # any zone in, UTC out
+    with store() as uow:
+        uow.principals.add(principal("amy"))
+        uow.principals.set_token_hash("amy", "h1", expires)
+        uow.commit()
+    with store() as uow:
+        found = uow.principals.find_token("h1")
+        assert found == Credentials(principal("amy"), "h1", expires)
+        assert found is not None
+        assert found.token_expires_at is not None
+        assert_utc_aware(found.token_expires_at)
+        assert found.token_works("h1", expires - timedelta(microseconds=1))
+        assert not found.token_works("h1", expires)
+        assert uow.principals.credentials()["amy"].token_expires_at == expires
+        assert uow.principals.find_token("nope") is None
+        uow.principals.set_token_hash("amy", "h2")  # a new token without expiry
+        uow.commit()
+    with store() as uow:
+        assert uow.principals.find_token("h2") == Credentials(principal("amy"), "h2", None)
 
 
 def test_password_hashes_are_kept_per_account(store: Store) -> None:

@@ -18,9 +18,10 @@ from lfr.adapters.grpc.control import (
     WatchlistsServicer,
 )
 from lfr.adapters.grpc.ingest import CameraIngestServicer, MicroBatcher
-from lfr.adapters.grpc.interceptors import AuthAndErrorsInterceptor, TokenCache
+from lfr.adapters.grpc.interceptors import AuthAndErrorsInterceptor, TokenCache, proxy_list
 from lfr.adapters.grpc.resends import RecentResults
 from lfr.adapters.grpc.tls import server_credentials
+from lfr.services.backoff import Backoff
 from lfr.v1 import control_pb2, control_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
 if TYPE_CHECKING:
@@ -65,7 +66,14 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
     credentials = server_credentials(settings.grpc)  # before anything starts, so a bad file stops it
     limit = settings.grpc.max_message_bytes
     server = aio.server(
-        interceptors=[AuthAndErrorsInterceptor(TokenCache(container.principals.authenticate_token))],
+        interceptors=[
+            AuthAndErrorsInterceptor(
+                TokenCache(container.principals.authenticate_token),
+                container.access,
+                Backoff(container.clock, settings.grpc.token_backoff()),
+                proxy_list(settings.grpc.forwarded_allow_ips),
+            )
+        ],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -102,9 +110,10 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
     control_pb2_grpc.add_AuditServicer_to_server(AuditServicer(container.audit), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    if settings.grpc.reflection:
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
     if credentials is None:
         port = server.add_insecure_port(address)
     else:

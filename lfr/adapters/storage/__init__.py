@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol
 
 from lfr.domain.errors import InvalidInput
@@ -36,3 +38,13 @@ def open_store(url: str, sealer: ImageSealer | None = None) -> Store:
     raise InvalidInput(
         f"unsupported store URL {url!r}: use memory://, sqlite:///PATH or postgresql+psycopg://..."
     )
+
+
+def store_clock(store: Store) -> Callable[[], datetime] | None:
+    """A reader of the store's own clock, or None when the store shares this host's clock (SQLite files and
+    memory are embedded in this process, so the host clock is the store's clock)."""
+    from lfr.adapters.storage.sql import SqlStore
+
+    if isinstance(store, SqlStore) and store.engine.dialect.name == "postgresql":
+        return store.clock_timestamp
+    return None

@@ -7,7 +7,7 @@ import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
@@ -27,7 +27,7 @@ from lfr.domain.ports import (
     WatchlistRepository,
     WindowRepository,
 )
-from lfr.domain.principal import Principal
+from lfr.domain.principal import Credentials, Principal
 from lfr.domain.watchlist import Subject, Watchlist
 from lfr.domain.window import DeploymentWindow, WindowState
 
@@ -46,6 +46,7 @@ class MemoryState:
     counters: dict[tuple[str, str, str], int] = field(default_factory=dict)
     principals: dict[str, Principal] = field(default_factory=dict)
     token_hashes: dict[str, str] = field(default_factory=dict)  # hash -> principal name
+    token_expiry: dict[str, datetime] = field(default_factory=dict)  # principal name -> token expiry
     password_hashes: dict[str, str] = field(default_factory=dict)
     evaluations: dict[str, EvaluationSummary] = field(default_factory=dict)
 
@@ -324,11 +325,33 @@ class _Principals:
     def all(self) -> list[Principal]:
         return sorted(self._s.principals.values(), key=lambda p: p.name)
 
-    def set_token_hash(self, name: str, token_hash: str) -> None:
+    def set_token_hash(self, name: str, token_hash: str | None, expires_at: datetime | None = None) -> None:
         self.get(name)
         for old in [h for h, n in self._s.token_hashes.items() if n == name]:
             del self._s.token_hashes[old]
-        self._s.token_hashes[token_hash] = name
+        self._s.token_expiry.pop(name, None)
+        if token_hash is not None:
+            self._s.token_hashes[token_hash] = name
+            if expires_at is not None:
+                self._s.token_expiry[name] = expires_at.astimezone(UTC)  # as the SQL stores hand it back
+
+    def find_token(self, token_hash: str) -> Credentials | None:
+        name = self._s.token_hashes.get(token_hash)
+        if name is None or name not in self._s.principals:
+            return None
+        return Credentials(self._s.principals[name], token_hash, self._s.token_expiry.get(name))
+
+    def remove(self, name: str) -> None:
+        self.set_token_hash(name, None)
+        del self._s.principals[name]
+        self._s.password_hashes.pop(name, None)
+
+    def credentials(self) -> dict[str, Credentials]:
+        hashes = {n: h for h, n in self._s.token_hashes.items()}
+        return {
+            name: Credentials(p, hashes.get(name), self._s.token_expiry.get(name))
+            for name, p in self._s.principals.items()
+        }
 
     def find_by_token_hash(self, token_hash: str) -> Principal | None:
         name = self._s.token_hashes.get(token_hash)

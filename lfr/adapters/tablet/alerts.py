@@ -12,6 +12,7 @@ from lfr.adapters.tablet.errors import ERROR_RESPONSES
 from lfr.adapters.tablet.feed import alert_events
 from lfr.adapters.tablet.schemas import AdjudicationIn, AlertOut, AlertPage, VerificationIn
 from lfr.adapters.tablet.sessions import Session
+from lfr.domain.limits import MAX_ID, MAX_SEQUENCE
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"], responses=ERROR_RESPONSES)
 
@@ -23,8 +24,8 @@ IMAGE_HEADERS = {"Cache-Control": "no-store", "Content-Disposition": "inline"}
 def list_alerts(
     ctx: Context,
     principal: PassiveUser,
-    window_id: str | None = None,
-    after: Annotated[int, Query(ge=0, description="only alerts with a larger sequence")] = 0,
+    window_id: Annotated[str | None, Query(max_length=MAX_ID)] = None,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQUENCE, description="only alerts with a larger sequence")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AlertPage:
     """Alerts of the windows the caller may see, oldest first. No images: those are fetched (and audited)
@@ -47,12 +48,12 @@ async def stream_alerts(
     ctx: Context,
     principal: PassiveUser,
     session: Annotated[Session, Depends(current_session)],
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQUENCE)] = 0,
 ) -> StreamingResponse:
     """Live feed: `alert` events (id = sequence) for new alerts, `update` events for decisions.
     A reconnecting client resumes after its Last-Event-ID and receives what it missed."""
     last_event_id = request.headers.get("last-event-id", "")
-    resume = max(after, int(last_event_id) if last_event_id.isdigit() else 0)
+    resume = max(after, int(last_event_id) if last_event_id.isdigit() and len(last_event_id) < 19 else 0)
     return StreamingResponse(
         alert_events(ctx, principal, resume, ctx.sessions.deadline(session)),
         media_type="text/event-stream",

@@ -8,13 +8,15 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from lfr.adapters.alert_bus import AlertBroadcaster
 from lfr.adapters.tablet import alerts, auth, deployments, pages
 from lfr.adapters.tablet.context import FeedControl, TabletContext, TabletServices
+from lfr.adapters.tablet.deps import signed_in_passively
 from lfr.adapters.tablet.errors import install_error_handlers
 from lfr.adapters.tablet.security import SecurityHeaders
 from lfr.adapters.tablet.sessions import SessionCodec
@@ -45,7 +47,7 @@ def create_tablet_app(
         version="1",
         description="Live alerts and their adjudication. Sign in at /login; send the session's CSRF "
         "token as X-CSRF-Token on every POST.",
-        openapi_url="/api/openapi.json",
+        openapi_url=None,  # served below, as `tablet.openapi` says
         docs_url=None,  # the Swagger and ReDoc pages load scripts from a CDN, which the CSP forbids
         redoc_url=None,
     )
@@ -69,9 +71,22 @@ def create_tablet_app(
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for router in ROUTERS:
         app.include_router(router)
+    _serve_openapi(app, settings.openapi)
     install_error_handlers(app)
     app.add_middleware(SecurityHeaders, cookie_secure=settings.cookie_secure)
     return app
+
+
+def _serve_openapi(app: FastAPI, who: str) -> None:
+    """The API's OpenAPI document at /api/openapi.json: to nobody ("off"), to signed-in users
+    ("signed_in", the default), or to anyone ("public")."""
+    if who == "off":
+        return
+    guard = [Depends(signed_in_passively)] if who == "signed_in" else []
+
+    @app.get("/api/openapi.json", include_in_schema=False, dependencies=guard)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
 
 def close_feeds(app: FastAPI) -> None:

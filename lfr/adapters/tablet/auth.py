@@ -86,7 +86,7 @@ def login(
         logger.info("refused tablet sign-in")
         throttle.failed(name, address)
         return _login_form(request, ctx, None, str(exc), 401)
-    throttle.succeeded(name)
+    throttle.succeeded(name, address)
     session = ctx.sessions.new(principal.name, principal.session_generation)
     request.state.session_cookie = ctx.sessions.dumps(session)
     return RedirectResponse(landing_page(principal), status_code=303)

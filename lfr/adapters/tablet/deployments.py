@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from lfr.adapters.tablet.deps import Context, PassiveUser
 from lfr.adapters.tablet.errors import ERROR_RESPONSES
 from lfr.adapters.tablet.schemas import AuditRecordOut, OverviewOut, WindowOut, WindowOverviewOut
+from lfr.domain.limits import MAX_SEQUENCE
 
 router = APIRouter(prefix="/api", tags=["deployments"], responses=ERROR_RESPONSES)
 
@@ -33,7 +34,7 @@ def overview(ctx: Context, principal: PassiveUser) -> OverviewOut:
 def audit_records(
     ctx: Context,
     principal: PassiveUser,
-    from_seq: Annotated[int, Query(ge=1)] = 1,
+    from_seq: Annotated[int, Query(ge=1, le=MAX_SEQUENCE)] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AuditRecordOut]:
     """Audit records from `from_seq` on (auditors, supervisors, admins)."""

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lfr.domain.alert import Adjudication, AlertState
 from lfr.domain.audit import AuditRecord
+from lfr.domain.limits import MAX_VERSION
 from lfr.domain.principal import Principal, Role
 from lfr.domain.window import DeploymentWindow, WindowState
 from lfr.services.alert_views import AlertCard
@@ -23,12 +24,14 @@ class Body(BaseModel):
 class AdjudicationIn(Body):
     outcome: Adjudication
     notes: str = Field(default="", max_length=MAX_NOTES)
-    expected_version: int = Field(ge=1, description="the alert version the officer was looking at")
+    expected_version: int = Field(
+        ge=1, le=MAX_VERSION, description="the alert version the officer was looking at"
+    )
 
 
 class VerificationIn(Body):
     agree: bool = Field(description="true: the second officer confirms the match; false: decide afresh")
-    expected_version: int = Field(ge=1)
+    expected_version: int = Field(ge=1, le=MAX_VERSION)
 
 
 class SubjectOut(BaseModel):

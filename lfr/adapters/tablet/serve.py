@@ -39,8 +39,11 @@ def uvicorn_server(app: FastAPI, settings: TabletSettings, embedded: bool = Fals
         port=port,
         ssl_certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
         ssl_keyfile=str(settings.tls_key_file) if settings.tls_key_file else None,
-        proxy_headers=True,  # behind a TLS-terminating proxy, X-Forwarded-Proto makes cookies Secure
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # Behind a TLS-terminating proxy, X-Forwarded-Proto makes cookies Secure and X-Forwarded-For names
+        # the client the sign-in throttle counts; believed only from the proxies configured, else anyone
+        # could pick a fresh address per guess.
+        proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+        forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
         server_header=False,
         log_level="info",
         access_log=False,  # paths carry alert ids; the audit log records who looked at what

@@ -1,16 +1,17 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, delete, insert, select, update
 
 from lfr.adapters.storage.sql.schema import evaluations as ev
 from lfr.adapters.storage.sql.schema import principals as t
 from lfr.adapters.storage.sql.tx import Tx
 from lfr.domain.errors import NotFound
 from lfr.domain.evaluation import EvaluationSummary
-from lfr.domain.principal import Principal, PrincipalKind, Role
+from lfr.domain.principal import Credentials, Principal, PrincipalKind, Role
 
 _PRINCIPAL = (t.c.name, t.c.kind, t.c.roles_json, t.c.active, t.c.session_generation)  # never the hashes
 
@@ -36,8 +37,27 @@ class SqlPrincipals:
         rows = self._tx.rows(select(*_PRINCIPAL).order_by(t.c.name), "listing accounts")
         return [_from_row(r) for r in rows]
 
-    def set_token_hash(self, name: str, token_hash: str) -> None:
-        self._set(name, {"token_hash": token_hash}, "issuing a token to")
+    def set_token_hash(self, name: str, token_hash: str | None, expires_at: datetime | None = None) -> None:
+        values = {"token_hash": token_hash, "token_expires_at": expires_at if token_hash else None}
+        self._set(name, values, "issuing a token to")
+
+    def find_token(self, token_hash: str) -> Credentials | None:
+        row = self._tx.first(
+            select(*_PRINCIPAL, t.c.token_hash, t.c.token_expires_at).where(t.c.token_hash == token_hash),
+            "checking a token",
+        )
+        return Credentials(_from_row(row), row.token_hash, row.token_expires_at) if row is not None else None
+
+    def remove(self, name: str) -> None:
+        removed = self._tx.run(delete(t).where(t.c.name == name), f"removing account {name}")
+        if removed != 1:
+            raise NotFound(f"no account {name}")
+
+    def credentials(self) -> dict[str, Credentials]:
+        rows = self._tx.rows(
+            select(*_PRINCIPAL, t.c.token_hash, t.c.token_expires_at), "reading accounts and tokens"
+        )
+        return {r.name: Credentials(_from_row(r), r.token_hash, r.token_expires_at) for r in rows}
 
     def find_by_token_hash(self, token_hash: str) -> Principal | None:
         row = self._tx.first(select(*_PRINCIPAL).where(t.c.token_hash == token_hash), "checking a token")

@@ -204,6 +204,7 @@ principals = Table(
     Column("password_hash", Text, nullable=True),
     # Bumped on sign-out: tablet cookies carry the generation they were issued under (migration 0002).
     Column("session_generation", Integer, nullable=False, server_default="0"),
+    Column("token_expires_at", UtcDateTime, nullable=True),  # migration 0006; null: the token never expires
 )
 
 evaluations = Table(

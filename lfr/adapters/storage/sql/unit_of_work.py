@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from lfr.adapters.storage.sql.alerts import SqlAlerts
@@ -104,6 +105,14 @@ class SqlStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def clock_timestamp(self) -> datetime:
+        """The database server's clock now (PostgreSQL `clock_timestamp()`, not the transaction's start)."""
+        with translated_errors("reading the store's clock"), self.engine.connect() as connection:
+            value = connection.execute(text("SELECT clock_timestamp()")).scalar_one()
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise StoreUnavailable("the store's clock did not answer with a timezone-aware time")
+        return value.astimezone(UTC)
 
 
 class SqlUnitOfWork:
