@@ -204,11 +204,14 @@ async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) 
             in_flight: asyncio.Queue[float] = asyncio.Queue(maxsize=params.in_flight)
             interval = params.batch * params.streams / rate if rate > 0 else 0.0
 
+            answered = [0]  # reported in answers_read: the matcher cuts off streams that do not read
+
             async def reader() -> None:
                 while True:
                     answer = await call.read()
                     if answer == grpc.aio.EOF:
                         return
+                    answered[0] += 1
                     sent = in_flight.get_nowait()
                     if phase["measuring"]:
                         result_latency.append(time.perf_counter() - sent)
@@ -230,6 +233,7 @@ async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) 
                     )
                     sent_match[track] = time.perf_counter()
                 await in_flight.put(time.perf_counter())
+                message.answers_read = answered[0]  # this stream's own pool: serialised by write
                 await call.write(message)
                 n += 1
                 if interval:

@@ -37,6 +37,7 @@ from lfr.services.alerts import AlertService
 from lfr.services.arming import ArmingMonitor
 from lfr.services.audit import AuditService
 from lfr.services.deployments import AuthorisationPolicy, DeploymentService
+from lfr.services.durability import AlertDurability
 from lfr.services.equity import EvaluationService, equity_policy
 from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
@@ -142,6 +143,13 @@ class Container:
         if report.alerts_purged or report.watchlists_destroyed:
             self.store.scrub()  # no copy of a purged crop or image may linger in the WAL
 
+    def ready_to_ingest(self) -> bool:
+        """What gRPC health reports: the windows were read recently and alerts can be made durable."""
+        return self.monitor.is_current() and not self.ingest.durability.suspended
+
+    def resume_if_store_writes(self) -> None:
+        self.ingest.durability.try_resume()
+
     def close(self) -> None:
         self.store.close()
 
@@ -155,7 +163,9 @@ def build_container(
 ) -> Container:
     """`policy` overrides the authorisation policy; by default it is the configured equity gate. `clock` is
     this replica's own clock; every service is given the store's time derived from it (timekeeping.py)."""
-    store = open_store(config.store.url, image_sealer(config.encryption, config.store.url))
+    store = open_store(
+        config.store.url, config.store.timeouts(), image_sealer(config.encryption, config.store.url)
+    )
     store.seal_plaintext_images()  # rows stored before encryption was configured
     matching = config.matching
     timekeeper = StoreClock(
@@ -196,6 +206,9 @@ def build_container(
         JpegCropValidator(max_bytes=matching.max_crop_bytes),
         metrics,
         top_k=matching.top_k,
+        durability=AlertDurability(store, clock, metrics),
+        captured_at_max_age=timedelta(seconds=matching.captured_at_max_age_s),
+        captured_at_max_ahead=timedelta(seconds=matching.captured_at_max_ahead_s),
     )
     container = Container(
         config=config,
@@ -250,6 +263,17 @@ async def _every(seconds: float, what: str, action: Callable[[], None]) -> None:
             logger.error("%s failed (%s); retrying in %.1f s", what, type(exc).__name__, seconds)
 
 
+async def _watch_health(server: MatcherServer, container: Container, seconds: float = 0.25) -> None:
+    """Keeps gRPC health in step with what ingest can do: NOT_SERVING while the windows cannot be read
+    or alerts cannot be stored, so load balancers and operators see the outage."""
+    while True:
+        try:
+            await server.set_serving(container.ready_to_ingest())
+        except Exception as exc:  # never let the watch end: health would then freeze as it was
+            logger.error("health update failed (%s)", type(exc).__name__)
+        await asyncio.sleep(seconds)
+
+
 @contextlib.asynccontextmanager
 async def running_matcher(
     container: Container, *, listen: str | None = None, extensions: Sequence[Extension] = ()
@@ -287,6 +311,10 @@ async def running_matcher(
         asyncio.create_task(
             _every(config.grpc.access_poll_seconds, "access refresh", container.access.refresh)
         ),
+        asyncio.create_task(
+            _every(config.matching.gate_refresh_seconds, "store recovery", container.resume_if_store_writes)
+        ),
+        asyncio.create_task(_watch_health(server, container)),
     ]
     try:
         async with AsyncExitStack() as stack:

@@ -6,7 +6,7 @@ import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,6 +18,9 @@ from lfr.domain.retention import RetentionPolicy
 from lfr.services.backoff import BackoffPolicy
 from lfr.services.sign_in_throttle import ThrottlePolicy
 
+if TYPE_CHECKING:
+    from lfr.adapters.storage.sql.engine import StoreTimeouts
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -28,6 +31,29 @@ class StoreSettings(Section):
         default="sqlite:///var/lfr.db",
         description="sqlite:///path (embedded), postgresql+psycopg://... (scale-out), memory://",
     )
+    connect_timeout_s: float = Field(default=5, ge=1, le=300, description="PostgreSQL: connecting")
+    statement_timeout_s: float = Field(
+        default=5,
+        gt=0,
+        le=600,
+        description="PostgreSQL: server statement_timeout; a call with no answer 1 s later is broken off",
+    )
+    tcp_user_timeout_s: float = Field(
+        default=10, gt=0, le=600, description="PostgreSQL: a connection whose data goes unacknowledged"
+    )
+    keepalive_idle_s: float = Field(default=5, ge=1, le=3600, description="PostgreSQL: TCP keepalive idle")
+    sqlite_busy_timeout_s: float = Field(default=10, ge=0, le=600, description="SQLite: write lock wait")
+
+    def timeouts(self) -> StoreTimeouts:
+        from lfr.adapters.storage.sql.engine import StoreTimeouts
+
+        return StoreTimeouts(
+            connect_s=self.connect_timeout_s,
+            statement_s=self.statement_timeout_s,
+            tcp_user_timeout_s=self.tcp_user_timeout_s,
+            keepalive_idle_s=self.keepalive_idle_s,
+            sqlite_busy_s=self.sqlite_busy_timeout_s,
+        )
 
 
 class GrpcSettings(Section):
@@ -47,6 +73,20 @@ class GrpcSettings(Section):
     )
     resend_memory_seconds: float = Field(
         default=300, gt=0, le=3600, description="how long an answer is kept for a camera's re-send"
+    )
+    stream_max_in_flight: int = Field(
+        default=16, ge=1, le=1024, description="messages of one ingest stream read but not yet answered"
+    )
+    stream_max_unread_answers: int = Field(
+        default=15,
+        ge=1,
+        le=100_000,
+        description="answers a camera may leave unread (ObservationBatch.answers_read) before its stream "
+        "is cut off with RESOURCE_EXHAUSTED; below stream_max_in_flight, a silent stream is cut as soon "
+        "as it is read, before the matcher has done more than this much of its work",
+    )
+    max_streams_per_camera: int = Field(
+        default=4, ge=1, le=1024, description="ingest streams one camera account may hold open at once"
     )
     tls_cert_file: Path | None = Field(
         default=None, description="PEM certificate chain of the gRPC port; TLS when set (with the key)"
@@ -157,6 +197,18 @@ class MatchingSettings(Section):
         min_length=1,
         max_length=128,
         description="this matcher's name in the audit trail; default host:pid",
+    )
+    captured_at_max_age_s: float = Field(
+        default=600,
+        gt=0,
+        le=86400,
+        description="refuse (bad_time) observations captured longer ago than this by the matcher's clock",
+    )
+    captured_at_max_ahead_s: float = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="refuse (bad_time) observations captured this far in the future",
     )
 
 

@@ -30,8 +30,18 @@ class JpegCropValidator:
             with Image.open(io.BytesIO(crop)) as image:
                 if image.format != "JPEG":
                     raise InvalidCrop(f"face crop is {image.format}, not JPEG")
-                if max(image.size) > self._max_side_px:
-                    raise InvalidCrop(f"face crop is {image.size[0]}x{image.size[1]} px, too large")
+                width, height = image.size
+                if not (0 < width <= self._max_side_px and 0 < height <= self._max_side_px):
+                    raise InvalidCrop(
+                        f"face crop declares {width}x{height} px, outside 1..{self._max_side_px}"
+                    )
                 image.verify()
+        except InvalidCrop:
+            raise
         except (UnidentifiedImageError, OSError, SyntaxError) as exc:
             raise InvalidCrop("face crop is not a readable JPEG") from exc
+        except Exception as exc:
+            # A crafted header can make PIL raise anything: DecompressionBombError (or its warning, where
+            # warnings are errors), ValueError, struct.error, ... Whatever it is, it is this crop's fault
+            # alone, and must be refused as a bad crop rather than fail the batch it travels in.
+            raise InvalidCrop(f"face crop is not a usable JPEG ({type(exc).__name__})") from exc

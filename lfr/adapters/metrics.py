@@ -60,6 +60,16 @@ class PrometheusIngestMetrics:
             registry=registry,
         )
         self._alerts_raised = Counter("lfr_alerts_raised", "Alerts raised (durable)", registry=registry)
+        self._not_durable = Counter(
+            "lfr_alerts_not_durable",
+            "Hits whose alert could not be stored (answered store_error; the camera node re-sends them)",
+            registry=registry,
+        )
+        self._suspended = Gauge(
+            "lfr_matcher_suspended",
+            "1 while matching is suspended because alerts cannot be made durable (store failing)",
+            registry=registry,
+        )
         self._adjudicated = Counter(
             "lfr_alerts_adjudicated", "Alerts adjudicated, by outcome", ["outcome"], registry=registry
         )
@@ -108,6 +118,12 @@ class PrometheusIngestMetrics:
 
     def alert_raised(self) -> None:
         self._alerts_raised.inc()
+
+    def alert_not_durable(self) -> None:
+        self._not_durable.inc()
+
+    def matcher_suspended(self, suspended: bool) -> None:
+        self._suspended.set(1 if suspended else 0)
 
     def alert_adjudicated(self, outcome: str) -> None:
         child = self._adjudicated_by.get(outcome)

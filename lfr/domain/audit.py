@@ -46,6 +46,8 @@ class AuditAction(StrEnum):
     # the store) or resumed; subject is the replica's name. Distinct from one window's armed / disarmed.
     MATCHER_DISARMED = "matcher.disarmed"
     MATCHER_REARMED = "matcher.rearmed"
+    MATCHER_SUSPENDED = "matcher.suspended"  # an alert could not be made durable: matching stopped
+    MATCHER_RESUMED = "matcher.resumed"  # the store writes again: matching goes on
 
 
 @dataclass(frozen=True, slots=True)

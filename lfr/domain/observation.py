@@ -57,7 +57,11 @@ class RejectCode(StrEnum):
     BAD_CROP = "bad_crop"
     CAMERA_MISMATCH = "camera_mismatch"
     MALFORMED = "malformed"
-    STORE_ERROR = "store_error"
+    STORE_ERROR = "store_error"  # a hit that could not be made durable: the node keeps it and re-sends it
+    STORE_UNAVAILABLE = "store_unavailable"  # matching suspended while alerts cannot be stored
+    BAD_TIME = "bad_time"  # captured_at too far from the matcher's clock
+    REPLAYED = "replayed"  # a seq already used in this node session
+    INTERNAL = "internal"  # an unexpected fault with this one observation (a bug), never a batch's
 
 
 @dataclass(frozen=True, slots=True)

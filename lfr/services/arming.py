@@ -58,6 +58,11 @@ class ArmingMonitor:
             return ArmingGate.disarmed()
         return self._gate
 
+    def is_current(self) -> bool:
+        """Whether the last read of the windows is recent enough to arm on (health reports it)."""
+        refreshed = self._refreshed_at
+        return refreshed is not None and self._clock.now() - refreshed <= self._max_staleness
+
     def refresh(self) -> ArmingGate:
         """Re-reads live windows and records arm/disarm transitions. Never raises: failure disarms."""
         with self._lock:

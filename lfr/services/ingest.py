@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from lfr.domain.ports import (
     UnitOfWorkFactory,
 )
 from lfr.domain.window import ArmingGate, DeploymentWindow
+from lfr.services.durability import AlertDurability
 from lfr.services.ids import new_id
 from lfr.services.indexes import IndexCache
 
@@ -43,6 +45,12 @@ class _Pending:
     position: int
     observation: Observation
     window: DeploymentWindow
+
+
+def _internal_error() -> ObservationResult:
+    return ObservationResult.rejected(
+        RejectCode.INTERNAL, "the matcher failed on this observation; see the matcher's log"
+    )
 
 
 class ObservationCounters:
@@ -77,6 +85,9 @@ class IngestService:
         validate_crop: CropValidator,
         metrics: IngestMetrics,
         top_k: int = 5,
+        durability: AlertDurability | None = None,
+        captured_at_max_age: timedelta = timedelta(minutes=10),
+        captured_at_max_ahead: timedelta = timedelta(seconds=30),
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -86,6 +97,9 @@ class IngestService:
         self._validate_crop = validate_crop
         self._metrics = metrics
         self._top_k = top_k
+        self.durability = durability or AlertDurability(uow, clock)
+        self._max_age = captured_at_max_age
+        self._max_ahead = captured_at_max_ahead
         self.counters = ObservationCounters()
 
     def process(
@@ -98,7 +112,11 @@ class IngestService:
         pending: list[_Pending] = []
         for position, observation in enumerate(batch):
             window = gate.armed_window(observation.camera_id, now)
-            refusal = self._screen(observation, window, authenticated_camera)
+            try:
+                refusal = self._screen(observation, window, authenticated_camera, now)
+            except Exception as exc:
+                logger.exception("screening an observation failed (%s)", type(exc).__name__)
+                refusal = _internal_error()
             if refusal is not None or window is None:
                 refusal = refusal or ObservationResult(Outcome.NOT_ARMED)
                 results[position] = self._finish(observation, refusal, window.id if window else "")
@@ -112,7 +130,11 @@ class IngestService:
         ]
 
     def _screen(
-        self, observation: Observation, window: DeploymentWindow | None, authenticated_camera: str | None
+        self,
+        observation: Observation,
+        window: DeploymentWindow | None,
+        authenticated_camera: str | None,
+        now: datetime,
     ) -> ObservationResult | None:
         """Why this observation must not be matched, or None if it may be."""
         if authenticated_camera is not None and observation.camera_id != authenticated_camera:
@@ -123,6 +145,22 @@ class IngestService:
             )
         if window is None:
             return ObservationResult(Outcome.NOT_ARMED)
+        age = now - observation.captured_at
+        if age > self._max_age or -age > self._max_ahead:
+            # A replay of an old recording, or a camera whose clock is wrong: either way its time cannot
+            # be put on an alert that may be read in court.
+            return ObservationResult.rejected(
+                RejectCode.BAD_TIME,
+                f"captured_at {observation.captured_at.isoformat()} is {age.total_seconds():+.0f} s from the "
+                f"matcher's clock; accepted: up to {self._max_age.total_seconds():.0f} s old and "
+                f"{self._max_ahead.total_seconds():.0f} s ahead",
+            )
+        if self.durability.suspended:
+            return ObservationResult.rejected(
+                RejectCode.STORE_UNAVAILABLE,
+                "alerts cannot be stored now, so nothing is matched; the matcher resumes when the store "
+                "writes again",
+            )
         try:
             require_model(observation.model_id, window.model_id)
             # Decoding waits until a crop is about to be kept (it costs more than the search); the
@@ -139,42 +177,60 @@ class IngestService:
         for item in pending:
             by_window.setdefault(item.window.id, []).append(item)
         for items in by_window.values():
-            window = items[0].window
             try:
-                index = self._indexes.for_window(window)
-            except LfrError as exc:
-                logger.error("window %s cannot match: %s", window.id, exc)
+                self._match_window(items, results)
+            except Exception as exc:
+                # A fault in one window's search fails that window's undecided observations only; alerts
+                # already stored for others in the batch keep their answers (stored iff told).
+                logger.exception("matching for window %s failed (%s)", items[0].window.id, type(exc).__name__)
                 for item in items:
-                    results[item.position] = self._finish(
-                        item.observation,
-                        ObservationResult.rejected(RejectCode.STORE_ERROR, "watchlist unavailable"),
-                        window.id,
-                    )
-                continue
-            valid: list[tuple[_Pending, np.ndarray]] = []
+                    if results[item.position] is None:
+                        results[item.position] = self._finish(
+                            item.observation, _internal_error(), item.window.id
+                        )
+
+    def _match_window(self, items: list[_Pending], results: list[ObservationResult | None]) -> None:
+        window = items[0].window
+        try:
+            index = self._indexes.for_window(window)
+        except LfrError as exc:
+            logger.error("window %s cannot match: %s", window.id, exc)
             for item in items:
-                try:
-                    valid.append((item, normalised(item.observation.vector, index.dimension)))
-                except InvalidInput as exc:
-                    results[item.position] = self._finish(
-                        item.observation,
-                        ObservationResult.rejected(RejectCode.BAD_EMBEDDING, str(exc)),
-                        window.id,
-                    )
-            if not valid:
-                continue
-            queries = np.stack([query for _, query in valid])
-            found = index.search(queries, self._top_k)
-            queries.fill(0)
-            for (item, query), candidates in zip(valid, found, strict=True):
-                query.fill(0)
-                decision = decide(candidates, window.threshold)
-                if decision.is_match:
-                    results[item.position] = self._raise_alert(item, decision.candidates)
-                else:
-                    results[item.position] = self._finish(
-                        item.observation, ObservationResult(Outcome.NO_MATCH), window.id
-                    )
+                results[item.position] = self._finish(
+                    item.observation,
+                    ObservationResult.rejected(RejectCode.STORE_ERROR, "watchlist unavailable"),
+                    window.id,
+                )
+            return
+        valid: list[tuple[_Pending, np.ndarray]] = []
+        for item in items:
+            try:
+                valid.append((item, normalised(item.observation.vector, index.dimension)))
+            except InvalidInput as exc:
+                results[item.position] = self._finish(
+                    item.observation,
+                    ObservationResult.rejected(RejectCode.BAD_EMBEDDING, str(exc)),
+                    window.id,
+                )
+        if not valid:
+            return
+        queries = np.stack([query for _, query in valid])
+        found = index.search(queries, self._top_k)
+        queries.fill(0)
+        for (item, query), candidates in zip(valid, found, strict=True):
+            query.fill(0)
+            results[item.position] = self._decide(item, candidates)
+
+    def _decide(self, item: _Pending, candidates: tuple[Candidate, ...]) -> ObservationResult:
+        """One observation's outcome; whatever goes wrong with it is its own answer, never its batch's."""
+        try:
+            decision = decide(candidates, item.window.threshold)
+            if decision.is_match:
+                return self._raise_alert(item, decision.candidates)
+            return self._finish(item.observation, ObservationResult(Outcome.NO_MATCH), item.window.id)
+        except Exception as exc:
+            logger.exception("observation in window %s failed (%s)", item.window.id, type(exc).__name__)
+            return self._finish(item.observation, _internal_error(), item.window.id)
 
     def _raise_alert(self, item: _Pending, candidates: tuple[Candidate, ...]) -> ObservationResult:
         observation, window = item.observation, item.window
@@ -230,14 +286,19 @@ class IngestService:
                 uow.commit()
         except LfrError as exc:
             logger.error("alert for window %s could not be stored: %s", window.id, type(exc).__name__)
+            self.durability.failed(f"{type(exc).__name__}: {exc}")
             return self._finish(
                 observation,
                 ObservationResult.rejected(RejectCode.STORE_ERROR, "alert could not be stored"),
                 window.id,
             )
-        # Only now, with the alert durable, may anyone be told.
-        self._publisher.publish(stored)
-        self._metrics.alert_raised()
+        # Only now, with the alert durable, may anyone be told. From here on the answer is ALERT whatever
+        # happens: the alert is stored, so its camera must be told so (live feeds also poll the store).
+        try:
+            self._publisher.publish(stored)
+            self._metrics.alert_raised()
+        except Exception:
+            logger.exception("alert %s is stored but could not be published live", stored.id)
         return self._finish(observation, ObservationResult(Outcome.ALERT, alert_id=stored.id), window.id)
 
     @staticmethod

@@ -28,12 +28,16 @@ class FakeMatcher(ingest_pb2_grpc.CameraIngestServicer):
         self.seqs: list[int] = []
         self.tokens: set[str] = set()
         self.sessions: set[str] = set()
+        self.unread: list[int] = []  # per message: answers sent before it that the client had not read
 
     async def Stream(
         self, request_iterator: AsyncIterator[ingest_pb2.ObservationBatch], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[ingest_pb2.ObservationResults]:
         self.tokens.update(v for k, v in context.invocation_metadata() if k == "authorization")
+        answered = 0
         async for batch in request_iterator:
+            self.unread.append(answered - batch.answers_read)
+            answered += 1
             self.sessions.add(batch.node_session)
             results = ingest_pb2.ObservationResults()
             for o in batch.observations:
@@ -186,3 +190,75 @@ async def test_stop_wipes_whatever_is_still_buffered(stop_while: str) -> None:
     await server.stop(0)
     assert client.pending == 0
     assert all(not item.vector.any() and not any(item.crop_jpeg) for item in items)
+
+
+async def test_the_client_reports_the_answers_it_has_read() -> None:
+    """The matcher cuts off a stream whose caller leaves answers unread (answers_read): the client must
+    report its reads, so that it is never behind by more than its own in-flight window."""
+    servicer = FakeMatcher()
+    server, port = await start_matcher(servicer)
+    policy = StreamPolicy(buffer_max=64, batch_max=1, max_in_flight=2, backoff_initial_s=0.05)
+    client = client_for(port, CollectorRegistry(), policy)
+    running = asyncio.create_task(client.run())
+    for i in range(30):
+        client.submit(observation(f"t{i}"))
+    assert await client.drain(5)
+    client.stop()
+    await running
+    await server.stop(0)
+    assert len(servicer.unread) == 30
+    assert max(servicer.unread) <= policy.max_in_flight
+    assert min(servicer.unread) >= 0  # never claims more than it was sent
+
+
+class UnstorableMatcher(FakeMatcher):
+    """Answers every observation store_error (a hit it could not store) until `window_over`, then
+    not_armed; remembers how often each seq was sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.window_over = False
+
+    async def Stream(
+        self, request_iterator: AsyncIterator[ingest_pb2.ObservationBatch], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ingest_pb2.ObservationResults]:
+        async for batch in request_iterator:
+            results = ingest_pb2.ObservationResults()
+            for o in batch.observations:
+                self.seqs.append(o.seq)
+                if self.window_over:
+                    results.results.append(
+                        ingest_pb2.ObservationResult(seq=o.seq, outcome=ingest_pb2.OUTCOME_NOT_ARMED)
+                    )
+                else:
+                    results.results.append(
+                        ingest_pb2.ObservationResult(
+                            seq=o.seq, outcome=ingest_pb2.OUTCOME_REJECTED, reject_code="store_error"
+                        )
+                    )
+            yield results
+
+
+async def test_unstored_hits_are_kept_bounded_resent_and_wiped_when_the_window_ends() -> None:
+    servicer = UnstorableMatcher()
+    server, port = await start_matcher(servicer)
+    registry = CollectorRegistry()
+    policy = StreamPolicy(buffer_max=8, batch_max=1, max_in_flight=1, hits_max=2, retry_hits_every_s=0.05)
+    client = client_for(port, registry, policy)
+    running = asyncio.create_task(client.run())
+    sent = [observation(f"hit{i}") for i in range(3)]
+    for item in sent:
+        client.submit(item)
+    await wait_until(lambda: servicer.seqs.count(2) >= 3 and servicer.seqs.count(3) >= 3)
+    assert client.unacknowledged_hits == 2  # the oldest of three dropped: hits_max
+    sample = registry.get_sample_value
+    assert sample("lfr_camera_hits_dropped_total", {"camera": "cam-1"}) == 1
+    assert not sent[0].vector.any()  # the dropped one is wiped
+    assert sent[2].vector.any()  # a kept one is not
+    servicer.window_over = True
+    await wait_until(lambda: client.unacknowledged_hits == 0)
+    assert all(not item.vector.any() and not any(item.crop_jpeg) for item in sent)
+    assert sample("lfr_camera_hits_unacknowledged", {"camera": "cam-1"}) == 0
+    client.stop()
+    await running
+    await server.stop(0)

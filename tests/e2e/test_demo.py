@@ -87,7 +87,7 @@ def test_demo_alerts_only_for_the_watchlist_inside_the_window_and_keeps_nothing_
     # What the store holds, read by the test itself: the alerts and counters, nothing else about faces.
     # The crops are encrypted; the demo's key (in its work folder) opens them.
     url = f"sqlite:///{workdir / 'lfr.db'}"
-    store = open_store(url, image_sealer(EncryptionSettings(key_file=workdir / "image-kek.hex"), url))
+    store = open_store(url, sealer=image_sealer(EncryptionSettings(key_file=workdir / "image-kek.hex"), url))
     try:
         with store() as uow:
             stored = uow.alerts.find(limit=1000)

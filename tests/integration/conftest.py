@@ -154,7 +154,7 @@ class World:
         call = self.ingest.Stream(metadata=self.md(camera))
         answers = []
         for batch in batches:
-            await call.write(ingest_pb2.ObservationBatch(observations=batch))
+            await call.write(ingest_pb2.ObservationBatch(observations=batch, answers_read=len(answers)))
             answers.append(await call.read())
         await call.done_writing()
         assert await call.read() == grpc.aio.EOF

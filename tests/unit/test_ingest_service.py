@@ -81,6 +81,9 @@ def world(store):
         publisher,
         JpegCropValidator(),
         NullMetrics(),
+        # Observations here are all captured at START while the clock moves on; the captured-at
+        # tolerance is tested in tests/integration/test_ingest_identity.py.
+        captured_at_max_age=timedelta(days=1),
     )
     return {
         "store": store,
@@ -219,6 +222,7 @@ def replica(world, publisher: RecordingPublisher) -> IngestService:
         publisher,
         JpegCropValidator(),
         NullMetrics(),
+        captured_at_max_age=timedelta(days=1),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import secrets
@@ -50,6 +51,7 @@ class Outgoing:
     crop_jpeg: bytearray
     quality: FaceQuality
     seq: int = 0
+    hit: bool = False  # the matcher answered store_error: a match it could not store yet
 
     def wipe(self) -> None:
         wipe(self.vector)
@@ -65,6 +67,8 @@ class StreamPolicy:
     backoff_max_s: float = 10.0
     backoff_multiplier: float = 2.0
     jitter: float = 0.2  # +- this fraction of each delay, so a fleet does not reconnect in lockstep
+    hits_max: int = 64  # unacknowledged hits kept for re-sending; the oldest is dropped (counted) beyond
+    retry_hits_every_s: float = 2.0
 
 
 def backoff_delay(attempt: int, policy: StreamPolicy, rng: random.Random) -> float:
@@ -94,6 +98,7 @@ class MatcherClient:
         rng: random.Random | None = None,
         node_session: str | None = None,
         on_sent: Callable[[ingest_pb2.Observation], None] | None = None,
+        retry_hits_every_s: float | None = None,
     ) -> None:
         self._address = address
         self._metadata = (("authorization", f"Bearer {token}"),)
@@ -102,6 +107,8 @@ class MatcherClient:
         self._dimension = dimension
         self._metrics = metrics
         self._policy = policy or StreamPolicy()
+        if retry_hits_every_s is not None:
+            self._policy = dataclasses.replace(self._policy, retry_hits_every_s=retry_hits_every_s)
         # Read once: an unusable certificate file stops the node at start, not at its next reconnect.
         self._credentials = (security or ChannelSecurity()).credentials()
         warn_if_plaintext(address, self._credentials)
@@ -112,16 +119,26 @@ class MatcherClient:
         self.node_session = node_session or secrets.token_hex(16)
         self._buffer: deque[Outgoing] = deque()
         self._in_flight: deque[_Batch] = deque()
+        # Hits the matcher could not store (store_error): kept in memory only, re-sent every
+        # retry_hits_every_s under the same seq until the matcher answers them for good (an alert; or
+        # not_armed once the window has ended, when they are wiped), bounded by hits_max.
+        self._hits: deque[Outgoing] = deque()
+        self._next_hit_retry = 0.0
         self._next_seq = 1
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.connected = False
+        self._answers_read = 0
         self.attempts = 0
         self.dropped = 0
 
     @property
     def pending(self) -> int:
         return len(self._buffer) + sum(len(b.items) for b in self._in_flight)
+
+    @property
+    def unacknowledged_hits(self) -> int:
+        return len(self._hits) + sum(1 for b in self._in_flight for item in b.items if item.hit)
 
     def submit(self, item: Outgoing) -> None:
         item.seq = self._next_seq
@@ -150,7 +167,10 @@ class MatcherClient:
         self._in_flight.clear()
         while self._buffer:
             self._buffer.popleft().wipe()
+        while self._hits:
+            self._hits.popleft().wipe()
         self._metrics.buffered.set(0)
+        self._metrics.hits_unacknowledged.set(0)
 
     async def run(self) -> None:
         attempt = 0
@@ -170,6 +190,7 @@ class MatcherClient:
     async def _stream_once(self) -> bool:
         """One stream's life. True if the matcher answered at least once (the backoff then restarts)."""
         answered = False
+        self._answers_read = 0  # per stream: the matcher cuts off a stream whose answers go unread
         writer: asyncio.Task[None] | None = None
         async with aio_channel(self._address, self._credentials) as channel:
             call = ingest_pb2_grpc.CameraIngestStub(channel).Stream(metadata=self._metadata)
@@ -180,6 +201,7 @@ class MatcherClient:
                 writer = asyncio.create_task(self._write(call))
                 async for results in call:
                     answered = True
+                    self._answers_read += 1
                     self._acknowledge(results)
                     self._wake.set()
             except grpc.aio.AioRpcError as exc:
@@ -210,13 +232,23 @@ class MatcherClient:
                     await self._wake.wait()
                 await call.done_writing()
                 return
-            if not self._buffer or len(self._in_flight) >= self._policy.max_in_flight:
+            loop = asyncio.get_running_loop()
+            hits_due = bool(self._hits) and loop.time() >= self._next_hit_retry
+            full = len(self._in_flight) >= self._policy.max_in_flight
+            if full or (not self._buffer and not hits_due):
                 self._wake.clear()
-                await self._wake.wait()
+                # Full: an answer wakes us. Otherwise wake for new faces, or when kept hits are due.
+                wait = None if full or not self._hits else max(0.0, self._next_hit_retry - loop.time())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
                 continue
-            batch = _Batch(
-                [self._buffer.popleft() for _ in range(min(self._policy.batch_max, len(self._buffer)))]
-            )
+            if hits_due:
+                source = self._hits
+                self._next_hit_retry = loop.time() + self._policy.retry_hits_every_s
+            else:
+                source = self._buffer
+            batch = _Batch([source.popleft() for _ in range(min(self._policy.batch_max, len(source)))])
+            self._metrics.hits_unacknowledged.set(len(self._hits))
             self._metrics.buffered.set(len(self._buffer))
             self._in_flight.append(batch)
             message = self._encode(batch)
@@ -225,7 +257,7 @@ class MatcherClient:
             self._metrics.observations_sent.inc(len(batch.items))
 
     def _encode(self, batch: _Batch) -> ingest_pb2.ObservationBatch:
-        message = ingest_pb2.ObservationBatch(node_session=self.node_session)
+        message = ingest_pb2.ObservationBatch(node_session=self.node_session, answers_read=self._answers_read)
         for item in batch.items:
             captured = Timestamp()
             captured.FromDatetime(item.captured_at)
@@ -260,10 +292,12 @@ class MatcherClient:
             logger.warning("matcher answered a batch that was not sent; ignoring it")
             return
         batch = self._in_flight.popleft()
-        sent = {item.seq for item in batch.items}
+        sent = {item.seq: item for item in batch.items}
+        kept: set[int] = set()
         for result in results.results:
             name = _OUTCOME_NAMES.get(result.outcome)
-            if result.seq not in sent or name is None:
+            item = sent.get(result.seq)
+            if item is None or name is None:
                 logger.warning(
                     "matcher answered seq %d with outcome %d: not expected", result.seq, result.outcome
                 )
@@ -273,15 +307,37 @@ class MatcherClient:
                 logger.warning(
                     "matcher rejected observation %d: %s (%s)", result.seq, result.reject_code, result.reason
                 )
+            if self._keeps(item, result):
+                kept.add(item.seq)
             if self._on_result is not None:
                 self._on_result(result)
         for item in batch.items:
-            item.wipe()
+            if item.seq not in kept:
+                item.wipe()
+        self._metrics.hits_unacknowledged.set(len(self._hits))
+
+    def _keeps(self, item: Outgoing, result: ingest_pb2.ObservationResult) -> bool:
+        """Keeps a hit the matcher could not store (store_error), and keeps re-sending it while matching is
+        suspended (store_unavailable). Any other answer is final: an alert; or not_armed once the window
+        has ended, when the hit is wiped with everything else."""
+        if result.outcome != ingest_pb2.OUTCOME_REJECTED:
+            return False
+        if result.reject_code == "store_error" or (item.hit and result.reject_code == "store_unavailable"):
+            item.hit = True
+            self._hits.append(item)
+            while len(self._hits) > self._policy.hits_max:
+                self._hits.popleft().wipe()
+                self._metrics.hits_dropped.inc()
+                logger.error("too many unacknowledged hits: the oldest was dropped")
+            return any(kept is item for kept in self._hits)
+        return False
 
     def _requeue_in_flight(self) -> None:
         while self._in_flight:
             batch = self._in_flight.pop()
-            self._buffer.extendleft(reversed(batch.items))
+            self._hits.extendleft(reversed([item for item in batch.items if item.hit]))
+            self._buffer.extendleft(reversed([item for item in batch.items if not item.hit]))
+        self._metrics.hits_unacknowledged.set(len(self._hits))
         self._trim()
         self._metrics.buffered.set(len(self._buffer))
 

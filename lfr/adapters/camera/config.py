@@ -100,11 +100,21 @@ class TrackerSettings(_Section):
 class StreamSettings(_Section):
     buffer_max: int = Field(default=256, ge=1, le=100_000, description="observations kept while offline")
     batch_max: int = Field(default=16, ge=1, le=256)
-    max_in_flight: int = Field(default=4, ge=1, le=64, description="unanswered batches")
+    max_in_flight: int = Field(
+        default=4,
+        ge=1,
+        le=15,
+        description="unanswered batches (the matcher cuts off a stream with more than its "
+        "grpc.stream_max_unread_answers, 15 by default, unread)",
+    )
     backoff_initial_s: float = Field(default=0.2, gt=0, le=60)
     backoff_max_s: float = Field(default=10, gt=0, le=600)
     backoff_multiplier: float = Field(default=2, ge=1, le=10)
     jitter: float = Field(default=0.2, ge=0, le=1)
+    hits_max: int = Field(
+        default=64, ge=1, le=10_000, description="hits the matcher could not store yet, kept to re-send"
+    )
+    retry_hits_every_s: float = Field(default=2, gt=0, le=600, description="how often those are re-sent")
     drain_timeout_s: float = Field(default=10, ge=0, le=600, description="wait for answers at the end")
 
     def policy(self) -> StreamPolicy:

@@ -77,6 +77,16 @@ class CameraMetrics:
             ["camera"],
             registry=registry,
         ).labels(**labels)
+        self.hits_unacknowledged = Gauge(
+            "lfr_camera_hits_unacknowledged",
+            "hits the matcher could not store yet (store_error), kept in memory and re-sent",
+            ["camera"],
+            registry=registry,
+        ).labels(**labels)
+        self.hits_dropped = counter(
+            "lfr_camera_hits_dropped_total",
+            "unacknowledged hits dropped, oldest first, because too many were waiting",
+        ).labels(**labels)
 
 
 def serve_metrics(registry: CollectorRegistry, listen: str) -> None:

@@ -24,6 +24,7 @@ MAX_DIMENSION = 4096
 # A node session becomes part of an alert's source reference (a 128-character column); nodes pick 32 hex
 # characters.
 MAX_NODE_SESSION = 64
+MAX_TRACK_ID = 128  # the alerts.track_id column
 
 
 class MalformedObservation(InvalidInput):
@@ -45,7 +46,10 @@ def from_timestamp(stamp: Timestamp, what: str) -> datetime:
     """An unset Timestamp reads as 1970; refuse it rather than pretend the camera meant that."""
     if stamp.seconds == 0 and stamp.nanos == 0:
         raise InvalidInput(f"{what} is required")
-    return stamp.ToDatetime(tzinfo=UTC)
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:  # seconds or nanos outside what a datetime can hold
+        raise InvalidInput(f"{what} is out of range ({exc})") from exc
 
 
 # --- embeddings -----------------------------------------------------------------------------------------
@@ -75,6 +79,13 @@ def observation(message: ipb.Observation, node_session: str = "") -> Observation
     `node_session` is its batch's: with the seq it names the observation for the store (`source_ref`)."""
     if len(node_session) > MAX_NODE_SESSION:
         raise MalformedObservation(f"node_session is longer than {MAX_NODE_SESSION} characters")
+    # Both end up in the alert's row: text the database would refuse (too long, a NUL character) must be
+    # refused here, with its observation, or one camera could make alerts unstorable and so suspend
+    # matching for every camera (see lfr/services/durability.py).
+    if not (node_session.isascii() and node_session.isprintable()):
+        raise MalformedObservation("node_session must be printable ASCII")
+    if len(message.track_id) > MAX_TRACK_ID or not message.track_id.isprintable():
+        raise MalformedObservation(f"track_id must be printable text of at most {MAX_TRACK_ID} characters")
     try:
         captured_at = from_timestamp(message.captured_at, "captured_at")
     except (InvalidInput, ValueError, OverflowError) as exc:
@@ -139,8 +150,8 @@ def window_spec(request: pb.CreateWindowRequest) -> WindowSpec:
         camera_ids=frozenset(request.camera_ids),
         watchlist_id=request.watchlist_id,
         threshold=request.threshold,
-        starts_at=request.starts_at.ToDatetime(tzinfo=UTC),
-        ends_at=request.ends_at.ToDatetime(tzinfo=UTC),
+        starts_at=from_timestamp(request.starts_at, "starts_at"),
+        ends_at=from_timestamp(request.ends_at, "ends_at"),
         assigned_users=frozenset(request.assigned_users),
     )
 

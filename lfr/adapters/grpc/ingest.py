@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,15 +25,18 @@ from grpc import aio
 from lfr.adapters.faiss_index import configure_faiss
 from lfr.adapters.grpc import convert
 from lfr.adapters.grpc.interceptors import current_principal
-from lfr.adapters.grpc.resends import RecentResults, ResendKey
+from lfr.adapters.grpc.resends import RecentResults, ResendKey, SessionSeqs
 from lfr.adapters.grpc.streams import CameraStreams
-from lfr.domain.errors import StoreUnavailable
+from lfr.domain.errors import StoreUnavailable, Throttled
 from lfr.domain.observation import Observation, ObservationResult, RejectCode
 from lfr.services.ingest import IngestService
 from lfr.v1 import ingest_pb2 as ipb
 from lfr.v1 import ingest_pb2_grpc
 
 logger = logging.getLogger(__name__)
+
+# Answers that ask the node to re-send later (a hit not yet durable): never answered from memory.
+_RETRYABLE = frozenset({RejectCode.STORE_ERROR, RejectCode.STORE_UNAVAILABLE})
 
 ProcessBatch = Callable[[Sequence[Observation]], list[ObservationResult]]
 
@@ -46,13 +50,15 @@ class _Job:
 class MicroBatcher:
     """Gathers observations from all streams for up to `wait_seconds` or `batch_max` observations and
     processes them in one dedicated thread, so FAISS runs one batched, single-threaded search at a time
-    and the event loop never blocks."""
+    and the event loop never blocks. Waiting messages are taken in turns, one per owner (camera) at a
+    time, so a camera that sends much cannot make the others wait behind all of it."""
 
     def __init__(self, process: ProcessBatch, batch_max: int, wait_seconds: float) -> None:
         self._process = process
         self._batch_max = batch_max
         self._wait = wait_seconds
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._waiting: OrderedDict[str, deque[_Job]] = OrderedDict()  # owners in turn order
+        self._ready = asyncio.Event()
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="lfr-matcher", initializer=configure_faiss, initargs=(1,)
         )
@@ -68,19 +74,32 @@ class MicroBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        while not self._queue.empty():
-            job = self._queue.get_nowait()
+        while (job := self._next_job()) is not None:
             if not job.future.done():
                 job.future.set_exception(StoreUnavailable("the matcher is shutting down"))
         self._executor.shutdown(wait=True)
 
-    def submit(self, observations: list[Observation]) -> asyncio.Future[list[ObservationResult]]:
+    def submit(
+        self, observations: list[Observation], owner: str = ""
+    ) -> asyncio.Future[list[ObservationResult]]:
         future: asyncio.Future[list[ObservationResult]] = asyncio.get_running_loop().create_future()
         if not observations:
             future.set_result([])
         else:
-            self._queue.put_nowait(_Job(observations, future))
+            self._waiting.setdefault(owner, deque()).append(_Job(observations, future))
+            self._ready.set()
         return future
+
+    def _next_job(self) -> _Job | None:
+        """The oldest job of the owner whose turn it is; that owner then goes to the back of the line."""
+        if not self._waiting:
+            return None
+        owner, jobs = next(iter(self._waiting.items()))
+        job = jobs.popleft()
+        del self._waiting[owner]
+        if jobs:
+            self._waiting[owner] = jobs
+        return job
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -90,10 +109,14 @@ class MicroBatcher:
             try:
                 results = await loop.run_in_executor(self._executor, self._process, flat)
             except Exception as exc:
-                logger.exception("matcher batch failed (%s)", type(exc).__name__)
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(StoreUnavailable("the matcher could not process this batch"))
+                # The service answers each observation on its own, so this is a fault it did not foresee.
+                # Each message is processed again on its own, so that the fault fails only the messages
+                # that cause it, never the other cameras that shared the batch (a re-processed alert is
+                # found again by its source reference, not raised twice).
+                logger.exception(
+                    "matcher batch failed (%s); processing its messages one by one", type(exc).__name__
+                )
+                await self._one_by_one(loop, jobs)
                 continue
             start = 0
             for job in jobs:
@@ -102,21 +125,39 @@ class MicroBatcher:
                     job.future.set_result(results[start:end])
                 start = end
 
+    async def _one_by_one(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
+        for job in jobs:
+            if job.future.done():
+                continue
+            try:
+                results = await loop.run_in_executor(self._executor, self._process, job.observations)
+            except Exception as exc:
+                logger.exception("matcher message failed (%s)", type(exc).__name__)
+                if not job.future.done():
+                    job.future.set_exception(StoreUnavailable("the matcher could not process this message"))
+                continue
+            if not job.future.done():
+                job.future.set_result(results)
+
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> list[_Job]:
-        jobs = [await self._queue.get()]
-        size = len(jobs[0].observations)
+        while (first := self._next_job()) is None:
+            self._ready.clear()
+            await self._ready.wait()
+        jobs = [first]
+        size = len(first.observations)
         deadline = loop.time() + self._wait
         while size < self._batch_max:
-            try:
-                job = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
+            job = self._next_job()
+            if job is None:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
+                self._ready.clear()
                 try:
-                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                    await asyncio.wait_for(self._ready.wait(), remaining)
                 except TimeoutError:
                     break
+                continue
             jobs.append(job)
             size += len(job.observations)
         return jobs
@@ -130,28 +171,40 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         max_in_flight: int = 16,
         recent: RecentResults | None = None,
         streams: CameraStreams | None = None,
+        max_unread_answers: int = 15,
+        max_streams_per_camera: int = 4,
     ) -> None:
         self._ingest = ingest
         self._batcher = batcher
         self._max_in_flight = max_in_flight
-        self._recent = recent or RecentResults(max_entries=65_536, max_age_seconds=300)
+        # Not `recent or ...`: an empty memory has length 0, and would be replaced by the default.
+        self._recent = (
+            recent if recent is not None else RecentResults(max_entries=65_536, max_age_seconds=300)
+        )
         self._streams = streams
+        self._max_unread = max_unread_answers
+        self._max_streams = max_streams_per_camera
+        self._used = SessionSeqs()
 
     async def Stream(
         self, request_iterator: AsyncIterator[ipb.ObservationBatch], context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[ipb.ObservationResults]:
         camera = current_principal().name
+        if self._streams is not None and not self._streams.try_open(camera, self._max_streams):
+            raise Throttled(
+                f"camera {camera} already holds {self._max_streams} ingest streams open to this matcher "
+                "(grpc.max_streams_per_camera); close one first",
+                retry_after_seconds=1.0,
+            )
         answers: asyncio.Queue[_Answer | None] = asyncio.Queue(maxsize=self._max_in_flight)
         reader = asyncio.create_task(self._read(request_iterator, camera, answers))
-        if self._streams is not None:
-            self._streams.opened(camera)
         try:
-            while (answer := await answers.get()) is not None:
+            while (answer := await _next_answer(answers, reader)) is not None:
                 yield await answer.results()
             await reader  # re-raises a read failure (e.g. the client cancelled)
         finally:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             if self._streams is not None:
                 self._streams.closed(camera)
@@ -162,13 +215,25 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         camera: str,
         answers: asyncio.Queue[_Answer | None],
     ) -> None:
-        try:
-            async for message in request_iterator:
-                if self._streams is not None:
-                    self._streams.seen(camera)
-                await answers.put(self._admit(message, camera))  # blocks when max_in_flight are waiting
-        finally:
-            await answers.put(None)
+        """Reads messages while fewer than `max_in_flight` wait for their answers (HTTP/2 flow control then
+        pushes back on the camera). Ends the stream, rather than reading on, when the camera says it has
+        left more than `max_unread_answers` answers unread: those answers would otherwise pile up in this
+        process for a caller that never takes them. On a failure nothing more is queued: the answering
+        side sees this task fail and ends the stream with its error."""
+        received = 0
+        async for message in request_iterator:
+            unread = received - message.answers_read  # answers to earlier messages it has not read
+            received += 1
+            if unread > self._max_unread:
+                raise Throttled(
+                    f"stream cut off: {unread} answers unread, the limit is {self._max_unread} "
+                    "(grpc.stream_max_unread_answers); read answers and report them in answers_read",
+                    retry_after_seconds=1.0,
+                )
+            if self._streams is not None:
+                self._streams.seen(camera)
+            await answers.put(self._admit(message, camera))  # blocks when max_in_flight are waiting
+        await answers.put(None)
 
     def _admit(self, message: ipb.ObservationBatch, camera: str) -> _Answer:
         """Answers re-sends from memory; decodes what can be decoded; refuses the rest one by one; submits
@@ -185,7 +250,7 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
                 # bytes go when the message does. Not counted again: it is the same face.
                 answer.remembered[position] = earlier
                 continue
-            refusal = self._refusal(item, camera)
+            refusal = self._refusal(item, camera) or self._replay(camera, session, item.seq)
             if refusal is None:
                 try:
                     accepted.append(convert.observation(item, session))
@@ -203,7 +268,7 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
                 pending: asyncio.Future[ObservationResult] = loop.create_future()
                 self._recent.remember(key, pending)
                 awaiting.append((key, pending))
-        answer.future = self._batcher.submit(accepted)
+        answer.future = self._batcher.submit(accepted, owner=camera)
         if awaiting:
             answer.future.add_done_callback(lambda batch: self._settle(batch, awaiting))
         return answer
@@ -214,6 +279,22 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
             return ObservationResult.rejected(
                 RejectCode.CAMERA_MISMATCH,
                 f"observation names camera {item.camera_id!r} but credentials are for {camera!r}",
+            )
+        return None
+
+    def _replay(self, camera: str, session: str, seq: int) -> ObservationResult | None:
+        """Refuses a node session another camera used, or a seq this session already used (a re-send the
+        memory of recent answers did not cover). Without a node session nothing can be checked."""
+        if not session:
+            return None
+        owner = self._used.owner(session)
+        if owner is not None and owner != camera:
+            return ObservationResult.rejected(
+                RejectCode.CAMERA_MISMATCH, "this node session belongs to another camera"
+            )
+        if not self._used.use(camera, session, seq):
+            return ObservationResult.rejected(
+                RejectCode.REPLAYED, f"seq {seq} was already used in this node session"
             )
         return None
 
@@ -230,8 +311,33 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
                 pending.set_exception(failure)
                 pending.exception()  # retrieved here, so asyncio does not log it when nobody re-sends
             return
-        for (_, pending), result in zip(awaiting, batch.result(), strict=True):
+        for (key, pending), result in zip(awaiting, batch.result(), strict=True):
             pending.set_result(result)
+            if result.reject_code in _RETRYABLE:
+                self._recent.forget(key)  # the node re-sends it: it must be matched afresh then
+                self._used.may_resend(key[1], key[2])
+
+
+async def _next_answer(answers: asyncio.Queue[_Answer | None], reader: asyncio.Task[None]) -> _Answer | None:
+    """The next queued answer; raises at once if the reading side failed (a cut-off, a cancelled call),
+    instead of waiting for answers that will never be queued."""
+    if reader.done() and reader.exception() is None:
+        return await answers.get()
+    getter = asyncio.ensure_future(answers.get())
+    try:
+        await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        getter.cancel()
+        raise
+    if getter.done():
+        return getter.result()
+    getter.cancel()
+    if reader.cancelled():
+        raise asyncio.CancelledError
+    failure = reader.exception()
+    if failure is not None:
+        raise failure
+    return await answers.get()
 
 
 @dataclass(slots=True)

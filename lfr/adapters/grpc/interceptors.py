@@ -127,6 +127,10 @@ def bearer_token(context: aio.ServicerContext[Any, Any]) -> str:
 
 
 async def _abort(context: aio.ServicerContext[Any, Any], method: str, exc: Exception) -> None:
+    if isinstance(exc, DecodeError):
+        # A message that is not valid protobuf for this method: the caller's fault, not the server's.
+        logger.info("%s -> INVALID_ARGUMENT (undecodable message)", method)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"undecodable message: {exc}")
     if isinstance(exc, LfrError):
         code = status_for(exc)
         # Type and code only: messages are for the caller, and logs must never carry request content.

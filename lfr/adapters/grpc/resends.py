@@ -18,6 +18,7 @@ The memory is bounded in size and age, so a node that never reconnects costs not
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -68,3 +69,80 @@ class RecentResults:
             if len(self._entries) <= self._max_entries and entry.remembered_at > oldest_kept:
                 break
             del self._entries[key]
+
+
+class SeqRanges:
+    """A set of seqs as sorted, disjoint [first, last] ranges: a node's seqs are nearly contiguous, so a
+    long session costs a few ranges. Beyond `max_ranges` the lowest range is forgotten (those seqs then
+    count as never seen: a replay of them is matched again, which the store's one-alert-per-source rule
+    still keeps from raising a second alert)."""
+
+    def __init__(self, max_ranges: int = 256) -> None:
+        self._max = max_ranges
+        self._firsts: list[int] = []
+        self._lasts: list[int] = []
+
+    def __contains__(self, seq: int) -> bool:
+        i = bisect.bisect_right(self._firsts, seq) - 1
+        return i >= 0 and seq <= self._lasts[i]
+
+    def add(self, seq: int) -> None:
+        i = bisect.bisect_right(self._firsts, seq) - 1
+        if i >= 0 and seq <= self._lasts[i]:
+            return
+        joins_left = i >= 0 and self._lasts[i] == seq - 1
+        joins_right = i + 1 < len(self._firsts) and self._firsts[i + 1] == seq + 1
+        if joins_left and joins_right:
+            self._lasts[i] = self._lasts[i + 1]
+            del self._firsts[i + 1], self._lasts[i + 1]
+        elif joins_left:
+            self._lasts[i] = seq
+        elif joins_right:
+            self._firsts[i + 1] = seq
+        else:
+            self._firsts.insert(i + 1, seq)
+            self._lasts.insert(i + 1, seq)
+            if len(self._firsts) > self._max:
+                del self._firsts[0], self._lasts[0]
+
+
+@dataclass(slots=True)
+class _Session:
+    camera: str
+    seen: SeqRanges
+    resendable: set[int]  # seen, but answered "store it later": the node re-sends these under their seq
+
+
+class SessionSeqs:
+    """Which seqs each node session has used, so that a seq is not accepted twice: a replay of a recorded
+    observation is refused once the memory of recent answers (RecentResults) no longer answers it. A node
+    session also belongs to the one camera that used it first. Bounded: the least recently used sessions
+    are forgotten beyond `max_sessions`. Use from the event loop only."""
+
+    def __init__(self, max_sessions: int = 10_000, max_resendable: int = 1024) -> None:
+        self._max_sessions = max_sessions
+        self._max_resendable = max_resendable
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+
+    def owner(self, session: str) -> str | None:
+        known = self._sessions.get(session)
+        return known.camera if known is not None else None
+
+    def use(self, camera: str, session: str, seq: int) -> bool:
+        """Marks `seq` used; False if it was used before (and is not waiting to be re-sent)."""
+        known = self._sessions.get(session)
+        if known is None:
+            known = self._sessions[session] = _Session(camera, SeqRanges(), set())
+            while len(self._sessions) > self._max_sessions:
+                self._sessions.popitem(last=False)
+        self._sessions.move_to_end(session)
+        if seq in known.seen and seq not in known.resendable:
+            return False
+        known.resendable.discard(seq)
+        known.seen.add(seq)
+        return True
+
+    def may_resend(self, session: str, seq: int) -> None:
+        known = self._sessions.get(session)
+        if known is not None and len(known.resendable) < self._max_resendable:
+            known.resendable.add(seq)

@@ -42,12 +42,25 @@ class MatcherServer:
         self.grpc = server
         self._batcher = batcher
         self._health = health
+        self._serving = True
 
     async def start(self) -> None:
         self._batcher.start()
         await self.grpc.start()
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def set_serving(self, serving: bool) -> None:
+        """Sets every service's health status, logging changes only."""
+        if serving == self._serving:
+            return
+        self._serving = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        logger.warning("gRPC health: %s", "SERVING" if serving else "NOT_SERVING")
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, status)
 
     async def stop(self, grace: float | None) -> None:
         """NOT_SERVING first so load balancers drain, then let in-flight calls finish within `grace`."""
@@ -86,7 +99,16 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
     )
     recent = RecentResults(settings.grpc.resend_memory_entries, settings.grpc.resend_memory_seconds)
     ingest_pb2_grpc.add_CameraIngestServicer_to_server(
-        CameraIngestServicer(container.ingest, batcher, recent=recent, streams=container.streams), server
+        CameraIngestServicer(
+            container.ingest,
+            batcher,
+            max_in_flight=settings.grpc.stream_max_in_flight,
+            recent=recent,
+            streams=container.streams,
+            max_unread_answers=settings.grpc.stream_max_unread_answers,
+            max_streams_per_camera=settings.grpc.max_streams_per_camera,
+        ),
+        server,
     )
     gate = container.config.policy.equity_gate.value
     control_pb2_grpc.add_DeploymentsServicer_to_server(

@@ -29,6 +29,19 @@ class CameraStreams:
     def opened(self, camera_id: str) -> None:
         self._change(camera_id, +1)
 
+    def try_open(self, camera_id: str, limit: int) -> bool:
+        """Counts a new stream unless the camera already holds `limit` open; False (nothing counted) then."""
+        with self._lock:
+            if self._open.get(camera_id, 0) >= limit:
+                return False
+            self._open[camera_id] = self._open.get(camera_id, 0) + 1
+        self._change(camera_id, 0)
+        return True
+
+    def open_count(self, camera_id: str) -> int:
+        with self._lock:
+            return self._open.get(camera_id, 0)
+
     def closed(self, camera_id: str) -> None:
         self._change(camera_id, -1)
 

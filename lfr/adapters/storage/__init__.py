@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lfr.domain.errors import InvalidInput
 from lfr.domain.ports import ImageSealer, UnitOfWork
+
+if TYPE_CHECKING:
+    from lfr.adapters.storage.sql.engine import StoreTimeouts
 
 
 class Store(Protocol):
@@ -24,9 +27,10 @@ class Store(Protocol):
         ...
 
 
-def open_store(url: str, sealer: ImageSealer | None = None) -> Store:
-    """Opens (and for SQL, migrates to the latest schema) the store named by `url`; `sealer` encrypts the
-    face images an SQL store keeps (memory:// keeps nothing at rest)."""
+def open_store(url: str, timeouts: StoreTimeouts | None = None, sealer: ImageSealer | None = None) -> Store:
+    """Opens (and for SQL, migrates to the latest schema) the store named by `url`; `timeouts` bound each
+    SQL call (defaults when None); `sealer` encrypts the face images an SQL store keeps (memory:// keeps
+    nothing at rest)."""
     if url.startswith("memory://"):
         from lfr.adapters.storage.memory import MemoryStore
 
@@ -34,7 +38,7 @@ def open_store(url: str, sealer: ImageSealer | None = None) -> Store:
     if url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
         from lfr.adapters.storage.sql import SqlStore
 
-        return SqlStore.open(url, sealer=sealer)
+        return SqlStore.open(url, timeouts=timeouts, sealer=sealer)
     raise InvalidInput(
         f"unsupported store URL {url!r}: use memory://, sqlite:///PATH or postgresql+psycopg://..."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime
 from types import TracebackType
@@ -13,7 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from lfr.adapters.storage.sql.alerts import SqlAlerts
 from lfr.adapters.storage.sql.audit import SqlAudit
 from lfr.adapters.storage.sql.counters import SqlCounters
-from lfr.adapters.storage.sql.engine import create_store_engine
+from lfr.adapters.storage.sql.deadline import guarded
+from lfr.adapters.storage.sql.engine import StoreTimeouts, create_store_engine
 from lfr.adapters.storage.sql.migrate import upgrade
 from lfr.adapters.storage.sql.principals import SqlEvaluations, SqlPrincipals
 from lfr.adapters.storage.sql.tx import Tx, translated_errors
@@ -40,16 +42,23 @@ class SqlStore:
         self.sealer = sealer  # encrypts face images at rest; None: stored as they come
 
     @classmethod
-    def open(cls, url: str, migrate: bool = True, sealer: ImageSealer | None = None) -> SqlStore:
+    def open(
+        cls,
+        url: str,
+        migrate: bool = True,
+        timeouts: StoreTimeouts | None = None,
+        sealer: ImageSealer | None = None,
+    ) -> SqlStore:
         """Connects, and unless told otherwise brings the schema up to date first."""
-        engine = create_store_engine(url)
-        try:
-            if migrate:
-                upgrade(engine)
-        except BaseException:
-            engine.dispose()
-            raise
-        return cls(engine, sealer)
+        if migrate:
+            # Without a statement timeout: a migration may rightly take longer than a matcher's query.
+            unlimited = dataclasses.replace(timeouts or StoreTimeouts(), statement_s=None)
+            migrating = create_store_engine(url, unlimited)
+            try:
+                upgrade(migrating)
+            finally:
+                migrating.dispose()
+        return cls(create_store_engine(url, timeouts), sealer)
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.sealer)
@@ -150,7 +159,8 @@ class SqlUnitOfWork:
         if connection is None:
             return
         try:
-            connection.rollback()
+            with guarded(self._engine, connection.connection.dbapi_connection):
+                connection.rollback()
         except SQLAlchemyError:
             # The connection is broken; the pool discards it and the database rolls the work back.
             # Raising here would hide whatever error ended the unit of work.
@@ -162,12 +172,12 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         connection, tx = self._live()
         tx.check_committable()
-        with translated_errors("committing"):
+        with translated_errors("committing"), guarded(self._engine, connection.connection.dbapi_connection):
             connection.commit()
 
     def rollback(self) -> None:
         connection, tx = self._live()
-        with translated_errors("rolling back"):
+        with translated_errors("rolling back"), guarded(self._engine, connection.connection.dbapi_connection):
             connection.rollback()
         tx.reset()
 
