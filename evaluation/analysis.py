@@ -5,13 +5,16 @@ Significance rule (stated in every report): for each rate (FPIR, FNIR) and thres
 pairwise Fisher exact test between demographic groups (groups with at least `min_group_searches` searches
 and a known label) over every attribute and intersection; p-values are adjusted within that family (Holm by
 default) and a differential is significant when an adjusted p-value is below alpha. The recommended
-threshold is the lowest grid threshold at and above which no differential is significant in the rates named
-by `recommend_on` (FPIR by default, as in the NPL study: the burden of wrongful stops).
+threshold is the lowest grid threshold at and above which (a) no differential is significant in the rates
+named by `recommend_on` (FPIR by default, as in the NPL study: the burden of wrongful stops) and (b) the upper
+Clopper-Pearson bound of FPIR is below the operational ceiling (default 1 in 6,000 passers-by, the NPL's
+figure for the Met's setting). A run too small to show (b) recommends nothing: absence of evidence of false
+alerts is not evidence of their rarity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,9 +94,14 @@ class WatchlistAnalysis:
     run: WatchlistRun
     rank1: float
     rows: tuple[ThresholdResult, ...]
-    recommended_threshold: float | None
+    recommended_threshold: float | None  # (a) and (b): the deployable recommendation
     det: metrics.DetCurve
     fnir_at_fpir: dict[float, tuple[float, float]] = field(default_factory=dict)
+    differential_free_threshold: float | None = None  # (a) alone: the rule before the ceiling existed
+    ceiling_threshold: float | None = None  # (b) alone: lowest T whose FPIR bound is below the ceiling
+    # (a), and FPIR's point estimate (not its bound) below the ceiling: where a run too small to show the
+    # ceiling reads its figures, labelled provisional
+    provisional_threshold: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,14 @@ class StatisticsSettings:
     recommend_on: Sequence[str] = ("fpir",)
     rank: int = 1
     seed: int = 0
+    fpir_ceiling: float | None = 1 / 6000  # FPIR's upper confidence bound must be below it; None: no ceiling
+
+
+def searches_to_show_ceiling(ceiling: float, confidence: float) -> int:
+    """Fewest non-mated searches for which zero false positives put FPIR's upper Clopper-Pearson bound
+    below `ceiling`: with fewer, no threshold can meet the ceiling whatever the system does."""
+    tail = (1 - confidence) / 2
+    return int(np.floor(np.log(tail) / np.log1p(-ceiling))) + 1
 
 
 def analyse(
@@ -132,20 +148,49 @@ def analyse(
         run=run,
         rank1=metrics.rank_identification_rate(ranks, 1),
         rows=rows,
-        recommended_threshold=recommend_threshold(rows),
+        recommended_threshold=recommend_threshold(rows, settings.fpir_ceiling),
         det=det,
         fnir_at_fpir=at_fpir,
+        differential_free_threshold=recommend_threshold(rows),
+        ceiling_threshold=lowest_passing(rows, lambda r: below_ceiling(r, settings.fpir_ceiling)),
+        provisional_threshold=lowest_passing(
+            rows,
+            lambda r: (
+                not r.significant
+                and (
+                    settings.fpir_ceiling is None
+                    or (r.fpir.searches > 0 and r.fpir.value < settings.fpir_ceiling)
+                )
+            ),
+        ),
     )
 
 
-def recommend_threshold(rows: Sequence[ThresholdResult]) -> float | None:
-    """Lowest threshold such that it and every higher threshold show no significant differential."""
-    recommended = None
+def below_ceiling(row: ThresholdResult, ceiling: float | None) -> bool:
+    """Is FPIR's upper (Clopper-Pearson) bound at this threshold below the ceiling? With no non-mated
+    searches nothing is shown."""
+    if ceiling is None:
+        return True
+    upper = row.fpir.clopper_pearson[1]
+    return row.fpir.searches > 0 and upper < ceiling
+
+
+def lowest_passing(
+    rows: Sequence[ThresholdResult], passes: Callable[[ThresholdResult], bool]
+) -> float | None:
+    """Lowest threshold such that it and every higher threshold pass."""
+    found = None
     for row in sorted(rows, key=lambda r: r.threshold, reverse=True):
-        if row.significant:
+        if not passes(row):
             break
-        recommended = row.threshold
-    return recommended
+        found = row.threshold
+    return found
+
+
+def recommend_threshold(rows: Sequence[ThresholdResult], fpir_ceiling: float | None = None) -> float | None:
+    """Lowest threshold such that it and every higher threshold show no significant differential and,
+    given a ceiling, an FPIR upper bound below it."""
+    return lowest_passing(rows, lambda r: not r.significant and below_ceiling(r, fpir_ceiling))
 
 
 def _at_threshold(

@@ -39,9 +39,23 @@ def _fail(message: str) -> typer.Exit:
 def run(
     config_file: Annotated[Path, typer.Argument(help="evaluation YAML config", exists=True, dir_okay=False)],
     output_dir: Annotated[Path | None, typer.Option(help="overrides output_dir in the config")] = None,
+    dataset_root: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset-root",
+            help="folder holding the datasets (stands for ${LFR_TEST_DATASETS} in the config), or "
+            "NAME=FOLDER for one dataset; repeatable",
+        ),
+    ] = None,
+    exclusions: Annotated[
+        Path | None, typer.Option(help="reviewed-exclusions CSV; overrides audit.exclusions in the config")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Embed the datasets (cached), run the open-set 1:N protocol and write the HTML/JSON/CSV report."""
+    from evaluation.config import with_dataset_roots
+    from evaluation.progress import Progress
     from evaluation.runner import run_evaluation
 
     logging.basicConfig(
@@ -51,11 +65,17 @@ def run(
         config = load_eval_config(config_file)
         if output_dir is not None:
             config = config.model_copy(update={"output_dir": str(output_dir.resolve())})
-        result = run_evaluation(config, config_file.read_text())
+        if dataset_root:
+            config = with_dataset_roots(config, dataset_root)
+        if exclusions is not None:
+            audit = config.audit.model_copy(update={"exclusions": str(exclusions.resolve())})
+            config = config.model_copy(update={"audit": audit})
+        result = run_evaluation(config, config_file.read_text(), progress=Progress(enabled=not quiet))
     except (ConfigError, ProtocolError, LfrError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     threshold = result.recommended_threshold
     console.print(f"report: {result.paths['html']}")
+    console.print(f"summary for oversight: {result.paths['summary']}")
     console.print(f"record: {result.paths['json']}")
     sha256 = report_file_sha256(result.paths["json"])
     console.print(f"report SHA-256: {sha256}", soft_wrap=True)
@@ -65,11 +85,17 @@ def run(
         soft_wrap=True,
         highlight=False,
     )
-    console.print(
-        f"recommended threshold: {threshold:.2f}"
-        if threshold is not None
-        else "recommended threshold: none (a significant differential remains at every threshold tested)"
-    )
+    if threshold is not None:
+        console.print(f"recommended threshold: {threshold:.2f}")
+    else:
+        reason = json.loads(result.paths["json"].read_text()).get("recommendation", {}).get("reason", "")
+        console.print(f"recommended threshold: none. {reason}")
+    audit = json.loads(result.paths["json"].read_text()).get("audit") or {}
+    if audit.get("unreviewed_above_operating"):
+        console.print(
+            f"[red]{audit['unreviewed_above_operating']} unreviewed non-mated searches score at or above "
+            f"{audit['operating_threshold']:.2f}[/red]: review them (report section 'Ground-truth audit')"
+        )
 
 
 def report_file_sha256(path: Path) -> str:

@@ -139,6 +139,38 @@ class StatisticsConfig(Section):
         min_length=1,
         description="differentials the recommended threshold must be free of (both are always reported)",
     )
+    fpir_ceiling_one_in: float | None = Field(
+        default=6000,
+        gt=1,
+        description="operational ceiling: FPIR's upper confidence bound must be below 1 in this many "
+        "passers-by (the NPL's figure for the Met's setting); null: no ceiling",
+    )
+
+    @property
+    def fpir_ceiling(self) -> float | None:
+        return None if self.fpir_ceiling_one_in is None else 1 / self.fpir_ceiling_one_in
+
+
+class AuditConfig(Section):
+    exclusions: str | None = Field(
+        default=None, description="reviewed-exclusions CSV (relative to the config); pairs judged same person"
+    )
+    top_pairs: int = Field(default=100, ge=0, description="list at least this many top non-mated pairs")
+    max_pairs: int = Field(default=500, ge=1)
+    suspect_score: float | None = Field(
+        default=None, description="null: the lower of the median mated score and the operating threshold"
+    )
+    duplicate_score: float = Field(default=0.8, gt=0, le=1, description="near-duplicate cosine")
+    max_duplicates: int = Field(default=200, ge=0)
+    thumbnails: bool = Field(default=True, description="embed both images of each listed pair in the HTML")
+
+
+class ScalingConfig(Section):
+    sizes: list[int] = Field(default=[100, 1000, 10000], min_length=1)
+    draws: int = Field(default=5, ge=1, description="seeded watchlist draws per size")
+    synthetic_filler: bool = Field(
+        default=True, description="pad beyond the real identities with synthetic filler (labelled)"
+    )
 
 
 class QualityGateConfig(GateSettings):
@@ -179,6 +211,10 @@ class EvalConfig(Section):
     attributes: list[str] = Field(default=["gender", "race"])
     intersections: list[list[str]] = Field(default=[["race", "gender"]])
     statistics: StatisticsConfig = StatisticsConfig()
+    audit: AuditConfig = AuditConfig()
+    scaling: ScalingConfig | None = Field(
+        default=None, description="watchlist-size scaling over several seeded draws; null: not run"
+    )
     base_dir: str = Field(default=".", description="set by the loader: the config file's folder")
 
     @model_validator(mode="after")
@@ -244,3 +280,39 @@ def build_synthetic_dataset(config: EvalConfig, spec: DatasetConfig) -> Syntheti
         seed=config.seed ^ int.from_bytes(hashlib.sha256(spec.name.encode()).digest()[:4], "big"),
         population_seed=config.seed,
     )
+
+
+DATASETS_VARIABLE = "LFR_TEST_DATASETS"
+
+
+def with_dataset_roots(config: EvalConfig, roots: list[str]) -> EvalConfig:
+    """`--dataset-root` on the command line: `NAME=PATH` sets dataset NAME's image folder; a bare `PATH` is
+    the folder holding the datasets, standing for ${LFR_TEST_DATASETS} in the config's roots."""
+    datasets = list(config.datasets)
+    names = {d.name for d in datasets}
+    for value in roots:
+        name, separator, path = value.partition("=")
+        if separator and name in names:
+            datasets = [
+                d.model_copy(update={"root": str(Path(path).resolve())}) if d.name == name else d
+                for d in datasets
+            ]
+        elif separator and not Path(value).exists():
+            raise ConfigError(
+                f"--dataset-root {value!r}: no dataset named {name!r} (have {', '.join(sorted(names))})"
+            )
+        else:
+            folder = str(Path(value).resolve())
+            datasets = [
+                d.model_copy(
+                    update={
+                        "root": d.root.replace("${" + DATASETS_VARIABLE + "}", folder).replace(
+                            "$" + DATASETS_VARIABLE, folder
+                        )
+                    }
+                )
+                if d.root is not None
+                else d
+                for d in datasets
+            ]
+    return config.model_copy(update={"datasets": datasets})

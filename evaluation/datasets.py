@@ -48,11 +48,16 @@ class EmbeddedSet:
     acquired: np.ndarray  # (n,) bool
     failure_reasons: tuple[str, ...]  # "" where acquired
     synthetic: bool = False
+    # Per sample, what the image itself shows beyond the manifest's labels (colour or greyscale, size):
+    # not demographic, never tested, but a false-positive concentration on one may explain a differential.
+    traits: tuple[Mapping[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.samples)
         if self.vectors.shape[0] != n or self.acquired.shape != (n,) or len(self.failure_reasons) != n:
             raise ValueError("vectors, acquired and failure_reasons need one entry per sample")
+        if self.traits and len(self.traits) != n:
+            raise ValueError("traits need one entry per sample")
 
 
 class ManifestError(ValueError):

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 NO_FACE = "no_face"
 UNREADABLE = "unreadable"
+MISSING = "missing"  # the manifest names a file that is not there
+TOO_SMALL = "too_small"  # shorter side below MIN_IMAGE_SIDE: no face the camera gate could accept
+MIN_IMAGE_SIDE = 32
 QUALITY = "quality:"  # prefix of a gate rejection's failure reason: quality:blurry, quality:yaw, ...
 CACHE_VERSION = 2  # 1: embeddings only, the gate's name in the key; 2: measurements too, gate-free key
 
@@ -90,6 +93,33 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def image_traits(image: np.ndarray | None) -> dict[str, str]:
+    """What an image shows beyond its labels: colour or greyscale (a desaturated copy stores three equal
+    channels; JPEG leaves a little chroma noise), and a band of its shorter side."""
+    if image is None:
+        return {"colour": "unreadable", "image_size": "unreadable"}
+    if image.ndim == 2 or image.shape[2] == 1:
+        colour = "greyscale"
+    else:
+        channels = image[..., :3].astype(np.int16)
+        spread = channels.max(axis=2) - channels.min(axis=2)
+        colour = "greyscale" if float((spread > 6).mean()) < 0.01 else "colour"
+    side = min(image.shape[:2])
+    bands = ((64, "<64 px"), (128, "64-127 px"), (256, "128-255 px"))
+    size = next((label for limit, label in bands if side < limit), "256+ px")
+    return {"colour": colour, "image_size": size}
+
+
+def _digest_or_failure(path: Path) -> tuple[str, str]:
+    """(content digest, "") or (a placeholder unique to the path, failure reason) when it cannot be read."""
+    try:
+        return file_sha256(path), ""
+    except FileNotFoundError:
+        return f"{MISSING}:{path}", MISSING
+    except OSError:
+        return f"{UNREADABLE}:{path}", UNREADABLE
+
+
 class EmbeddingCache:
     """SQLite (stdlib): one file, safe to share between runs, cheap lookups by key.
 
@@ -106,7 +136,29 @@ class EmbeddingCache:
             "CREATE TABLE IF NOT EXISTS embedding (content_sha256 TEXT, pipeline TEXT, failure TEXT, "
             "vector BLOB, quality TEXT, PRIMARY KEY (content_sha256, pipeline))"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS image_traits (content_sha256 TEXT PRIMARY KEY, traits TEXT NOT NULL)"
+        )
         self._migrate()
+        self._db.commit()
+
+    def get_traits(self, digests: Sequence[str]) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        unique = list(dict.fromkeys(digests))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT content_sha256, traits FROM image_traits WHERE content_sha256 IN ({marks})", chunk
+            )
+            found.update({digest: json.loads(traits) for digest, traits in rows})
+        return found
+
+    def put_traits(self, entries: Sequence[tuple[str, dict[str, str]]]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO image_traits (content_sha256, traits) VALUES (?, ?)",
+            [(digest, json.dumps(traits, sort_keys=True)) for digest, traits in entries],
+        )
         self._db.commit()
 
     def _migrate(self) -> None:
@@ -196,6 +248,7 @@ def embed_manifest(
     cache: EmbeddingCache,
     policy: QualityPolicy | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_read: Callable[[int, int], None] | None = None,
 ) -> EmbeddedSet:
     """Every image's face found, measured and embedded (what the cache lacks), then gated by `policy`
     (None: no gate) exactly as the camera node gates: `gate(measure(face, aligned), policy)`."""
@@ -205,9 +258,15 @@ def embed_manifest(
 
     samples = list(dataset.samples())
     pipeline = settings.pipeline_id(embedder.model_id)
-    digests = [file_sha256(dataset.image_path(s)) for s in samples]
+    read = []
+    for position, sample in enumerate(samples, start=1):
+        read.append(_digest_or_failure(dataset.image_path(sample)))
+        if on_read is not None and (position % 256 == 0 or position == len(samples)):
+            on_read(position, len(samples))
+    digests = [d for d, _ in read]
     cached = cache.get_many(pipeline, digests)
-    path_of = {d: dataset.image_path(s) for s, d in zip(samples, digests, strict=True)}
+    cached.update({d: FaceRecord(failure) for d, failure in read if failure})
+    path_of = {d: dataset.image_path(s) for s, (d, failure) in zip(samples, read, strict=True) if not failure}
     todo = [d for d in path_of if d not in cached or not cached[d].complete]
     unmeasured = sum(1 for d in todo if d in cached)
     logger.info("%s: %d images, %d cached, %d to do (%d only to measure)", dataset.name, len(samples),
@@ -221,6 +280,9 @@ def embed_manifest(
             image = cv2.imread(str(path_of[digest]), cv2.IMREAD_COLOR)
             if image is None:
                 entries.append((digest, FaceRecord(UNREADABLE)))
+                continue
+            if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+                entries.append((digest, FaceRecord(TOO_SMALL)))
                 continue
             face = choose_face(embedder.detect(image), image.shape)
             if face is None:
@@ -244,7 +306,26 @@ def embed_manifest(
             progress(done, len(todo))
         rate = done / max(time.monotonic() - started, 1e-9)
         logger.info("%s: %d/%d done (%.1f images/s)", dataset.name, done, len(todo), rate)
-    return _assemble(dataset, embedder.model_id, embedder.dimension, samples, digests, cached, policy)
+    traits = _traits(cache, path_of)
+    embedded = _assemble(dataset, embedder.model_id, embedder.dimension, samples, digests, cached, policy)
+    unread = {"colour": "unreadable", "image_size": "unreadable"}
+    return dataclasses.replace(embedded, traits=tuple(traits.get(d, unread) for d in digests))
+
+
+def _traits(cache: EmbeddingCache, path_of: dict[str, Path]) -> dict[str, dict[str, str]]:
+    """Every readable image's traits, decoded once and cached by content."""
+    import cv2
+
+    known = cache.get_traits(list(path_of))
+    missing = [d for d in path_of if d not in known]
+    for start in range(0, len(missing), 512):
+        entries = [
+            (d, image_traits(cv2.imread(str(path_of[d]), cv2.IMREAD_UNCHANGED)))
+            for d in missing[start : start + 512]
+        ]
+        cache.put_traits(entries)
+        known.update(entries)
+    return known
 
 
 def _assemble(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from evaluation.config import DatasetConfig, EvalConfig, build_manifest_dataset, build_synthetic_dataset
 from evaluation.datasets import EmbeddedSet
 from evaluation.extraction import EmbeddingCache, ExtractionSettings, embed_manifest
+from evaluation.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +19,8 @@ class EmbeddedDataset:
     embedded: EmbeddedSet
 
 
-def embed_datasets(config: EvalConfig) -> list[EmbeddedDataset]:
+def embed_datasets(config: EvalConfig, progress: Progress | None = None) -> list[EmbeddedDataset]:
+    progress = progress or Progress(enabled=False)
     results: list[EmbeddedDataset] = []
     manifests = [d for d in config.datasets if d.kind == "manifest"]
     # Read every manifest before loading models, so a wrong path fails in a second, not after a minute.
@@ -38,7 +40,14 @@ def embed_datasets(config: EvalConfig) -> list[EmbeddedDataset]:
             else:
                 assert embedder is not None
                 assert cache is not None
-                embedded = embed_manifest(datasets[spec.name], embedder, settings, cache, policy)
+                images = len(datasets[spec.name].samples())
+                with (
+                    progress.phase(f"{spec.name}: reading", images, "img") as on_read,
+                    progress.phase(f"{spec.name}: embedding (not cached)", 0, "img") as on_embed,
+                ):
+                    embedded = embed_manifest(
+                        datasets[spec.name], embedder, settings, cache, policy, on_embed, on_read
+                    )
             logger.info(
                 "%s: %d samples, %d acquired", spec.name, len(embedded.samples), int(embedded.acquired.sum())
             )

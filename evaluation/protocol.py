@@ -52,6 +52,7 @@ class Searches:
     source: np.ndarray  # dataset name
     attributes: dict[str, np.ndarray]
     mated_identity: np.ndarray | None = None  # subject id that should come back, for mated searches
+    probes: tuple[tuple[str, str], ...] = ()  # (dataset, sample key) of each probe image, for the audit
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -91,6 +92,8 @@ class WatchlistRun:
     mated: Searches
     nonmated: Searches
     mated_subject_attributes: dict[str, dict[str, str]] = field(default_factory=dict)
+    # subject id -> (dataset, sample key) of its enrolled images: what a reviewer compares a suspect with
+    enrolled: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +203,12 @@ class OpenSetProtocol:
         listed = mated + filler
         subject_of_row: list[str] = []
         blocks: list[np.ndarray] = []
+        enrolled: dict[str, tuple[tuple[str, str], ...]] = {}
         for identity in listed:
             rows = list(identity.rows[: self._enrol])
             subject_of_row += [identity.key] * len(rows)
+            source = identity.source
+            enrolled[identity.key] = tuple((source.dataset, source.samples[r].key) for r in rows)
             blocks.append(identity.source.vectors[rows])
         vectors = np.concatenate(blocks).astype(np.float32)
         if missing > 0:
@@ -257,6 +263,7 @@ class OpenSetProtocol:
             enrolled_images=len(subject_of_row),
             mated=mated_searches,
             nonmated=nonmated,
+            enrolled=enrolled,
         )
 
     def _search(
@@ -296,6 +303,7 @@ class OpenSetProtocol:
             attributes={k: np.array(v, dtype=object) for k, v in columns.items()}
             | {SOURCE_ATTRIBUTE: source},
             mated_identity=None if mated_identity is None else np.array(list(mated_identity), dtype=object),
+            probes=tuple((e.dataset, e.samples[row].key) for e, row in probes),
         )
 
     def _synthetic_vectors(self, real: np.ndarray, count: int) -> np.ndarray:

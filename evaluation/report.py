@@ -17,10 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.analysis import AcquisitionGroup, Rate, ThresholdResult, WatchlistAnalysis
+from evaluation.analysis import (
+    AcquisitionGroup,
+    Rate,
+    ThresholdResult,
+    WatchlistAnalysis,
+    searches_to_show_ceiling,
+)
+from evaluation.audit import DuplicatePair, ImageRef, Pair, Review, WatchlistAudit, attribute_concentration
 from evaluation.datasets import UNKNOWN, EmbeddedSet
 from evaluation.metrics import one_in
 from evaluation.protocol import INTERSECTION_JOIN as INTERSECTION
+from evaluation.protocol import SOURCE_ATTRIBUTE
+from evaluation.scaling import SizeSummary
 from lfr.domain.evaluation import EXACT_INDEX
 
 REPORT_VERSION = 1
@@ -43,6 +52,29 @@ class ReportInputs:
     caveats: Sequence[str]
     model_description: str = ""
     quality_gate: dict[str, Any] | None = None  # kind, description, policy fields
+    audit: AuditInputs | None = None
+    scaling: Sequence[SizeSummary] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedWatchlist:
+    audit: WatchlistAudit
+    as_drawn: WatchlistAnalysis  # before the reviewed exclusions
+    reviewed: WatchlistAnalysis  # after them: the analysis the report's figures come from
+    without_suspects: WatchlistAnalysis  # reviewed, and every unreviewed suspect dropped too
+
+
+@dataclass(frozen=True, slots=True)
+class AuditInputs:
+    exclusions_file: str | None
+    reviews: Sequence[Review]
+    unknown_reviews: Sequence[Review]
+    watchlists: Sequence[AuditedWatchlist]
+    duplicates: Sequence[DuplicatePair]
+    duplicates_total: int
+    duplicate_score: float
+    traits: dict[ImageRef, Any]
+    image_roots: dict[str, Path]  # dataset -> image folder, for thumbnails; empty: none drawn
 
 
 def dataset_fingerprint(embedded: Sequence[EmbeddedSet]) -> str:
@@ -56,6 +88,36 @@ def recommended_overall(analyses: Sequence[WatchlistAnalysis]) -> float | None:
     if not values or any(v is None for v in values):
         return None
     return max(v for v in values if v is not None)
+
+
+def differential_free_overall(analyses: Sequence[WatchlistAnalysis]) -> float | None:
+    values = [a.differential_free_threshold for a in analyses]
+    if not values or any(v is None for v in values):
+        return None
+    return max(v for v in values if v is not None)
+
+
+def _highest(values: Sequence[float | None]) -> float | None:
+    if not values or any(v is None for v in values):
+        return None
+    return max(v for v in values if v is not None)
+
+
+def operating_threshold_of(analyses: Sequence[WatchlistAnalysis]) -> float | None:
+    """Where the report reads its figures: the recommended threshold; when a run cannot show the ceiling,
+    the provisional one (no significant differential, FPIR's point estimate below the ceiling); failing
+    that, the lowest threshold free of significant differentials."""
+    return operating_basis(analyses)[0]
+
+
+def operating_basis(analyses: Sequence[WatchlistAnalysis]) -> tuple[float | None, str]:
+    recommended = recommended_overall(analyses)
+    if recommended is not None:
+        return recommended, "recommended"
+    provisional = _highest([a.provisional_threshold for a in analyses])
+    if provisional is not None:
+        return provisional, "provisional"
+    return differential_free_overall(analyses), "differential-free"
 
 
 def _finite(value: float) -> float | None:
@@ -147,6 +209,7 @@ def build_document(inputs: ReportInputs) -> dict[str, Any]:
         "statistics": inputs.statistics,
         "recommended_threshold": recommended,
         "passed": recommended is not None,
+        "recommendation": _recommendation_doc(inputs),
         "watchlists": [
             {
                 "size": a.run.size,
@@ -159,6 +222,9 @@ def build_document(inputs: ReportInputs) -> dict[str, Any]:
                 "nonmated_by_source": _counts(a.run.nonmated.source),
                 "rank1_identification_rate": _finite(a.rank1),
                 "recommended_threshold": a.recommended_threshold,
+                "differential_free_threshold": a.differential_free_threshold,
+                "ceiling_threshold": a.ceiling_threshold,
+                "provisional_threshold": a.provisional_threshold,
                 "fnir_at_fpir": {
                     str(k): {"fnir": _finite(v[0]), "threshold": _finite(v[1])}
                     for k, v in a.fnir_at_fpir.items()
@@ -179,6 +245,254 @@ def build_document(inputs: ReportInputs) -> dict[str, Any]:
         ],
         "caveats": list(inputs.caveats),
         "config": inputs.config_text,
+        "audit": None
+        if inputs.audit is None
+        else _audit_doc(inputs.audit, operating_threshold_of(inputs.analyses)),
+        "scaling": None if inputs.scaling is None else [_scaling_doc(x) for x in inputs.scaling],
+    }
+
+
+def _recommendation_doc(inputs: ReportInputs) -> dict[str, Any]:
+    """Why the recommended threshold is what it is (or why there is none), in terms a reader can check."""
+    analyses = inputs.analyses
+    s = inputs.statistics
+    ceiling = s.get("fpir_ceiling")
+    recommended = recommended_overall(analyses)
+    free = differential_free_overall(analyses)
+    ceilings = [a.ceiling_threshold for a in analyses]
+    ceiling_overall = None if not ceilings or None in ceilings else max(c for c in ceilings if c is not None)
+    needed = None if ceiling is None else searches_to_show_ceiling(ceiling, float(s.get("confidence", 0.95)))
+    smallest = min((len(a.run.nonmated) for a in analyses), default=0)
+    if recommended is not None:
+        reason = (
+            f"{recommended:.2f} is the lowest threshold at and above which no "
+            f"{'/'.join(r.upper() for r in s.get('recommend_on', ['fpir']))} differential is significant"
+            + (
+                f" and FPIR's upper {100 * float(s.get('confidence', 0.95)):.0f}% bound is below 1 in "
+                f"{1 / ceiling:,.0f}"
+                if ceiling is not None
+                else ""
+            )
+            + ", for every watchlist size evaluated."
+        )
+    elif free is None:
+        reason = "A significant differential remains at the highest threshold tested."
+    elif needed is not None and smallest < needed:
+        reason = (
+            f"No threshold can show FPIR below 1 in {1 / ceiling:,.0f} with this data: a watchlist has only "
+            f"{smallest:,} non-mated searches, and even with no false alert at all the upper "
+            f"{100 * float(s.get('confidence', 0.95)):.0f}% bound stays above the ceiling below {needed:,}. "
+            f"Without the ceiling, the lowest threshold free of significant differentials is {free:.2f}"
+            + _provisional_text(analyses)
+        )
+    else:
+        reason = (
+            f"FPIR's upper bound stays at or above 1 in {1 / ceiling:,.0f} at every threshold tested"  # type: ignore[operator]
+            f"; the lowest threshold free of significant differentials is {free:.2f}"
+            + _provisional_text(analyses)
+        )
+    return {
+        "recommended_threshold": recommended,
+        "differential_free_threshold": free,
+        "ceiling_threshold": ceiling_overall,
+        "fpir_ceiling": ceiling,
+        "fpir_ceiling_one_in": None if ceiling is None else 1 / ceiling,
+        "nonmated_searches_needed_for_ceiling": needed,
+        "operating_threshold": operating_basis(analyses)[0],
+        "operating_basis": operating_basis(analyses)[1],
+        "provisional_threshold": _highest([a.provisional_threshold for a in analyses]),
+        "reason": reason,
+    }
+
+
+def _provisional_text(analyses: Sequence[WatchlistAnalysis]) -> str:
+    provisional = _highest([a.provisional_threshold for a in analyses])
+    if provisional is None:
+        return "."
+    return (
+        f"; the lowest at which, in addition, the observed FPIR is below the ceiling is {provisional:.2f} "
+        "(provisional: the figures below are read there, but the evidence does not show the ceiling is met)."
+    )
+
+
+def _review_doc(review: Review | None) -> dict[str, str] | None:
+    if review is None:
+        return None
+    return {"verdict": review.verdict, "reviewer": review.reviewer, "reason": review.reason}
+
+
+def _pair_doc(pair: Pair, enrolled: dict[str, tuple[ImageRef, ...]]) -> dict[str, Any]:
+    listed = enrolled.get(pair.listed_identity, ())
+    return {
+        "probe_dataset": pair.probe[0],
+        "probe_image": pair.probe[1],
+        "listed_identity": pair.listed_identity,
+        "listed_image": list(listed[0]) if listed else None,
+        "score": pair.score,
+        "rank": pair.rank,
+        "review": _review_doc(pair.review),
+    }
+
+
+def _variant(analysis: WatchlistAnalysis, threshold: float | None) -> dict[str, Any]:
+    row = next((r for r in analysis.rows if r.threshold == threshold), None)
+    return {
+        "nonmated_searches": len(analysis.run.nonmated),
+        "recommended_threshold": analysis.recommended_threshold,
+        "differential_free_threshold": analysis.differential_free_threshold,
+        "at_threshold": None
+        if row is None
+        else {
+            "threshold": row.threshold,
+            "fpir": _rate(row.fpir),
+            "tpir": _rate(row.tpir),
+            "significant_fpir_differential": row.significant_by_rate.get("fpir"),
+        },
+    }
+
+
+def _audit_doc(audit: AuditInputs, operating: float | None) -> dict[str, Any]:
+    watchlists = []
+    for w in audit.watchlists:
+        a = w.audit
+        enrolled = w.reviewed.run.enrolled
+        at = a.concentration_threshold
+        nonmated = w.reviewed.run.nonmated
+        shares = [] if at is None else attribute_concentration(nonmated, at, audit.traits)
+        top = a.identity_concentration
+        # Few false positives at the operating threshold show no pattern: also read where there are many.
+        many = next(
+            (r.threshold for r in sorted(w.reviewed.rows, key=lambda r: -r.threshold) if r.fpir.errors >= 30),
+            None,
+        )
+        shares_many = (
+            [] if many is None or not shares else attribute_concentration(nonmated, many, audit.traits)
+        )
+        fp_many = 0 if many is None else int((nonmated.top_scores >= many).sum())
+        hits_many: dict[str, int] = {}
+        if many is not None:
+            for subject in nonmated.alerted_subjects(many):
+                if subject is not None:
+                    hits_many[subject] = hits_many.get(subject, 0) + 1
+        top_many = sorted(hits_many.items(), key=lambda kv: (-kv[1], kv[0]))
+        watchlists.append(
+            {
+                "size": a.size,
+                "median_mated_score": _finite(a.median_mated_score),
+                "nonmated_above_median_mated": a.above_median_mated,
+                "suspect_score": _finite(a.suspect_score),
+                "suspected_searches": int(a.suspected_searches.sum()),
+                "unreviewed_above_operating": a.unreviewed_above_operating,
+                "excluded_by_review": a.excluded,
+                "pairs_total": a.pairs_total,
+                "pairs": [_pair_doc(p, enrolled) for p in a.pairs],
+                "variants": {
+                    "as_drawn": _variant(w.as_drawn, operating),
+                    "reviewed": _variant(w.reviewed, operating),
+                    "without_suspects": _variant(w.without_suspects, operating),
+                },
+                "identity_concentration": {
+                    "threshold": at,
+                    "false_positives": a.false_positives,
+                    "identities_hit": len(top),
+                    "listed_identities": len(enrolled),
+                    "top": [{"identity": who, "false_positives": n} for who, n in top[:15]],
+                    "top5_share": (sum(n for _, n in top[:5]) / a.false_positives)
+                    if a.false_positives
+                    else None,
+                    "many_threshold": many,
+                    "many_false_positives": fp_many,
+                    "many_identities_hit": len(top_many),
+                    "many_top": [{"identity": who, "false_positives": n} for who, n in top_many[:15]],
+                    "many_top5_share": (sum(n for _, n in top_many[:5]) / fp_many) if fp_many else None,
+                },
+                "attribute_concentration": [
+                    {
+                        "attribute": x.attribute,
+                        "value": x.value,
+                        "searches": x.searches,
+                        "false_positives": x.false_positives,
+                        "share_of_searches": _finite(x.share_of_searches(len(w.reviewed.run.nonmated))),
+                        "share_of_false_positives": (x.false_positives / a.false_positives)
+                        if a.false_positives
+                        else None,
+                        "false_positives_many": m.false_positives if m else None,
+                        "share_of_false_positives_many": (m.false_positives / fp_many)
+                        if m and fp_many
+                        else None,
+                    }
+                    for x, m in zip(shares, shares_many or [None] * len(shares), strict=True)
+                ],
+            }
+        )
+    largest = max(audit.watchlists, key=lambda w: w.audit.size, default=None)
+    return {
+        "exclusions_file": audit.exclusions_file,
+        "reviews": len(audit.reviews),
+        "reviews_same": sum(1 for r in audit.reviews if r.verdict == "same"),
+        "reviews_different": sum(1 for r in audit.reviews if r.verdict == "different"),
+        "unknown_reviews": [
+            {
+                "probe_dataset": r.probe_dataset,
+                "probe_image": r.probe_image,
+                "listed_identity": r.listed_identity,
+            }
+            for r in audit.unknown_reviews
+        ],
+        "operating_threshold": operating,
+        "unreviewed_above_operating": 0 if largest is None else largest.audit.unreviewed_above_operating,
+        "watchlists": watchlists,
+        "near_duplicates": {
+            "min_score": audit.duplicate_score,
+            "total": audit.duplicates_total,
+            "pairs": [
+                {
+                    "first": list(d.first),
+                    "second": list(d.second),
+                    "first_identity": d.first_identity,
+                    "second_identity": d.second_identity,
+                    "score": d.score,
+                }
+                for d in audit.duplicates
+            ],
+        },
+    }
+
+
+def _scaling_doc(summary: SizeSummary) -> dict[str, Any]:
+    return {
+        "size": summary.size,
+        "error": summary.error,
+        "draws": [
+            {
+                "seed": d.seed,
+                "mated_identities": d.mated_identities,
+                "real_filler": d.real_filler,
+                "synthetic_filler": d.synthetic_filler,
+                "mated_searches": d.mated_searches,
+                "nonmated_searches": d.nonmated_searches,
+                "threshold": d.threshold,
+                "tpir": _finite(d.tpir),
+                "fpir": _finite(d.fpir),
+                "false_positives": d.false_positives,
+                "fpir_upper": _finite(d.fpir_upper),
+                "recommended_threshold": d.recommended_threshold,
+                "differential_free_threshold": d.differential_free_threshold,
+                "nonmated_above_median_mated": d.nonmated_above_median_mated,
+            }
+            for d in summary.draws
+        ],
+        "spread": {
+            name: summary.spread(name)
+            for name in (
+                "tpir",
+                "fpir",
+                "recommended_threshold",
+                "differential_free_threshold",
+                "nonmated_above_median_mated",
+            )
+        },
+        "synthetic_filler": max((d.synthetic_filler for d in summary.draws), default=0),
     }
 
 
@@ -205,9 +519,66 @@ def write_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Path]:
             analysis, out_dir / f"groups_n{analysis.run.size}.csv"
         )
     paths["fta"] = _write_fta_csv(inputs.acquisition, out_dir / "failure_to_acquire.csv")
+    if document.get("audit"):
+        paths["audit_pairs"] = _write_pairs_csv(document["audit"], out_dir / "audit_pairs.csv")
     plots = _plots(inputs)
-    paths["html"].write_text(render_html(document, plots))
+    images = _thumbnails(document, inputs.audit.image_roots if inputs.audit else {})
+    paths["html"].write_text(render_html(document, plots, images))
+    paths["summary"] = out_dir / "summary.html"
+    paths["summary"].write_text(render_html(document, plots, {}, template="summary.html.j2"))
     return paths
+
+
+def _write_pairs_csv(audit: dict[str, Any], path: Path) -> Path:
+    """Every listed pair, in the reviewed-exclusions file's columns (verdict, reviewer, reason to fill in)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["probe_dataset", "probe_image", "listed_identity", "verdict", "reviewer", "reason", "score",
+             "rank", "watchlist_size", "listed_image"]
+        )  # fmt: skip
+        for w in audit["watchlists"]:
+            for p in w["pairs"]:
+                review = p["review"] or {}
+                writer.writerow(
+                    [p["probe_dataset"], p["probe_image"], p["listed_identity"], review.get("verdict", ""),
+                     review.get("reviewer", ""), review.get("reason", ""), f"{p['score']:.4f}", p["rank"],
+                     w["size"], "/".join(p["listed_image"] or [])]
+                )  # fmt: skip
+    return path
+
+
+def _thumbnails(document: dict[str, Any], roots: dict[str, Path], height: int = 96) -> dict[str, str]:
+    """Small inline JPEGs of the images a reviewer compares (research data, the report stays local)."""
+    audit = document.get("audit")
+    if not audit or not roots:
+        return {}
+    import cv2
+
+    refs: set[tuple[str, str]] = set()
+    if audit["watchlists"]:
+        largest = max(audit["watchlists"], key=lambda w: w["size"])
+        for p in largest["pairs"]:
+            refs.add((p["probe_dataset"], p["probe_image"]))
+            if p["listed_image"]:
+                refs.add((p["listed_image"][0], p["listed_image"][1]))
+    for d in audit["near_duplicates"]["pairs"]:
+        refs.add(tuple(d["first"]))  # type: ignore[arg-type]
+        refs.add(tuple(d["second"]))  # type: ignore[arg-type]
+    images: dict[str, str] = {}
+    for dataset, key in sorted(refs):
+        root = roots.get(dataset)
+        if root is None:
+            continue
+        image = cv2.imread(str(root / key), cv2.IMREAD_COLOR)
+        if image is None or min(image.shape[:2]) == 0:
+            continue
+        width = max(1, round(image.shape[1] * height / image.shape[0]))
+        small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if ok:
+            images[f"{dataset}/{key}"] = base64.b64encode(encoded.tobytes()).decode()
+    return images
 
 
 def _write_npl_csv(analysis: WatchlistAnalysis, path: Path) -> Path:
@@ -315,13 +686,132 @@ def _plots(inputs: ReportInputs) -> dict[str, str]:
         axes.legend(fontsize="small")
     plots["scaling"] = _png(figure)
 
-    recommended = recommended_overall(inputs.analyses)
+    operating = operating_threshold_of(inputs.analyses)
+    ceiling = inputs.statistics.get("fpir_ceiling")
     for analysis in inputs.analyses:
         for rate in ("fpir", "fnir"):
-            figure = _group_figure(analysis, rate, recommended)
+            figure = _group_figure(analysis, rate, operating)
             if figure is not None:
                 plots[f"{rate}_groups_{analysis.run.size}"] = _png(figure)
+        if operating is not None:
+            figure = _bars_figure(analysis, operating, ceiling)
+            if figure is not None:
+                plots[f"bars_{analysis.run.size}"] = _png(figure)
+        figure = _group_det_figure(analysis, operating)
+        if figure is not None:
+            plots[f"det_groups_{analysis.run.size}"] = _png(figure)
     return plots
+
+
+def _bars_figure(analysis: WatchlistAnalysis, threshold: float, ceiling: float | None) -> Any:
+    """FPIR and FNIR per group at the operating threshold, with Wilson intervals, three panels a row."""
+    import matplotlib.pyplot as plt
+
+    row = next((r for r in analysis.rows if r.threshold == threshold), None)
+    if row is None:
+        return None
+    panels = []
+    for rate in ("fpir", "fnir"):
+        for attribute in dict.fromkeys(g.attribute for g in row.groups):
+            groups = [
+                g
+                for g in row.groups
+                if g.attribute == attribute and g.group != UNKNOWN and getattr(g, rate).searches
+            ]
+            if groups:
+                panels.append((rate, attribute, groups))
+    if not panels:
+        return None
+    columns = min(3, len(panels))
+    lines = -(-len(panels) // columns)
+    figure, all_axes = plt.subplots(
+        lines, columns, figsize=(5.2 * columns, 3.3 * lines), squeeze=False, constrained_layout=True
+    )
+    for axes in all_axes.flat[len(panels) :]:
+        axes.set_visible(False)
+    for axes, (rate, attribute, groups) in zip(all_axes.flat, panels, strict=False):
+        rates = [getattr(g, rate) for g in groups]
+        values = [r.value for r in rates]
+        low = [max(0.0, v - r.wilson[0]) for v, r in zip(values, rates, strict=True)]
+        high = [max(0.0, r.wilson[1] - v) for v, r in zip(values, rates, strict=True)]
+        labels = [f"{g.group} (n={r.searches:,})" for g, r in zip(groups, rates, strict=True)]
+        colours = ["#4a7ab0" if g.tested else "#aaaaaa" for g in groups]
+        axes.barh(range(len(groups)), values, xerr=[low, high], color=colours, capsize=3)
+        axes.set_yticks(range(len(groups)), labels, fontsize="x-small")
+        axes.invert_yaxis()
+        if rate == "fpir" and ceiling is not None:
+            axes.axvline(ceiling, color="red", linestyle=":", linewidth=1, label="FPIR ceiling")
+            axes.legend(fontsize="xx-small")
+        axes.set_title(f"{rate.upper()} by {attribute}", fontsize="small")
+        axes.tick_params(axis="x", labelsize="x-small")
+        axes.grid(True, axis="x", alpha=0.3)
+    figure.suptitle(
+        f"Per group at the operating threshold T = {threshold:.2f}, watchlist of {analysis.run.size:,}: "
+        "95% Wilson intervals (grey: not tested)"
+    )
+    return figure
+
+
+def _group_det_figure(analysis: WatchlistAnalysis, threshold: float | None) -> Any:
+    """DET per group for attributes with both mated and non-mated searches; the operating point marked."""
+    import matplotlib.pyplot as plt
+
+    from evaluation.metrics import det_curve
+
+    run = analysis.run
+    ranks, scores = run.mated.mated_ranks_and_scores()
+    top = run.nonmated.top_scores
+    panels = []
+    for attribute in run.nonmated.attributes:
+        mated_groups = run.mated.attributes.get(attribute)
+        if mated_groups is None or attribute == SOURCE_ATTRIBUTE:
+            continue
+        groups = [
+            g
+            for g in sorted(set(mated_groups.tolist()) & set(run.nonmated.attributes[attribute].tolist()))
+            if g != UNKNOWN
+        ]
+        if groups:
+            panels.append((attribute, groups))
+    if not panels:
+        return None
+    columns = min(3, len(panels))
+    lines = -(-len(panels) // columns)
+    figure, all_axes = plt.subplots(
+        lines, columns, figsize=(5.2 * columns, 4.2 * lines), squeeze=False, constrained_layout=True
+    )
+    for axes in all_axes.flat[len(panels) :]:
+        axes.set_visible(False)
+    for axes, (attribute, groups) in zip(all_axes.flat, panels, strict=False):
+        drawn = False
+        for group in groups:
+            in_mated = run.mated.attributes[attribute] == group
+            in_non = run.nonmated.attributes[attribute] == group
+            det = det_curve(ranks[in_mated], scores[in_mated], top[in_non])
+            keep = (det.fpir > 0) & (det.fnir > 0)
+            if not keep.any():
+                continue
+            line = axes.plot(
+                det.fpir[keep], det.fnir[keep], label=f"{group} ({int(in_mated.sum())}/{int(in_non.sum())})"
+            )
+            drawn = True
+            if threshold is not None:
+                point = det_curve(ranks[in_mated], scores[in_mated], top[in_non], np.array([threshold]))
+                if point.fpir[0] > 0 and point.fnir[0] > 0:
+                    axes.plot(point.fpir, point.fnir, marker="o", color=line[0].get_color())
+        axes.set(
+            xscale="log" if drawn else "linear",
+            yscale="log" if drawn else "linear",
+            xlabel="FPIR",
+            ylabel="FNIR",
+            title=f"DET by {attribute} (mated/non-mated)",
+        )
+        axes.grid(True, which="both", alpha=0.3)
+        if drawn:
+            axes.legend(fontsize="x-small")
+    label = f"; dots: T = {threshold:.2f}" if threshold is not None else ""
+    figure.suptitle(f"DET per group, watchlist of {run.size:,}{label}")
+    return figure
 
 
 RATE_NAMES = {
@@ -378,7 +868,12 @@ def _group_figure(analysis: WatchlistAnalysis, rate: str, recommended: float | N
     return figure
 
 
-def render_html(document: dict[str, Any], plots: dict[str, str]) -> str:
+def render_html(
+    document: dict[str, Any],
+    plots: dict[str, str],
+    images: dict[str, str] | None = None,
+    template: str = "report.html.j2",
+) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     environment = Environment(
@@ -387,7 +882,7 @@ def render_html(document: dict[str, Any], plots: dict[str, str]) -> str:
     environment.filters["pct"] = _pct
     environment.filters["one_in"] = _one_in_text
     environment.filters["pvalue"] = _pvalue
-    return environment.get_template("report.html.j2").render(doc=document, plots=plots)
+    return environment.get_template(template).render(doc=document, plots=plots, images=images or {})
 
 
 def _pct(value: float | None, digits: int = 2) -> str:
@@ -473,8 +968,90 @@ def markdown_summary(document: dict[str, Any], group_thresholds: Sequence[float]
                     f"{g['fnir']['count']}/{g['fnir']['searches']:,} |"
                 )
             lines.append("")
+    lines += _markdown_audit(document)
+    lines += _markdown_scaling(document)
     lines += _markdown_fta(document)
     return "\n".join(lines)
+
+
+def _markdown_audit(document: dict[str, Any]) -> list[str]:
+    audit = document.get("audit")
+    if not audit:
+        return []
+    recommendation = document.get("recommendation") or {}
+    at = audit["operating_threshold"]
+    lines = [
+        f"Recommendation: {recommendation.get('reason', '')}",
+        "",
+        f"Ground-truth audit ({audit['reviews']} reviewed pairs: {audit['reviews_same']} same person, "
+        f"{audit['reviews_different']} different; {len(audit['unknown_reviews'])} naming unknown images or "
+        f"identities; {audit['near_duplicates']['total']} near-duplicate pairs at cosine >= "
+        f"{audit['near_duplicates']['min_score']}); rates at T = {_fmt_threshold(at)}:",
+        "",
+        "| N | median mated score | non-mated >= it | excluded by review | unreviewed >= T | non-mated set | "
+        "searches | FP at T | FPIR at T [Clopper-Pearson] | recommended | differential-free |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    names = {"as_drawn": "as drawn", "reviewed": "after review", "without_suspects": "also without suspects"}
+    for w in audit["watchlists"]:
+        for key, label in names.items():
+            v = w["variants"][key]
+            row = v["at_threshold"]
+            fpir = (
+                f"{_pct(row['fpir']['value'], 3)} [{_pct(row['fpir']['clopper_pearson'][0], 3)}, "
+                f"{_pct(row['fpir']['clopper_pearson'][1], 3)}]"
+                if row
+                else "n/a"
+            )
+            first = key == "as_drawn"
+            lead = (
+                [_num(w["median_mated_score"]), w["nonmated_above_median_mated"], w["excluded_by_review"],
+                 w["unreviewed_above_operating"]]
+                if first
+                else ["", "", "", ""]
+            )  # fmt: skip
+            cells = [
+                f"{w['size']:,}", *map(str, lead), label, f"{v['nonmated_searches']:,}",
+                str(row["fpir"]["count"]) if row else "n/a", fpir, _fmt_threshold(v["recommended_threshold"]),
+                _fmt_threshold(v["differential_free_threshold"]),
+            ]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _markdown_scaling(document: dict[str, Any]) -> list[str]:
+    scaling = document.get("scaling")
+    if not scaling:
+        return []
+    at = (document.get("recommendation") or {}).get("operating_threshold")
+    lines = [
+        f"Watchlist-size scaling at T = {_fmt_threshold(at)} (mean ± sd [min, max] over seeded draws):",
+        "",
+        "| N | draws | real / synthetic filler | non-mated searches | TPIR | FPIR | recommended per draw | "
+        "differential-free per draw | non-mated >= median mated score, per draw |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for x in scaling:
+        if x["error"]:
+            lines.append(f"| {x['size']:,} | not drawn: {x['error']} |  |  |  |  |  |  |  |")
+            continue
+        t, f = x["spread"]["tpir"], x["spread"]["fpir"]
+        first = x["draws"][0] if x["draws"] else {}
+        synthetic = f" **{x['synthetic_filler']:,} SYNTHETIC**" if x["synthetic_filler"] else " 0 synthetic"
+        tpir = f"{_pct(t['mean'], 1)} ± {_pct(t['sd'], 1)} [{_pct(t['min'], 1)}, {_pct(t['max'], 1)}]"
+        fpir = f"{_pct(f['mean'], 3)} ± {_pct(f['sd'], 3)} [{_pct(f['min'], 3)}, {_pct(f['max'], 3)}]"
+        per_draw = ", ".join(_fmt_threshold(d["recommended_threshold"]) for d in x["draws"])
+        free = ", ".join(_fmt_threshold(d["differential_free_threshold"]) for d in x["draws"])
+        above = ", ".join(str(d.get("nonmated_above_median_mated", "")) for d in x["draws"])
+        lines.append(
+            f"| {x['size']:,} | {len(x['draws'])} | {first.get('real_filler', 0):,} real,{synthetic} | "
+            f"{first.get('nonmated_searches', 0):,} | {tpir} | {fpir} | {per_draw} | {free} | {above} |"
+        )
+    return [*lines, ""]
 
 
 def _markdown_fta(document: dict[str, Any]) -> list[str]:

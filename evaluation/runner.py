@@ -9,10 +9,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluation.analysis import StatisticsSettings, WatchlistAnalysis, analyse, failure_to_acquire
+from evaluation.audit import (
+    AppliedReviews,
+    AuditSettings,
+    apply_reviews,
+    audit_watchlist,
+    load_reviews,
+    near_duplicates,
+    without_nonmated,
+)
 from evaluation.config import EvalConfig
 from evaluation.pipeline import EmbeddedDataset, embed_datasets
-from evaluation.protocol import INTERSECTION_JOIN, SOURCE_ATTRIBUTE, OpenSetProtocol, Role
-from evaluation.report import ReportInputs, recommended_overall, write_report
+from evaluation.progress import Progress
+from evaluation.protocol import INTERSECTION_JOIN, SOURCE_ATTRIBUTE, OpenSetProtocol, Role, WatchlistRun
+from evaluation.report import (
+    AuditedWatchlist,
+    AuditInputs,
+    ReportInputs,
+    operating_threshold_of,
+    recommended_overall,
+    write_report,
+)
+from evaluation.scaling import watchlist_scaling
 
 logger = logging.getLogger(__name__)
 
@@ -29,19 +47,31 @@ def run_evaluation(
     config: EvalConfig,
     config_text: str,
     embedded: Sequence[EmbeddedDataset] | None = None,
+    progress: Progress | None = None,
 ) -> RunResult:
-    datasets = list(embedded) if embedded is not None else embed_datasets(config)
-    protocol = OpenSetProtocol(
-        [Role(d.embedded, d.spec.role == "identities") for d in datasets],
-        attributes=config.attributes,
-        intersections=config.intersections,
-        enrolment_images=config.protocol.enrolment_images,
-        max_mated_identities=config.protocol.max_mated_identities,
-        synthetic_filler=config.protocol.synthetic_filler,
-        top_k=config.protocol.top_k,
-        seed=config.seed,
-        max_searches_per_identity=config.protocol.max_searches_per_identity,
+    progress = progress or Progress(enabled=False)
+    reviews = (
+        load_reviews(config.resolve(config.audit.exclusions)) if config.audit.exclusions is not None else []
     )
+    datasets = list(embedded) if embedded is not None else embed_datasets(config, progress)
+    roles = [Role(d.embedded, d.spec.role == "identities") for d in datasets]
+
+    def make_protocol(
+        seed: int, synthetic_filler: bool = config.protocol.synthetic_filler
+    ) -> OpenSetProtocol:
+        return OpenSetProtocol(
+            roles,
+            attributes=config.attributes,
+            intersections=config.intersections,
+            enrolment_images=config.protocol.enrolment_images,
+            max_mated_identities=config.protocol.max_mated_identities,
+            synthetic_filler=synthetic_filler,
+            top_k=config.protocol.top_k,
+            seed=seed,
+            max_searches_per_identity=config.protocol.max_searches_per_identity,
+        )
+
+    protocol = make_protocol(config.seed)
     s = config.statistics
     settings = StatisticsSettings(
         alpha=s.alpha,
@@ -52,24 +82,102 @@ def run_evaluation(
         recommend_on=tuple(s.recommend_on),
         rank=config.protocol.rank,
         seed=config.seed,
+        fpir_ceiling=s.fpir_ceiling,
     )
+    light = dataclasses.replace(settings, bootstrap_samples=0)
     group_by = [
         *config.attributes,
         *(INTERSECTION_JOIN.join(c) for c in config.intersections),
         SOURCE_ATTRIBUTE,
     ]
+    known_images = {(d.embedded.dataset, x.key) for d in datasets for x in d.embedded.samples}
+    known_identities = {
+        f"{d.embedded.dataset}:{x.identity}" for d in datasets for x in d.embedded.samples if x.identity
+    }
+
+    def prepare(run: WatchlistRun) -> WatchlistRun:
+        return apply_reviews(run, reviews, known_images, known_identities).run
+
+    thresholds = config.threshold_values()
+    sizes = sorted(config.protocol.watchlist_sizes)
     analyses = []
-    for size in sorted(config.protocol.watchlist_sizes):
-        run = protocol.run(size)
-        analyses.append(analyse(run, config.threshold_values(), group_by, settings))
-        logger.info(
-            "watchlist %d analysed; recommended threshold %s", size, analyses[-1].recommended_threshold
-        )
+    drawn: list[tuple[WatchlistRun, AppliedReviews]] = []
+    with progress.phase("analysing watchlists", len(sizes), "size") as step:
+        for position, size in enumerate(sizes, start=1):
+            raw = protocol.run(size)
+            applied = apply_reviews(raw, reviews, known_images, known_identities)
+            drawn.append((raw, applied))
+            analyses.append(analyse(applied.run, thresholds, group_by, settings))
+            logger.info(
+                "watchlist %d analysed; recommended threshold %s", size, analyses[-1].recommended_threshold
+            )
+            step(position, len(sizes))
+    operating = operating_threshold_of(analyses)
+    audit_settings = AuditSettings(
+        top_pairs=config.audit.top_pairs,
+        max_pairs=config.audit.max_pairs,
+        suspect_score=config.audit.suspect_score,
+        duplicate_score=config.audit.duplicate_score,
+        max_duplicates=config.audit.max_duplicates,
+    )
+    audits = []
+    with progress.phase("ground-truth audit", len(sizes), "size") as step:
+        for position, ((raw, applied), analysis) in enumerate(zip(drawn, analyses, strict=True), start=1):
+            audit = audit_watchlist(applied.run, reviews, applied.excluded, operating, audit_settings)
+            as_drawn = (
+                analyse(raw, thresholds, group_by, light, fixed_fpirs=()) if applied.excluded else analysis
+            )
+            suspected = audit.suspected_searches
+            cleaned = (
+                analyse(without_nonmated(applied.run, suspected), thresholds, group_by, light, fixed_fpirs=())
+                if suspected.any()
+                else analysis
+            )
+            audits.append(AuditedWatchlist(audit, as_drawn, analysis, cleaned))
+            step(position, len(sizes))
+    duplicates = near_duplicates(
+        [d.embedded for d in datasets], audit_settings.duplicate_score, audit_settings.max_duplicates
+    )
+    traits = {
+        (d.embedded.dataset, x.key): t
+        for d in datasets
+        for x, t in zip(d.embedded.samples, d.embedded.traits, strict=False)
+    }
+    scaling = None
+    if config.scaling is not None:
+        seeds = [config.seed + k for k in range(config.scaling.draws)]
+        scaled_sizes = sorted(config.scaling.sizes)
+        with progress.phase("watchlist-size scaling", len(seeds) * len(scaled_sizes), "run") as step:
+            done = 0
+
+            def advance() -> None:
+                nonlocal done
+                done += 1
+                step(done, len(seeds) * len(scaled_sizes))
+
+            scaling = watchlist_scaling(
+                lambda seed: make_protocol(
+                    seed, config.scaling.synthetic_filler if config.scaling else False
+                ),
+                prepare,
+                scaled_sizes,
+                seeds,
+                thresholds,
+                group_by,
+                settings,
+                operating,
+                advance,
+            )
     acquisition = [
         g
         for d in datasets
         for g in failure_to_acquire(d.embedded, config.attributes, config.intersections, s.confidence)
     ]
+    roots = {
+        d.spec.name: config.resolve(d.spec.root)
+        for d in datasets
+        if d.spec.kind == "manifest" and d.spec.root is not None
+    }
     inputs = ReportInputs(
         name=config.name,
         config_text=config_text,
@@ -82,11 +190,28 @@ def run_evaluation(
         roles={d.embedded.dataset: d.spec.role for d in datasets},
         analyses=analyses,
         acquisition=acquisition,
-        statistics=s.model_dump(),
+        statistics=s.model_dump() | {"fpir_ceiling": s.fpir_ceiling},
         rank=config.protocol.rank,
         enrolment_images=config.protocol.enrolment_images,
         caveats=caveats(config, datasets, analyses),
         quality_gate=quality_gate_record(config, datasets),
+        audit=AuditInputs(
+            exclusions_file=config.audit.exclusions,
+            reviews=tuple(reviews),
+            unknown_reviews=tuple(
+                r
+                for r in reviews
+                if (r.probe_dataset, r.probe_image) not in known_images
+                or r.listed_identity not in known_identities
+            ),
+            watchlists=tuple(audits),
+            duplicates=duplicates[0],
+            duplicates_total=duplicates[1],
+            duplicate_score=audit_settings.duplicate_score,
+            traits=traits,
+            image_roots=roots if config.audit.thumbnails else {},
+        ),
+        scaling=scaling,
     )
     paths = write_report(inputs, config.resolve(config.output_dir))
     return RunResult(paths, recommended_overall(analyses))

@@ -13,15 +13,15 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
-from lfr.adapters.alert_bus import AlertBroadcaster
 from lfr.adapters.envelope import image_sealer
 from lfr.adapters.faiss_index import faiss_flat_index
 from lfr.adapters.grpc.streams import CameraStreams
@@ -33,6 +33,8 @@ from lfr.config import LfrConfig, matching_index_type
 from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.errors import LfrError
 from lfr.services.access import AccessMonitor
+from lfr.services.alert_feed import AlertFeed
+from lfr.services.alert_views import AlertViewService
 from lfr.services.alerts import AlertService
 from lfr.services.arming import ArmingMonitor
 from lfr.services.audit import AuditService
@@ -44,6 +46,7 @@ from lfr.services.ingest import IngestService
 from lfr.services.principals import PrincipalService
 from lfr.services.retention import RetentionService
 from lfr.services.timekeeping import StoreClock
+from lfr.services.upkeep import MatcherUpkeep
 from lfr.services.watchlists import WatchlistService
 
 if TYPE_CHECKING:
@@ -53,6 +56,9 @@ if TYPE_CHECKING:
     from lfr.adapters.camera.node import CameraNode
     from lfr.adapters.embedder import InsightFaceEmbedder
     from lfr.adapters.grpc.server import MatcherServer
+    from lfr.adapters.tablet.context import TabletServices
+    from lfr.services.deployment_overview import OpenStreams
+    from lfr.services.passwords import PasswordHasher, PasswordService
     from lfr.v1 import ingest_pb2
 
 logger = logging.getLogger(__name__)
@@ -94,54 +100,46 @@ class Container:
     monitor: ArmingMonitor
     indexes: IndexCache
     ingest: IngestService
-    broadcaster: AlertBroadcaster
+    feed: AlertFeed  # every alert change, to every channel's subscribers
+    upkeep: MatcherUpkeep
     streams: CameraStreams  # which cameras stream to this process now; the ingest servicer keeps it
     access: AccessMonitor  # which accounts and tokens still work; long-lived streams and feeds ask it
     evaluations: EvaluationService  # the equity gate's evidence
-    extras: dict[str, object] = field(default_factory=dict)  # room for other adapters' shared objects
+    tablet_port: int | None = None  # set once the embedded tablet app listens
     armed_ids: frozenset[str] = frozenset()  # as of the last gate refresh: a change is checkpointed
 
     def refresh_gate(self) -> None:
-        """Re-reads the windows, drops indexes no live window needs, and builds the armed windows' indexes
-        now rather than on their first observation."""
-        gate = self.monitor.refresh()
-        live = gate.windows()
-        self.indexes.retain_only(live)
-        now = self.clock.now()
-        for window in live:
-            if window.is_armed(now):
-                try:
-                    self.indexes.for_window(window)
-                except LfrError as exc:
-                    logger.error("window %s cannot be matched: %s", window.id, type(exc).__name__)
-        armed = frozenset(w.id for w in live if w.is_armed(now))
+        armed = self.upkeep.refresh_gate()
         if armed != self.armed_ids:
             self.armed_ids = armed
             # Armed or disarmed (a window's start or end, a close): sign the trail now, not within a minute.
-            try:
-                self.checkpoint_audit()
-            except (LfrError, OSError) as exc:
-                logger.error("audit checkpoint after arming changed failed (%s)", type(exc).__name__)
+            self._checkpoint_logged("arming changed")
 
     def forget_watchlist(self, watchlist_id: str) -> None:
-        """A destroyed watchlist must stop matching at once, not at the next refresh."""
-        keep = [w for w in self.monitor.gate().windows() if w.watchlist_id != watchlist_id]
-        self.indexes.retain_only(keep)
-        self.store.scrub()  # its images and embeddings must not linger in the WAL either
+        self.upkeep.forget_watchlist(watchlist_id)
 
     def flush_counters(self) -> None:
-        self.ingest.flush_counters()
+        self.upkeep.flush_counters()
 
     def checkpoint_audit(self) -> None:
         """Signs the audit chain head and anchors it outside the database (if it moved)."""
         self.audit.checkpoint()
 
     def purge(self) -> None:
-        report = self.retention.purge()
-        for watchlist_id in report.watchlists_destroyed:
-            self.forget_watchlist(watchlist_id)
-        if report.alerts_purged or report.watchlists_destroyed:
-            self.store.scrub()  # no copy of a purged crop or image may linger in the WAL
+        self.upkeep.purge()
+
+    def windows_changed(self) -> None:
+        """A window was authorised or closed here or on another replica: re-arm or disarm now, and tell
+        the followers of the feed."""
+        self.refresh_gate()
+        self._checkpoint_logged("a window change")
+        self.feed.windows_changed()
+
+    def _checkpoint_logged(self, after: str) -> None:
+        try:
+            self.checkpoint_audit()
+        except (LfrError, OSError) as exc:
+            logger.error("audit checkpoint after %s failed (%s)", after, type(exc).__name__)
 
     def ready_to_ingest(self) -> bool:
         """What gRPC health reports: the windows were read recently and alerts can be made durable."""
@@ -151,7 +149,14 @@ class Container:
         self.ingest.durability.try_resume()
 
     def close(self) -> None:
+        self.feed.close()
         self.store.close()
+
+
+# How often a feed re-reads the store in case a change was never announced. Over SQLite another process
+# (`lfr tablet serve`, a CLI command) may write without telling this one; PostgreSQL announces every
+# commit to every replica, so there it is only a safety net.
+FEED_RECHECK_SECONDS = {"sqlite": 1.0, "postgresql": 30.0}
 
 
 def build_container(
@@ -182,6 +187,8 @@ def build_container(
         timekeeper=timekeeper,
         replica=matching.replica_name or f"{socket.gethostname()}:{os.getpid()}",
     )
+    backend = config.store.url.split(":", 1)[0].split("+", 1)[0]
+    feed = AlertFeed(store, clock, recheck_seconds=FEED_RECHECK_SECONDS.get(backend, 30.0))
     holder: list[Container] = []  # the deployment service's change hook needs the finished container
     signing = audit_signing(config.audit, config.store.url)
     evidence_rules = config.policy.evidence_rules()
@@ -189,20 +196,19 @@ def build_container(
     deployments = DeploymentService(
         store,
         clock,
-        on_change=lambda: _window_changed(holder[0]) if holder else None,
+        on_change=lambda: holder[0].windows_changed() if holder else None,
         policy=policy
         if policy is not None
         else equity_policy(config.policy.equity_gate, evidence_rules, lambda window: index_type),
         separation_of_duties=config.policy.separation_of_duties,
     )
     indexes = IndexCache(store, faiss_flat_index)
-    broadcaster = AlertBroadcaster()
     ingest = IngestService(
         store,
         clock,
         monitor.gate,
         indexes,
-        broadcaster,
+        feed,
         JpegCropValidator(max_bytes=matching.max_crop_bytes),
         metrics,
         top_k=matching.top_k,
@@ -210,6 +216,7 @@ def build_container(
         captured_at_max_age=timedelta(seconds=matching.captured_at_max_age_s),
         captured_at_max_ahead=timedelta(seconds=matching.captured_at_max_ahead_s),
     )
+    retention = RetentionService(store, clock, config.retention.policy())
     container = Container(
         config=config,
         store=store,
@@ -219,13 +226,14 @@ def build_container(
         principals=PrincipalService(store, clock),
         watchlists=WatchlistService(store, clock),
         deployments=deployments,
-        alerts=AlertService(store, clock, config.policy.two_person_rule, metrics),
+        alerts=AlertService(store, clock, config.policy.two_person_rule, metrics, publisher=feed),
         audit=AuditService(store, signing.signer, signing.keyring, signing.anchor, clock),
-        retention=RetentionService(store, clock, config.retention.policy()),
+        retention=retention,
         monitor=monitor,
         indexes=indexes,
         ingest=ingest,
-        broadcaster=broadcaster,
+        feed=feed,
+        upkeep=MatcherUpkeep(monitor, indexes, clock, retention, ingest, after_deletion=store.scrub),
         streams=CameraStreams(clock, on_count=metrics.streams_open),
         access=AccessMonitor(store, clock),
         evaluations=EvaluationService(store, clock, evidence_rules, lambda window: index_type),
@@ -234,13 +242,89 @@ def build_container(
     return container
 
 
-def _window_changed(container: Container) -> None:
-    container.refresh_gate()
-    # A window authorised or closed: sign the trail now rather than at the next minute.
+def tablet_services(
+    container: Container, hasher: PasswordHasher | None = None, open_streams: OpenStreams | None = None
+) -> TabletServices:
+    """What the tablet's routes use: the container's own services (one DeploymentService, with the
+    equity policy and the gate hook), plus the tablet's password and sign-in services."""
+    from lfr.adapters.passwords import Argon2Hasher
+    from lfr.adapters.tablet.context import TabletServices
+    from lfr.services.deployment_overview import DeploymentOverviewService
+    from lfr.services.passwords import PasswordService
+    from lfr.services.sign_in_throttle import SignInThrottle
+
+    store, clock = container.store, container.clock
+    return TabletServices(
+        alerts=container.alerts,
+        views=AlertViewService(store),
+        deployments=container.deployments,
+        overview=DeploymentOverviewService(store, clock, open_streams or container.streams.snapshot),
+        principals=container.principals,
+        passwords=PasswordService(store, clock, hasher or Argon2Hasher()),
+        audit=container.audit,
+        sign_in_throttle=SignInThrottle(store, clock, container.config.tablet.throttle_policy()),
+        evaluations=container.evaluations,
+    )
+
+
+@dataclass
+class CommandServices:
+    """What one-shot CLI commands use (accounts, passwords): the store and the services over it."""
+
+    store: Store
+    principals: PrincipalService
+    passwords: PasswordService
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def command_services(config: LfrConfig) -> CommandServices:
+    """Opens the configured store for a CLI command; the caller closes it."""
+    from lfr.adapters.passwords import Argon2Hasher
+    from lfr.services.passwords import PasswordService
+
+    store = open_store(config.store.url)
+    clock = SystemClock()
+    return CommandServices(
+        store, PrincipalService(store, clock), PasswordService(store, clock, Argon2Hasher())
+    )
+
+
+@contextlib.contextmanager
+def listening(container: Container) -> Iterator[object]:
+    """Over PostgreSQL, hears what other replicas commit (alert changes, window changes) at once; over
+    SQLite or memory there is nothing to listen to (the feed's re-check covers other local processes)."""
+    from lfr.adapters.storage.sql.notifications import PostgresListener, is_postgres
+
+    url = container.config.store.url
+    if url.startswith("memory:") or not is_postgres(url):
+        yield None
+        return
+    refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-refresh")
+
+    def window_changed(window_id: str) -> None:
+        refresher.submit(_logged, "gate refresh", container.refresh_gate)
+        container.feed.windows_changed()
+
+    def reconnected() -> None:
+        container.feed.resync()
+        refresher.submit(_logged, "gate refresh", container.refresh_gate)
+
+    listener = PostgresListener(url, container.feed.notify, window_changed, reconnected)
+    listener.start()
     try:
-        container.checkpoint_audit()
-    except (LfrError, OSError) as exc:
-        logger.error("audit checkpoint after a window change failed (%s)", type(exc).__name__)
+        yield listener
+    finally:
+        listener.close()
+        refresher.shutdown(wait=True)
+
+
+def _logged(what: str, action: Callable[[], None]) -> None:
+    try:
+        action()
+    except Exception as exc:
+        logger.error("%s failed (%s)", what, type(exc).__name__)
 
 
 Extension = Callable[[Container], AbstractAsyncContextManager[object]]
@@ -295,6 +379,9 @@ async def running_matcher(
             container.registry, config.metrics.listen, config.metrics.token()
         )
     await server.start()
+    container.feed.start()
+    notifications = listening(container)
+    notifications.__enter__()
     duties = [
         asyncio.create_task(
             _every(config.matching.gate_refresh_seconds, "gate refresh", container.refresh_gate)
@@ -337,25 +424,17 @@ async def running_matcher(
         if metrics_server is not None:
             metrics_server.shutdown()
             metrics_server.server_close()
+        await asyncio.to_thread(notifications.__exit__, None, None, None)
 
 
-def build_tablet_app(container: Container) -> FastAPI:
-    """The officers' tablet web app over the container's store, clock and live alert broadcaster."""
+def build_tablet_app(container: Container, hasher: PasswordHasher | None = None) -> FastAPI:
+    """The officers' tablet web app over the container's services and alert feed."""
     from lfr.adapters.tablet.app import create_tablet_app, read_session_secret
-    from lfr.adapters.tablet.wiring import tablet_services
 
     config = container.config
-    services = tablet_services(
-        container.store,
-        container.clock,
-        config.policy.two_person_rule,
-        open_streams=container.streams.snapshot,
-        metrics=container.metrics,
-        throttle=config.tablet.throttle_policy(),
-    )
     return create_tablet_app(
-        services,
-        container.broadcaster,
+        tablet_services(container, hasher),
+        container.feed,
         container.clock,
         config.tablet,
         read_session_secret(config.tablet),
@@ -379,7 +458,7 @@ async def serving_tablet(container: Container) -> AsyncIterator[object]:
             raise LfrError("the tablet web app stopped while starting")
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    container.extras["tablet_port"] = port
+    container.tablet_port = port
     logger.info("tablet web app listening on port %d", port)
     try:
         yield server

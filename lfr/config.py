@@ -62,7 +62,11 @@ class GrpcSettings(Section):
     )
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
     subscribe_poll_seconds: float = Field(
-        default=1.0, gt=0, le=60, description="how often an alert subscription re-reads the store (replicas)"
+        default=1.0,
+        gt=0,
+        le=60,
+        description="no longer used: subscriptions follow the alert feed, pushed across replicas by "
+        "PostgreSQL NOTIFY (kept so existing configs load)",
     )
     grace_seconds: float = Field(default=5.0, ge=0, le=60, description="graceful shutdown period")
     resend_memory_entries: int = Field(
@@ -279,7 +283,11 @@ class TabletSettings(Section):
         "and X-Forwarded-Proto are believed; empty (the default) believes no one",
     )
     poll_seconds: float = Field(
-        default=1.0, gt=0, le=30, description="how often a live feed re-reads the store (other replicas)"
+        default=1.0,
+        gt=0,
+        le=30,
+        description="no longer used: live feeds follow the alert feed, pushed across replicas by "
+        "PostgreSQL NOTIFY (kept so existing configs load)",
     )
     openapi: Literal["off", "signed_in", "public"] = Field(
         default="signed_in", description="who may read /api/openapi.json"

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 
-from lfr.adapters.storage.sql.schema import audit_chain_head, metadata
+from lfr.adapters.storage.sql.schema import alert_revision_counter, audit_chain_head, metadata
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -54,12 +54,14 @@ def temporary_postgres_database() -> Iterator[str]:
 
 
 def empty_lfr_tables(url: str) -> None:
-    """Resets a migrated database to what the first migration leaves: no rows, chain head at zero."""
+    """Resets a migrated database to what the migrations leave: no rows, chain head and alert revision
+    counter at zero."""
     engine = create_engine(url)
     try:
         with engine.begin() as connection:
             tables = ", ".join(t.name for t in metadata.sorted_tables)
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
             connection.execute(audit_chain_head.insert().values(id=1, seq=0, hash="0" * 64))
+            connection.execute(alert_revision_counter.insert().values(id=1, value=0))
     finally:
         engine.dispose()

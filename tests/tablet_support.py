@@ -13,26 +13,23 @@ import numpy as np
 import uvicorn
 from fastapi import FastAPI
 
-from lfr.adapters.alert_bus import AlertBroadcaster
-from lfr.adapters.faiss_index import faiss_flat_index
-from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.passwords import Argon2Hasher
-from lfr.adapters.storage.memory import MemoryStore
+from lfr.adapters.storage import Store
 from lfr.adapters.tablet.app import close_feeds, create_tablet_app
 from lfr.adapters.tablet.context import TabletServices
-from lfr.adapters.tablet.wiring import tablet_services
-from lfr.config import TabletSettings
+from lfr.bootstrap import Container, build_container, tablet_services
+from lfr.config import TabletSettings, load_config
 from lfr.domain.clock import Clock
 from lfr.domain.observation import Observation, ObservationResult
 from lfr.domain.principal import SYSTEM, Principal, PrincipalKind, Role
 from lfr.domain.watchlist import Subject
 from lfr.domain.window import DeploymentWindow, WindowSpec
-from lfr.services.arming import ArmingMonitor
+from lfr.services.alert_feed import AlertFeed
 from lfr.services.deployment_overview import OpenStreams
-from lfr.services.indexes import IndexCache
+from lfr.services.deployments import no_policy
 from lfr.services.ingest import IngestService
 from lfr.services.watchlists import SubjectSpec, WatchlistService
-from tests.support import NullMetrics, tiny_jpeg
+from tests.support import tiny_jpeg
 
 DIM = 16
 MODEL = "model-a"
@@ -47,9 +44,10 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 @dataclass
 class TabletWorld:
-    store: MemoryStore
+    container: Container
+    store: Store
     clock: Clock
-    broadcaster: AlertBroadcaster
+    feed: AlertFeed
     services: TabletServices
     ingest: IngestService
     window: DeploymentWindow
@@ -61,7 +59,7 @@ class TabletWorld:
 
     def app(self) -> FastAPI:
         return create_tablet_app(
-            self.services, self.broadcaster, self.clock, self.settings, SECRET, self.two_person_rule
+            self.services, self.feed, self.clock, self.settings, SECRET, self.two_person_rule
         )
 
     def observe(self, person: int | None = 0, camera: str = "cam-1") -> ObservationResult:
@@ -83,8 +81,20 @@ def build_world(
     two_person_rule: bool = False,
     officers: frozenset[str] = frozenset({"olivia"}),
     open_streams: OpenStreams | None = None,
+    store_url: str = "memory://",
 ) -> TabletWorld:
-    store, broadcaster, rng = MemoryStore(), AlertBroadcaster(), np.random.default_rng(11)
+    """Built by the composition root, as `lfr serve` builds it, over an in-memory store by default."""
+    config = load_config(
+        None,
+        {
+            "store.url": store_url,
+            "metrics.enabled": False,
+            "policy.two_person_rule": two_person_rule,
+            "matching.gate_max_staleness_seconds": 300,
+        },
+    )
+    container = build_container(config, clock=clock, policy=no_policy)
+    store, rng = container.store, np.random.default_rng(11)
     watchlists = WatchlistService(store, clock)
     wl = watchlists.create("tablet", MODEL, DIM, SUPERVISOR)
     people = [unit(rng.normal(size=DIM)) for _ in range(2)]
@@ -106,14 +116,7 @@ def build_world(
         for i, p in enumerate(people)
     ]
     wl = watchlists.seal(wl.id, SUPERVISOR)
-    monitor = ArmingMonitor(store, clock, max_staleness=timedelta(days=1))
-    services = tablet_services(
-        store,
-        clock,
-        two_person_rule=two_person_rule,
-        hasher=Argon2Hasher.fast_for_tests(),
-        open_streams=open_streams,
-    )
+    services = tablet_services(container, Argon2Hasher.fast_for_tests(), open_streams)
     now = clock.now()
     window = services.deployments.create(
         WindowSpec(
@@ -129,27 +132,18 @@ def build_world(
         ),
         SYSTEM,
     )
-    services.deployments.authorise(window.id, SUPERVISOR)
-    monitor.refresh()
-    ingest = IngestService(
-        store,
-        clock,
-        monitor.gate,
-        IndexCache(store, faiss_flat_index),
-        broadcaster,
-        JpegCropValidator(),
-        NullMetrics(),
-    )
+    services.deployments.authorise(window.id, SUPERVISOR)  # arms the gate through the change hook
     return TabletWorld(
+        container,
         store,
         clock,
-        broadcaster,
+        container.feed,
         services,
-        ingest,
+        container.ingest,
         window,
         people,
         subjects,
-        TabletSettings(),
+        container.config.tablet,
         two_person_rule,
     )
 

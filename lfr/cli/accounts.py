@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from lfr.adapters.storage import Store, open_store
+from lfr.adapters.storage import Store
 from lfr.cli.common import ConfigOption, config_from, console, reported
-from lfr.domain.clock import SystemClock
 from lfr.domain.principal import PrincipalKind, Role
 from lfr.services.principals import PrincipalService
 
@@ -17,8 +16,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Accounts of 
 
 
 def _principals(config: ConfigOption) -> tuple[PrincipalService, Store]:
-    store = open_store(config_from(config).store.url)
-    return PrincipalService(store, SystemClock()), store
+    from lfr.bootstrap import command_services
+
+    services = command_services(config_from(config))
+    return services.principals, services.store
 
 
 @app.command("add")

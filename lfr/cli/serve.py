@@ -27,7 +27,7 @@ def serve(
     def ready(running: Running) -> None:
         # One parseable line, so supervisors and tests learn the bound ports.
         metrics = f" metrics :{running.metrics_port}" if running.metrics_port else ""
-        tablet = running.container.extras.get("tablet_port")
+        tablet = running.container.tablet_port
         metrics += f" tablet :{tablet}" if tablet else ""
         typer.echo(f"lfr matcher ready: grpc port {running.port}{metrics}", err=False)
 

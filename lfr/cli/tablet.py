@@ -18,10 +18,11 @@ def serve(
     config: ConfigOption = None,
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING, ERROR"),
 ) -> None:
-    """Serve the tablet app alone, against the shared store; live feeds re-read it every poll_seconds."""
+    """Serve the tablet app alone, against the shared store; over PostgreSQL its live feeds hear every
+    replica's commits at once (LISTEN/NOTIFY)."""
     from lfr.adapters.hardening import disable_core_dumps
     from lfr.adapters.tablet.serve import uvicorn_server
-    from lfr.bootstrap import build_container, build_tablet_app, configure_logging
+    from lfr.bootstrap import build_container, build_tablet_app, configure_logging, listening
 
     disable_core_dumps()
     configure_logging(log_level)
@@ -30,7 +31,8 @@ def serve(
         container = build_container(settings)
         try:
             server = uvicorn_server(build_tablet_app(container), settings.tablet)
-            asyncio.run(server.serve())
+            with listening(container):
+                asyncio.run(server.serve())
         except OSError as exc:
             fail(f"cannot start: {exc}", 2)
         finally:
@@ -46,19 +48,16 @@ def password(
     config: ConfigOption = None,
 ) -> None:
     """Set the tablet sign-in password of an existing person's account (see `lfr account add`)."""
-    from lfr.adapters.passwords import Argon2Hasher
-    from lfr.adapters.storage import open_store
-    from lfr.domain.clock import SystemClock
-    from lfr.services.passwords import PasswordService
+    from lfr.bootstrap import command_services
 
     if password_stdin:
         secret = sys.stdin.readline().rstrip("\r\n")
     else:
         secret = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
     with reported():
-        store = open_store(config_from(config).store.url)
+        services = command_services(config_from(config))
         try:
-            PasswordService(store, SystemClock(), Argon2Hasher()).set_password(name, secret, actor="cli")
+            services.passwords.set_password(name, secret, actor="cli")
         finally:
-            store.close()
+            services.close()
     console.print(f"password set for [bold]{name}[/]")

@@ -156,7 +156,7 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
         tokens, password = await asyncio.to_thread(_accounts, container)
         async with running_matcher(container, extensions=[serving_tablet]) as running:
             address = f"127.0.0.1:{running.port}"
-            tablet = f"http://127.0.0.1:{container.extras['tablet_port']}/"
+            tablet = f"http://127.0.0.1:{container.tablet_port}/"
             heading(console, "2. Matcher and officers' tablet")
             console.print(f"matcher    gRPC on {address}, store {workdir / 'lfr.db'} (embedded SQLite)")
             console.print(

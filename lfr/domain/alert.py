@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from lfr.domain.errors import AlreadyAdjudicated, Conflict, PermissionDenied
+from lfr.domain.errors import AlreadyAdjudicated, Conflict, InvalidInput, PermissionDenied
 from lfr.domain.matching import Candidate
 
 
@@ -53,6 +53,12 @@ class Alert:
     verified_at: datetime | None = None
     version: int = 1
     source_ref: str | None = None  # the observation's "{node session}:{seq}"; unique per camera when set
+    # Store-wide change number, assigned on every add and update: feeds follow alerts by it, so a decision
+    # made anywhere reaches every subscriber, and a reconnecting one resumes after the last it saw.
+    revision: int = 0
+    amended_by: str | None = None  # a supervisor who changed the recorded outcome afterwards
+    amended_at: datetime | None = None
+    amendment_reason: str = ""
 
     def adjudicate(
         self, outcome: Adjudication, by: str, at: datetime, notes: str = "", two_person: bool = False
@@ -69,6 +75,22 @@ class Alert:
             adjudicated_by=by,
             adjudicated_at=at,
             notes=notes,
+            version=self.version + 1,
+        )
+
+    def amend(self, outcome: Adjudication, by: str, at: datetime, reason: str) -> Alert:
+        """A supervisor corrects a decided alert's outcome; the original decider stays on record."""
+        if self.state is AlertState.RAISED:
+            raise Conflict(f"alert {self.id} has not been decided yet; adjudicate it instead")
+        if not reason.strip():
+            raise InvalidInput("amending a decision needs a reason")
+        return dataclasses.replace(
+            self,
+            state=AlertState.ADJUDICATED,
+            outcome=outcome,
+            amended_by=by,
+            amended_at=at,
+            amendment_reason=reason.strip(),
             version=self.version + 1,
         )
 

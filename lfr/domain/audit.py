@@ -36,6 +36,7 @@ class AuditAction(StrEnum):
     ALERT_RAISED = "alert.raised"
     ALERT_ADJUDICATED = "alert.adjudicated"
     ALERT_VERIFIED = "alert.verified"
+    ALERT_AMENDED = "alert.amended"
     ALERT_CONSULTED = "alert.consulted"
     ALERT_PURGED = "alert.purged"
     OBSERVATIONS_ERASED = "observations.erased"

@@ -68,9 +68,20 @@ class AlertRepository(Protocol):
         """The alert raised for this camera's observation `source_ref`, if any."""
         ...
 
-    def update(self, alert: Alert) -> None:
-        """Optimistic: raises StaleUpdate unless the stored version is `alert.version - 1`."""
+    def update(self, alert: Alert) -> Alert:
+        """Optimistic: raises StaleUpdate unless the stored version is `alert.version - 1`. Returns the
+        alert as stored, with its new `revision`."""
         ...
+
+    def changed_since(
+        self, after_revision: int, window_ids: Sequence[str] | None = None, limit: int = 100
+    ) -> list[Alert]:
+        """Alerts added or changed after `after_revision`, in revision order. Revisions become visible in
+        order (a later one is never readable before an earlier one), so a reader that resumes after the
+        last revision it saw misses nothing. Without crops (b""), as `find`."""
+        ...
+
+    def last_revision(self) -> int: ...
 
     def find(
         self, window_ids: Sequence[str] | None = None, after_sequence: int = 0, limit: int = 100
@@ -207,7 +218,7 @@ class VectorIndexFactory(Protocol):
 
 class AlertPublisher(Protocol):
     def publish(self, alert: Alert) -> None:
-        """Told only after the alert is durable. Must not block."""
+        """Told only after the alert (new or changed) is durable. Must not block."""
         ...
 
 

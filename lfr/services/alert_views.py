@@ -48,6 +48,11 @@ class AlertViewService:
             alerts = uow.alerts.find(sorted(windows), after_sequence=after_sequence, limit=limit)
             return [_card(uow, alert, windows[alert.window_id]) for alert in alerts]
 
+    def describe(self, alert: Alert) -> AlertCard:
+        """The card of an alert already known to be visible to its reader (the feed checked)."""
+        with self._uow() as uow:
+            return _card(uow, alert, uow.windows.get(alert.window_id))
+
     def card(self, alert_id: str, actor: Principal) -> AlertCard:
         with self._uow() as uow:
             alert, window = _visible(uow, alert_id, actor)
@@ -96,4 +101,20 @@ def _card(uow: UnitOfWork, alert: Alert, window: DeploymentWindow) -> AlertCard:
         category=subject.category if subject else "(watchlist destroyed)",
         reason=subject.reason if subject else "",
         has_reference_image=bool(subject and subject.reference_image_jpeg),
+    )
+
+
+def explain_score(score: float, threshold: float) -> str:
+    """The score in words, next to the number: how far above the window's threshold it is, and what a
+    score is not. The bands are about the margin over the threshold, not about identity."""
+    margin = score - threshold
+    if margin >= 0.15:
+        strength = "Strong similarity: well above this deployment's threshold"
+    elif margin >= 0.05:
+        strength = "Clear similarity: above this deployment's threshold"
+    else:
+        strength = "Borderline: only just above this deployment's threshold; compare the faces with care"
+    return (
+        f"{strength} ({score:.2f} against {threshold:.2f}). The score measures how alike two faces "
+        "look to the software; it is not the chance that this is the listed person."
     )

@@ -7,7 +7,7 @@ from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
 from lfr.domain.errors import StaleUpdate
 from lfr.domain.limits import MAX_TEXT, require_length
-from lfr.domain.ports import IngestMetrics, UnitOfWork, UnitOfWorkFactory
+from lfr.domain.ports import AlertPublisher, IngestMetrics, UnitOfWork, UnitOfWorkFactory
 from lfr.domain.principal import Principal, Role
 from lfr.services.deployments import can_see, require_visible
 
@@ -19,11 +19,13 @@ class AlertService:
         clock: Clock,
         two_person_rule: bool = False,
         metrics: IngestMetrics | None = None,
+        publisher: AlertPublisher | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._two_person_rule = two_person_rule
         self._metrics = metrics
+        self._publisher = publisher
 
     def consult(self, alert_id: str, actor: Principal, channel: str = "api") -> Alert:
         """Returns the alert (crop included) and audits that `actor` looked at it."""
@@ -67,7 +69,7 @@ class AlertService:
             alert = self._visible_alert(uow, alert_id, actor)
             _check_version(alert, expected_version)
             decided = alert.adjudicate(outcome, actor.name, now, notes.strip(), self._two_person_rule)
-            uow.alerts.update(decided)
+            decided = uow.alerts.update(decided)
             uow.audit.append(
                 AuditEvent(
                     AuditAction.ALERT_ADJUDICATED,
@@ -86,7 +88,51 @@ class AlertService:
             uow.commit()
         if self._metrics is not None:
             self._metrics.alert_adjudicated(str(outcome))
+        self._published(decided)
         return decided
+
+    def amend(
+        self,
+        alert_id: str,
+        outcome: Adjudication,
+        actor: Principal,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Alert:
+        """A supervisor corrects a decided alert's outcome; the reason and the previous outcome are
+        audited, and the original decision stays on the record beside the amendment."""
+        actor.require(Role.SUPERVISOR)
+        now = self._clock.now()
+        with self._uow() as uow:
+            alert = self._visible_alert(uow, alert_id, actor)
+            _check_version(alert, expected_version)
+            amended = uow.alerts.update(alert.amend(outcome, actor.name, now, reason))
+            uow.audit.append(
+                AuditEvent(
+                    AuditAction.ALERT_AMENDED,
+                    actor.name,
+                    "alert",
+                    alert_id,
+                    now,
+                    {
+                        "previous_outcome": str(alert.outcome),
+                        "previous_state": str(alert.state),
+                        "decided_by": alert.adjudicated_by or "",
+                        "outcome": str(outcome),
+                        "reason": amended.amendment_reason,
+                        "window_id": alert.window_id,
+                    },
+                )
+            )
+            uow.commit()
+        self._published(amended)
+        return amended
+
+    def _published(self, alert: Alert) -> Alert:
+        """Only once the change is durable may anyone be told (every channel, every replica)."""
+        if self._publisher is not None:
+            self._publisher.publish(alert)
+        return alert
 
     def verify(
         self, alert_id: str, agree: bool, actor: Principal, expected_version: int | None = None
@@ -96,8 +142,7 @@ class AlertService:
         with self._uow() as uow:
             alert = self._visible_alert(uow, alert_id, actor)
             _check_version(alert, expected_version)
-            verified = alert.verify(actor.name, now, agree)
-            uow.alerts.update(verified)
+            verified = uow.alerts.update(alert.verify(actor.name, now, agree))
             uow.audit.append(
                 AuditEvent(
                     AuditAction.ALERT_VERIFIED,
@@ -109,7 +154,7 @@ class AlertService:
                 )
             )
             uow.commit()
-        return verified
+        return self._published(verified)
 
     @staticmethod
     def _visible_alert(uow: UnitOfWork, alert_id: str, actor: Principal) -> Alert:

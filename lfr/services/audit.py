@@ -4,7 +4,7 @@ import logging
 import threading
 from collections.abc import Iterator
 
-from lfr.domain.audit import AuditRecord, ChainVerification, link_fault, verify_chain
+from lfr.domain.audit import AuditAction, AuditRecord, ChainVerification, link_fault, verify_chain
 from lfr.domain.checkpoint import Checkpoint, sign_checkpoint, verify_anchored
 from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.errors import InvalidInput, StoreUnavailable
@@ -45,6 +45,22 @@ class AuditService:
         actor.require(Role.AUDITOR, Role.ADMIN, Role.SUPERVISOR)
         with self._uow() as uow:
             yield from uow.audit.records(from_seq)
+
+    def latest_about(
+        self, actor: Principal, subject_id: str, action: AuditAction, look_back: int = 200
+    ) -> AuditRecord | None:
+        """The newest record of `action` about `subject_id` among the last `look_back` records (e.g. what
+        the authorisation policy said when a window was authorised a moment ago)."""
+        actor.require(Role.AUDITOR, Role.ADMIN, Role.SUPERVISOR)
+        with self._uow() as uow:
+            head = uow.audit.head()
+            if head is None:
+                return None
+            found = None
+            for record in uow.audit.records(max(1, head.seq - look_back + 1)):
+                if record.action == action and record.subject_id == subject_id:
+                    found = record
+            return found
 
     def checkpoint(self, force: bool = False) -> Checkpoint | None:
         """Signs the chain head, anchors the signature outside the database first, then keeps a copy in

@@ -267,6 +267,12 @@ class IngestService:
                     if earlier is None:
                         raise
                     return self._repeat(observation, earlier)
+                # The gate this batch read may be older than a close committed since. Adding the alert
+                # took the audit chain lock, which closing a window needs too: a close committed before
+                # is seen here, a later one waits for this commit. So no alert follows a close.
+                if not uow.windows.get(window.id).is_armed(alert.raised_at):
+                    uow.rollback()
+                    return self._finish(observation, ObservationResult(Outcome.NOT_ARMED), window.id)
                 uow.audit.append(
                     AuditEvent(
                         AuditAction.ALERT_RAISED,

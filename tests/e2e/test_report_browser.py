@@ -55,3 +55,30 @@ def test_the_report_reads_headline_first_fits_the_page_and_fetches_nothing(repor
             page.screenshot(path=str(ARTIFACTS / "evaluation-report-synthetic.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_the_oversight_summary_prints_on_one_a4_page_and_the_audit_is_in_the_report(report):
+    require_chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    summary = report.parent / "summary.html"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 1200})
+            page.goto(summary.as_uri())
+            page.wait_for_load_state("load")
+            assert "Verdict" in page.locator("h2").all_inner_texts()
+            pdf = page.pdf(format="A4", print_background=True)
+            pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
+            assert pages == 1, f"the summary runs to {pages} A4 pages"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "evaluation-summary-synthetic.png"), full_page=True)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(report.as_uri())
+            headings = page.locator("h2").all_inner_texts()
+            assert "Ground-truth audit" in headings
+            assert any(h.startswith("Watchlist-size scaling") for h in headings)
+            assert headings.index("Ground-truth audit") < headings.index("Watchlist of 100 identities")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        finally:
+            browser.close()

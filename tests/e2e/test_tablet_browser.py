@@ -88,7 +88,7 @@ async def matcher():
         grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
     ):
         world = World(container, running.port, tokens, people, rng, channel, running)
-        yield world, f"http://127.0.0.1:{container.extras['tablet_port']}"
+        yield world, f"http://127.0.0.1:{container.tablet_port}"
     container.close()
 
 
@@ -179,6 +179,8 @@ def test_officer_sees_alert_live_decides_it_and_it_is_audited(browser, served):
 
     card.get_by_label("Notes (optional)").fill("stopped and identified")
     card.get_by_role("button", name="Confirmed – engaged").click()
+    assert olivia.locator(f'#decided-alerts article[data-alert-id="{alert_id}"]').count() == 0
+    card.get_by_role("button", name="Yes, confirm the match").click()  # confirming asks once more
     decided = olivia.locator(f'#decided-alerts article[data-alert-id="{alert_id}"]')
     decided.wait_for(timeout=5000)
     assert decided.locator(".state-badge").inner_text() == "Confirmed – engaged"

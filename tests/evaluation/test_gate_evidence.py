@@ -52,6 +52,10 @@ protocol:
 thresholds: {start: 0.20, stop: 0.70, step: 0.02}
 statistics:
   bootstrap_samples: 50
+  # The rule the issue's run was judged by (no FPIR ceiling), so the report "passes" as it did there and the
+  # gate's own evidence check is what refuses. Under the default ceiling this report recommends nothing at
+  # all (tests/evaluation/test_recommendation.py::test_a_small_evaluation_cannot_pass_and_says_why).
+  fpir_ceiling_one_in: null
 """
 
 

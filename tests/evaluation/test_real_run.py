@@ -36,6 +36,8 @@ def small_config(tmp_path):
     config["protocol"]["watchlist_sizes"] = [20, 60]
     config["thresholds"] = [0.2, 0.3, 0.4, 0.5]
     config["statistics"]["bootstrap_samples"] = 100
+    config["audit"]["exclusions"] = None  # dev.yaml's reviewed pairs: relative to its own folder
+    config["scaling"] = {"sizes": [20, 60, 200], "draws": 2}  # 200: beyond the 100 identities, synthetic
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -59,6 +61,12 @@ def test_small_real_run_writes_a_report_with_sensible_rates(small_config):
     rows = {r["threshold"]: r for r in small["thresholds"]}
     assert rows[0.2]["fpir"]["value"] > rows[0.5]["fpir"]["value"]
     assert rows[0.5]["fpir"]["value"] <= 0.02  # different-person scores rarely reach 0.5 on this model
+    # the audit ran: pairs to review name a probe image and a listed identity with its enrolled image
+    pairs = document["audit"]["watchlists"][-1]["pairs"]
+    assert pairs
+    assert pairs[0]["listed_image"][0] == "lfw"
+    assert "data:image/jpeg;base64," in html  # both images of a pair, side by side
+    assert document["scaling"][-1]["synthetic_filler"] > 0
     # a rerun is served from the embedding cache (same fingerprint, no model work needed for the data)
     again = run_evaluation(config, small_config.read_text())
     assert (

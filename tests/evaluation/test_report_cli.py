@@ -69,3 +69,52 @@ def test_eval_markdown_prints_the_npl_table(tmp_path):
     document = json.loads((tmp_path / "o" / "report.json").read_text())
     assert document["quality_gate"]["kind"] == "n/a"
     assert all(g["reasons"] == {} for g in document["failure_to_acquire"])  # synthetic: all acquired
+
+
+SMALL = """
+datasets:
+  - {name: ids, role: identities, kind: synthetic,
+     synthetic: {identities: 80, images_per_identity: 2, passers_by: 0, groups: [{attributes: {gender: F}}]}}
+  - {name: crowd, role: passers_by, kind: synthetic,
+     synthetic: {passers_by: 300, groups: [{attributes: {gender: F}}]}}
+protocol: {watchlist_sizes: [40]}
+attributes: [gender]
+intersections: []
+thresholds: [0.4, 0.6]
+statistics: {bootstrap_samples: 0}
+scaling: {sizes: [20, 40], draws: 2}
+"""
+
+
+def test_eval_run_shows_progress_with_time_remaining_unless_quiet(tmp_path):
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL)
+    shown = CliRunner().invoke(app, ["eval", "run", str(config), "--output-dir", str(tmp_path / "a")])
+    assert shown.exit_code == 0, shown.output
+    assert "analysing watchlists" in shown.output
+    assert "watchlist-size scaling" in shown.output
+    assert "<00:" in shown.output  # tqdm's elapsed<remaining
+    assert "summary for oversight" in shown.output
+    quiet = CliRunner().invoke(app, ["eval", "run", str(config), "--output-dir", str(tmp_path / "b"), "-q"])
+    assert quiet.exit_code == 0, quiet.output
+    assert "analysing watchlists" not in quiet.output
+
+
+def test_the_dataset_root_is_a_command_line_option(tmp_path):
+    data = tmp_path / "elsewhere" / "faces"
+    data.mkdir(parents=True)
+    # a duplicate row: reading this manifest fails with its path named, proving which folder was read
+    (data / "manifest.csv").write_text("path,identity\na.jpg,x\na.jpg,x\n")
+    config = tmp_path / "c.yaml"
+    config.write_text("datasets:\n  - {name: faces, role: identities, root: '${LFR_TEST_DATASETS}/faces'}\n")
+    folder = CliRunner().invoke(
+        app, ["eval", "run", str(config), "-q", "--dataset-root", str(tmp_path / "elsewhere")]
+    )
+    assert folder.exit_code == 2
+    assert str(data / "manifest.csv") in folder.output.replace("\n", "")
+    named = CliRunner().invoke(app, ["eval", "run", str(config), "-q", "--dataset-root", f"faces={data}"])
+    assert named.exit_code == 2
+    assert str(data / "manifest.csv") in named.output.replace("\n", "")
+    unknown = CliRunner().invoke(app, ["eval", "run", str(config), "-q", "--dataset-root", "nope=/x"])
+    assert unknown.exit_code == 2
+    assert "no dataset named 'nope'" in unknown.output

@@ -35,7 +35,7 @@ async def live() -> AsyncIterator[tuple[World, ManualClock, httpx.AsyncClient]]:
     async with (
         running_matcher(container, extensions=[serving_tablet]) as running,
         grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{container.extras['tablet_port']}") as tablet,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{container.tablet_port}") as tablet,
     ):
         token = csrf_from((await tablet.get("/login")).text)
         signed_in = await tablet.post(

@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lfr.adapters.grpc.convert import audit_record_from_proto
+from lfr.domain.alert import Adjudication
 from lfr.domain.audit import verify_chain
 from lfr.v1 import control_pb2 as pb
 from lfr.v1 import ingest_pb2 as ipb
@@ -171,6 +172,34 @@ async def test_subscription_catches_up_then_goes_live_without_gaps_or_duplicates
             break
     resumed.cancel()
     assert tail == [a.id for a in received[6:]]
+
+
+async def test_subscription_receives_decisions_made_elsewhere_and_resumes_by_feed_revision(world: World):
+    window = await world.armed_window()
+    subscription = world.alerts.Subscribe(pb.SubscribeRequest(window_id=window.id), metadata=world.md("olly"))
+    [answer] = await world.stream("cam-1", [[observation(1, world.people[0])]])
+    alert_id = answer.results[0].alert_id
+    raised = await asyncio.wait_for(subscription.read(), 5)
+    assert (raised.id, raised.version, raised.state) == (alert_id, 1, pb.ALERT_STATE_RAISED)
+    # Decided by someone else (the tablet's officer, here the same service through another call).
+    await asyncio.to_thread(
+        world.container.alerts.adjudicate,
+        alert_id,
+        Adjudication.NOT_ENGAGED,
+        world.container.principals.get("sam"),
+    )
+    decided = await asyncio.wait_for(subscription.read(), 5)
+    assert (decided.id, decided.version, decided.outcome) == (alert_id, 2, pb.ADJUDICATION_NOT_ENGAGED)
+    assert decided.feed_revision > raised.feed_revision > 0
+    subscription.cancel()
+    [later] = await world.stream("cam-1", [[observation(2, world.people[1])]])
+    resumed = world.alerts.Subscribe(
+        pb.SubscribeRequest(window_id=window.id, after_revision=decided.feed_revision),
+        metadata=world.md("olly"),
+    )
+    missed = await asyncio.wait_for(resumed.read(), 5)
+    assert missed.id == later.results[0].alert_id  # only what changed since, nothing before
+    resumed.cancel()
 
 
 async def test_subscription_to_an_unassigned_window_is_refused(world: World):

@@ -16,9 +16,9 @@ import grpc
 import numpy as np
 import pytest
 
-from lfr.adapters.alert_bus import Subscription
 from lfr.adapters.grpc.convert import MAX_NODE_SESSION
 from lfr.bootstrap import Container, build_container, running_matcher
+from lfr.domain.alert import Alert
 from lfr.domain.audit import verify_chain
 from lfr.v1 import control_pb2 as pb
 from lfr.v1 import control_pb2_grpc, ingest_pb2_grpc
@@ -39,7 +39,7 @@ from tests.integration.conftest import (
 class Replica:
     container: Container
     channel: grpc.aio.Channel
-    pushed: Subscription  # what this replica tells its live subscribers (gRPC streams, tablet feeds)
+    pushed: list[str]  # alerts this replica announced to the feed (gRPC streams, tablet feeds)
 
     async def send(self, token: str, session: str, batch: list[ipb.Observation]) -> ipb.ObservationResults:
         stub: ingest_pb2_grpc.CameraIngestAsyncStub = ingest_pb2_grpc.CameraIngestStub(self.channel)  # type: ignore[assignment]
@@ -54,21 +54,26 @@ class Replica:
         await asyncio.to_thread(self.container.refresh_gate)
 
     async def pushed_ids(self) -> list[str]:
-        await asyncio.sleep(0.05)  # publish hands alerts to this loop with call_soon_threadsafe
-        ids = []
-        while not self.pushed.queue.empty():
-            ids.append(self.pushed.queue.get_nowait().id)
+        ids = list(self.pushed)
+        self.pushed.clear()
         return ids
 
 
 @asynccontextmanager
 async def replica(store_url: str) -> AsyncIterator[Replica]:
     container = build_container(matcher_config(store_url))
+    pushed: list[str] = []
+    announce = container.feed.publish
+
+    def recording(alert: Alert) -> None:
+        pushed.append(alert.id)
+        announce(alert)
+
+    container.feed.publish = recording  # type: ignore[method-assign]
     try:
         async with (
             running_matcher(container) as running,
             grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
-            container.broadcaster.subscribe() as pushed,
         ):
             yield Replica(container, channel, pushed)
     finally:

@@ -50,7 +50,7 @@ async def test_by_default_reflection_is_off_and_openapi_needs_a_session(matcher:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await listed_services(matcher.port)
     assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    tablet = f"http://127.0.0.1:{matcher.container.extras['tablet_port']}"
+    tablet = f"http://127.0.0.1:{matcher.container.tablet_port}"
     async with httpx.AsyncClient(base_url=tablet) as client:
         assert (await client.get("/api/openapi.json")).status_code == 401
         assert (await client.get("/docs")).status_code == 404
@@ -63,7 +63,7 @@ async def test_by_default_reflection_is_off_and_openapi_needs_a_session(matcher:
 )
 async def test_each_can_be_opened_and_metrics_demand_the_token(matcher: Running):
     assert "lfr.v1.CameraIngest" in await listed_services(matcher.port)
-    tablet = f"http://127.0.0.1:{matcher.container.extras['tablet_port']}"
+    tablet = f"http://127.0.0.1:{matcher.container.tablet_port}"
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{tablet}/api/openapi.json")).json()["info"]["title"]
         metrics = f"http://127.0.0.1:{matcher.metrics_port}/metrics"
@@ -76,6 +76,6 @@ async def test_each_can_be_opened_and_metrics_demand_the_token(matcher: Running)
 
 @pytest.mark.parametrize("matcher", [{"tablet.openapi": "off"}], indirect=True)
 async def test_openapi_can_be_switched_off(matcher: Running):
-    tablet = f"http://127.0.0.1:{matcher.container.extras['tablet_port']}"
+    tablet = f"http://127.0.0.1:{matcher.container.tablet_port}"
     async with httpx.AsyncClient(base_url=tablet) as client:
         assert (await client.get("/api/openapi.json")).status_code == 404

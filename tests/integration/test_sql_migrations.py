@@ -153,7 +153,8 @@ def alerts_before_0003(url: str) -> list[str]:
     engine = create_store_engine(url)
     try:
         upgrade(engine, "0002")
-        old_row = {k: v for k, v in sql_alerts._to_row(alert("a-old")).items() if k != "source_ref"}
+        added_later = {"source_ref", "revision", "amended_by", "amended_at", "amendment_reason"}
+        old_row = {k: v for k, v in sql_alerts._to_row(alert("a-old")).items() if k not in added_later}
         del old_row["sequence"]
         with engine.begin() as connection:
             connection.execute(insert(metadata.tables["alerts"]).values(old_row))
@@ -163,8 +164,11 @@ def alerts_before_0003(url: str) -> list[str]:
     store = SqlStore.open(url)
     try:
         with store() as uow:
-            assert uow.alerts.get("a-old").source_ref is None
-            uow.alerts.add(alert("a-new", source_ref="node-a:1"))
+            old = uow.alerts.get("a-old")
+            assert old.source_ref is None
+            assert old.revision == old.sequence  # 0008 numbers existing alerts in their order
+            new = uow.alerts.add(alert("a-new", source_ref="node-a:1"))
+            assert new.revision == old.revision + 1 == uow.alerts.last_revision()
             with pytest.raises(Conflict):
                 uow.alerts.add(alert("a-dup", source_ref="node-a:1"))
             uow.commit()

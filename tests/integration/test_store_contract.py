@@ -296,10 +296,11 @@ def test_alert_update_is_optimistic_and_keeps_the_sequence(store: Store) -> None
         uow.commit()
     decided = raised.adjudicate(Adjudication.FALSE_ALERT, "officer-a", T0 + timedelta(minutes=1), "not him")
     with store() as uow:
-        uow.alerts.update(decided)
+        stored = uow.alerts.update(decided)
         uow.commit()
+    assert stored == dataclasses.replace(decided, revision=raised.revision + 1)
     with store() as uow:
-        assert uow.alerts.get("a-1") == decided
+        assert uow.alerts.get("a-1") == stored
         with pytest.raises(StaleUpdate):
             uow.alerts.update(raised.adjudicate(Adjudication.CONFIRMED, "officer-b", T0))
         with pytest.raises(NotFound):
@@ -608,3 +609,29 @@ def test_ending_sessions_bumps_the_generation_and_account_edits_keep_it(store: S
         assert uow.principals.get("amy").roles == frozenset({Role.ADMIN})
         with pytest.raises(NotFound):
             uow.principals.end_sessions("nobody")
+
+
+def test_every_add_and_update_takes_the_next_revision_and_changes_are_read_in_revision_order(
+    store: Store,
+) -> None:
+    with store() as uow:
+        assert uow.alerts.last_revision() == 0
+        first = uow.alerts.add(alert("a-1"))
+        second = uow.alerts.add(alert("a-2", window_id="win-2"))
+        uow.commit()
+    with store() as uow:
+        decided = uow.alerts.update(first.adjudicate(Adjudication.FALSE_ALERT, "officer-a", T0))
+        uow.commit()
+    assert (first.revision, second.revision, decided.revision) == (1, 2, 3)
+    with store() as uow:
+        assert uow.alerts.last_revision() == 3
+        assert [(a.id, a.revision) for a in uow.alerts.changed_since(0)] == [("a-2", 2), ("a-1", 3)]
+        assert [a.id for a in uow.alerts.changed_since(2)] == ["a-1"]
+        assert [a.id for a in uow.alerts.changed_since(0, ["win-2"])] == ["a-2"]
+        assert uow.alerts.changed_since(0, limit=1) == [uow.alerts.get("a-2")]
+        assert uow.alerts.changed_since(3) == []
+    with store() as uow:
+        uow.alerts.add(alert("a-3"))
+        # not committed: the revision it took is given back, as the sequence would be not
+    with store() as uow:
+        assert uow.alerts.last_revision() == 3

@@ -14,8 +14,9 @@ from lfr.config import TabletSettings
 from lfr.domain import errors
 from lfr.domain.clock import ManualClock
 from lfr.domain.principal import Role
+from lfr.domain.window import WindowSpec
 from tests.support import tiny_jpeg
-from tests.tablet_support import PASSWORD, SECRET, LiveServer, build_world, csrf_from
+from tests.tablet_support import PASSWORD, SECRET, SUPERVISOR, LiveServer, build_world, csrf_from
 
 START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 
@@ -330,7 +331,9 @@ def test_every_state_changing_route_demands_a_csrf_token(world):
     ]
     assert len(changing) >= 4
     for path, method in changing:
-        response = client.request(method, path.replace("{alert_id}", "alr_x"), json={})
+        response = client.request(
+            method, path.replace("{alert_id}", "alr_x").replace("{window_id}", "win_x"), json={}
+        )
         assert response.status_code == 403, (method, path)
 
 
@@ -404,8 +407,8 @@ def test_deployment_overview_shows_counts_for_supervisors_only(world):
     assert window["faces_by_outcome"] == {"alert": 1, "no_match": 2}
     assert window["alerts_by_outcome"] == {"open": 1}
     assert [(c["camera_id"], c["faces_seen"], c["connected"]) for c in window["cameras"]] == [
-        ("cam-1", 2, None),
-        ("cam-2", 1, None),
+        ("cam-1", 2, False),  # the tablet runs in the matcher's process: it knows no camera streams now
+        ("cam-2", 1, False),
     ]
     assert officer.get("/api/deployments/overview").status_code == 403
     assert [w["location"] for w in officer.get("/api/deployments").json()] == ["High Street north"]
@@ -456,4 +459,95 @@ def test_store_outage_is_503(world):
 
 def test_short_session_secret_is_refused(world):
     with pytest.raises(errors.InvalidInput):
-        create_tablet_app(world.services, world.broadcaster, world.clock, TabletSettings(), SECRET[:8])
+        create_tablet_app(world.services, world.feed, world.clock, TabletSettings(), SECRET[:8])
+
+
+def audit_actions(world) -> list[tuple[str, str, dict]]:
+    with world.store() as uow:
+        return [(r.action, r.actor, r.details) for r in uow.audit.records()]
+
+
+def test_only_a_supervisor_amends_a_decision_and_the_reason_is_audited(world):
+    alert_id = world.observe(0).alert_id
+    officer, supervisor = client_for(world, "olivia"), client_for(world, "sam")
+    decided = officer.post(
+        f"/api/alerts/{alert_id}/adjudication", json={"outcome": "confirmed", "expected_version": 1}
+    ).json()
+    body = {"outcome": "false_alert", "reason": "CCTV review: a different man", "expected_version": 2}
+    assert officer.post(f"/api/alerts/{alert_id}/amendment", json=body).status_code == 403
+    assert (
+        supervisor.post(f"/api/alerts/{alert_id}/amendment", json={**body, "reason": ""}).status_code == 422
+    )
+    amended = supervisor.post(f"/api/alerts/{alert_id}/amendment", json=body)
+    assert amended.status_code == 200, amended.text
+    out = amended.json()
+    assert (out["outcome"], out["adjudicated_by"], out["amended_by"]) == ("false_alert", "olivia", "sam")
+    assert out["amendment_reason"] == "CCTV review: a different man"
+    assert out["revision"] > decided["revision"]
+    [(_, actor, details)] = [a for a in audit_actions(world) if a[0] == "alert.amended"]
+    assert actor == "sam"
+    assert details["previous_outcome"] == "confirmed"
+    assert details["reason"] == "CCTV review: a different man"
+    stale = supervisor.post(f"/api/alerts/{alert_id}/amendment", json=body)
+    assert stale.status_code == 409
+
+
+def test_an_open_alert_cannot_be_amended(world):
+    alert_id = world.observe(0).alert_id
+    body = {"outcome": "false_alert", "reason": "no", "expected_version": 1}
+    assert client_for(world, "sam").post(f"/api/alerts/{alert_id}/amendment", json=body).status_code == 409
+
+
+def test_a_supervisor_closes_a_window_now_with_an_audited_reason_and_the_matcher_disarms(world):
+    officer, supervisor = client_for(world, "olivia"), client_for(world, "sam")
+    path = f"/api/deployments/{world.window.id}/close"
+    assert officer.post(path, json={"reason": "done"}).status_code == 403
+    assert supervisor.post(path, json={"reason": ""}).status_code == 422
+    closed = supervisor.post(path, json={"reason": "suspect detained"})
+    assert closed.status_code == 200, closed.text
+    assert (closed.json()["state"], closed.json()["armed"]) == ("closed", False)
+    assert ("window.closed", "sam", {"reason": "suspect detained"}) in audit_actions(world)
+    assert world.observe(0).alert_id is None  # disarmed at once, through the composition root's hook
+    assert supervisor.post(path, json={"reason": "again"}).status_code == 409
+
+
+def test_authorising_from_the_tablet_shows_the_equity_gates_verdict_and_reasons(world):
+    supervisor = client_for(world, "sam")
+    spec = WindowSpec(
+        "second shift",
+        "PACE s.1",
+        "High Street south",
+        frozenset({"cam-3"}),
+        world.window.watchlist_id,
+        0.8,
+        START,
+        START + timedelta(hours=1),
+    )
+    pending = world.services.deployments.create(spec, SUPERVISOR)
+    assert client_for(world, "olivia").post(f"/api/deployments/{pending.id}/authorise").status_code == 403
+    reply = supervisor.post(f"/api/deployments/{pending.id}/authorise")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["window"]["state"] == "authorised"
+    verdict = reply.json()["verdict"]  # the equity gate's own words, whatever its policy decided
+    assert verdict["outcome"] == "insufficient evidence"
+    assert any("no recorded demographic evaluation" in reason for reason in verdict["reasons"])
+    assert verdict["policy_warnings"] == []
+    before = supervisor.get(f"/api/deployments/{world.window.id}/equity")
+    assert before.json()["outcome"] == "insufficient evidence"
+    assert client_for(world, "olivia").get(f"/api/deployments/{world.window.id}/equity").status_code == 403
+    assert supervisor.post(f"/api/deployments/{pending.id}/authorise").status_code == 409
+
+
+def test_the_audit_view_reports_the_chain_verification(world):
+    world.observe(0)
+    check = client_for(world, "aud").get("/api/audit/verification").json()
+    assert check["ok"] is True
+    assert check["records_checked"] >= 3
+    assert client_for(world, "olivia").get("/api/audit/verification").status_code == 403
+
+
+def test_each_alert_explains_its_score_in_words(world):
+    world.observe(0)
+    [alert] = client_for(world, "olivia").get("/api/alerts").json()["alerts"]
+    assert f"{alert['score']:.2f} against 0.80" in alert["score_words"]
+    assert "not the chance" in alert["score_words"]

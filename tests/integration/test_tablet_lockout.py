@@ -68,7 +68,7 @@ async def tablet_url(sqlite_url: str, request: pytest.FixtureRequest) -> AsyncIt
     PasswordService(container.store, container.clock, Argon2Hasher()).set_password("olivia", PASSWORD, "test")
     try:
         async with running_matcher(container, extensions=[serving_tablet]):
-            yield f"http://127.0.0.1:{container.extras['tablet_port']}"
+            yield f"http://127.0.0.1:{container.tablet_port}"
     finally:
         container.close()
 

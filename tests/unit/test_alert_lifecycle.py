@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lfr.domain.alert import Adjudication, Alert, AlertState
-from lfr.domain.errors import AlreadyAdjudicated, Conflict, PermissionDenied
+from lfr.domain.errors import AlreadyAdjudicated, Conflict, InvalidInput, PermissionDenied
 from lfr.domain.matching import Candidate
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -112,3 +112,19 @@ def test_any_sequence_keeps_the_invariants(steps, two_person):
             assert alert.verified_by not in (None, alert.adjudicated_by)
         if alert.state is AlertState.RAISED:
             assert alert.outcome is None
+
+
+def test_an_amendment_keeps_the_original_decider_and_needs_a_reason():
+    decided = raised().adjudicate(Adjudication.CONFIRMED, "pc1", T0, "stopped him")
+    amended = decided.amend(Adjudication.FALSE_ALERT, "sgt1", T0 + timedelta(hours=1), " CCTV review ")
+    assert (amended.state, amended.outcome, amended.adjudicated_by, amended.notes) == (
+        AlertState.ADJUDICATED,
+        Adjudication.FALSE_ALERT,
+        "pc1",
+        "stopped him",
+    )
+    assert (amended.amended_by, amended.amendment_reason, amended.version) == ("sgt1", "CCTV review", 3)
+    with pytest.raises(InvalidInput):
+        decided.amend(Adjudication.FALSE_ALERT, "sgt1", T0, "  ")
+    with pytest.raises(Conflict):
+        raised().amend(Adjudication.FALSE_ALERT, "sgt1", T0, "not decided yet")

@@ -248,9 +248,9 @@ class MatcherClient:
             else:
                 source = self._buffer
             batch = _Batch([source.popleft() for _ in range(min(self._policy.batch_max, len(source)))])
-            self._metrics.hits_unacknowledged.set(len(self._hits))
-            self._metrics.buffered.set(len(self._buffer))
             self._in_flight.append(batch)
+            self._metrics.hits_unacknowledged.set(self.unacknowledged_hits)  # in flight still counts
+            self._metrics.buffered.set(len(self._buffer))
             message = self._encode(batch)
             with self._metrics.stage_seconds["send"].time():
                 await call.write(message)
@@ -314,7 +314,7 @@ class MatcherClient:
         for item in batch.items:
             if item.seq not in kept:
                 item.wipe()
-        self._metrics.hits_unacknowledged.set(len(self._hits))
+        self._metrics.hits_unacknowledged.set(self.unacknowledged_hits)
 
     def _keeps(self, item: Outgoing, result: ingest_pb2.ObservationResult) -> bool:
         """Keeps a hit the matcher could not store (store_error), and keeps re-sending it while matching is
@@ -337,7 +337,7 @@ class MatcherClient:
             batch = self._in_flight.pop()
             self._hits.extendleft(reversed([item for item in batch.items if item.hit]))
             self._buffer.extendleft(reversed([item for item in batch.items if not item.hit]))
-        self._metrics.hits_unacknowledged.set(len(self._hits))
+        self._metrics.hits_unacknowledged.set(self.unacknowledged_hits)
         self._trim()
         self._metrics.buffered.set(len(self._buffer))
 

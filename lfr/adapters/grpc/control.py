@@ -13,15 +13,14 @@ from typing import Any, TypeAlias
 
 from grpc import aio
 
-from lfr.adapters.alert_bus import AlertBroadcaster
 from lfr.adapters.grpc import convert
 from lfr.adapters.grpc.interceptors import current_principal
-from lfr.domain.alert import Alert
 from lfr.domain.audit import AuditRecord
 from lfr.domain.clock import Clock
-from lfr.domain.errors import InvalidInput, NotFound, PermissionDenied
+from lfr.domain.errors import InvalidInput
 from lfr.domain.principal import Principal
 from lfr.domain.watchlist import Watchlist
+from lfr.services.alert_feed import AlertFeed
 from lfr.services.alerts import AlertService
 from lfr.services.audit import AuditService
 from lfr.services.deployments import DeploymentService
@@ -137,60 +136,32 @@ class WatchlistsServicer(control_pb2_grpc.WatchlistsServicer):
 
 
 class AlertsServicer(control_pb2_grpc.AlertsServicer):
-    def __init__(
-        self,
-        alerts: AlertService,
-        deployments: DeploymentService,
-        broadcaster: AlertBroadcaster,
-        poll_seconds: float = 1.0,
-    ) -> None:
+    def __init__(self, alerts: AlertService, deployments: DeploymentService, feed: AlertFeed) -> None:
         self._alerts = alerts
         self._deployments = deployments
-        self._broadcaster = broadcaster
-        self._poll_seconds = poll_seconds
+        self._feed = feed
 
     async def Subscribe(self, request: pb.SubscribeRequest, context: Context) -> AsyncIterator[pb.Alert]:
-        """Subscribes to live alerts first and only then reads the store, so an alert committed while
-        catching up is in the store read or in the queue (or both: duplicates are skipped by sequence).
-
-        Alerts become visible in sequence order, so a live alert numbered above the next expected one means
-        others were raised elsewhere (another replica) or dropped from an overflowing queue: the store is
-        read before it is sent. A quiet stream also re-reads the store every `poll_seconds`, so alerts
-        raised by other replicas arrive even when this one raises none."""
+        """The alert feed as a stream: what the caller may see after `after_sequence`, then every new
+        alert and every change (decisions made anywhere, on any replica) as it happens. A client that
+        resumes with `after_revision` (the last `feed_revision` it received) misses nothing."""
         actor = current_principal()
         window_id = request.window_id or None
         if window_id is not None:
             await asyncio.to_thread(self._deployments.get, window_id, actor)  # NotFound / PermissionDenied
-        visible = _Visibility(self._deployments, actor, window_id)
-        last = request.after_sequence
-        async with self._broadcaster.subscribe() as subscription:
-            async for stored in self._catch_up(actor, window_id, last):
-                last = stored.sequence
-                yield convert.alert(stored)
-            while True:
-                live: Alert | None
-                try:
-                    live = await asyncio.wait_for(subscription.queue.get(), self._poll_seconds)
-                except TimeoutError:
-                    live = None
-                if live is None or subscription.lagging or live.sequence > last + 1:
-                    subscription.lagging = False
-                    async for stored in self._catch_up(actor, window_id, last):
-                        last = stored.sequence
-                        yield convert.alert(stored)
-                if live is None or live.sequence <= last or not await visible(live):
-                    continue
-                last = live.sequence
-                yield convert.alert(live)
-
-    async def _catch_up(self, actor: Principal, window_id: str | None, after: int) -> AsyncIterator[Alert]:
-        while True:
-            page = await asyncio.to_thread(self._alerts.list_alerts, actor, window_id, after, PAGE)
-            for alert in page:
-                after = alert.sequence
-                yield alert
-            if len(page) < PAGE:
-                return
+        events = self._feed.follow(
+            actor,
+            window_id=window_id,
+            after_sequence=request.after_sequence,
+            after_revision=request.after_revision or None,
+            channel="grpc",
+        )
+        try:
+            async for event in events:
+                if event.alert is not None:
+                    yield convert.alert(event.alert, feed_revision=event.cursor)
+        finally:
+            await events.aclose()
 
     async def ListAlerts(self, request: pb.ListAlertsRequest, context: Context) -> pb.ListAlertsResponse:
         limit = min(request.limit or PAGE, MAX_PAGE)
@@ -227,27 +198,6 @@ class AlertsServicer(control_pb2_grpc.AlertsServicer):
             request.expected_version or None,
         )
         return convert.alert(verified)
-
-
-class _Visibility:
-    """Whether a live alert may go to this subscriber; the answer per window is looked up once."""
-
-    def __init__(self, deployments: DeploymentService, actor: Principal, window_id: str | None) -> None:
-        self._deployments = deployments
-        self._actor = actor
-        self._window_id = window_id
-        self._known: dict[str, bool] = {}
-
-    async def __call__(self, alert: Alert) -> bool:
-        if self._window_id is not None and alert.window_id != self._window_id:
-            return False
-        if alert.window_id not in self._known:
-            try:
-                await asyncio.to_thread(self._deployments.get, alert.window_id, self._actor)
-                self._known[alert.window_id] = True
-            except (PermissionDenied, NotFound):
-                self._known[alert.window_id] = False
-        return self._known[alert.window_id]
 
 
 class EvaluationsServicer(control_pb2_grpc.EvaluationsServicer):

@@ -283,7 +283,7 @@ def adjudication(value: int) -> Adjudication:
         raise InvalidInput("outcome must be confirmed, false_alert or not_engaged") from None
 
 
-def alert(a: Alert, with_crop: bool = False) -> pb.Alert:
+def alert(a: Alert, with_crop: bool = False, feed_revision: int | None = None) -> pb.Alert:
     return pb.Alert(
         id=a.id,
         sequence=a.sequence,
@@ -304,6 +304,8 @@ def alert(a: Alert, with_crop: bool = False) -> pb.Alert:
         notes=a.notes,
         verified_by=a.verified_by or "",
         version=a.version,
+        feed_revision=feed_revision or 0,
+        amended_by=a.amended_by or "",
     )
 
 

@@ -121,12 +121,7 @@ def create_server(container: Container, address: str) -> tuple[MatcherServer, in
         WatchlistsServicer(container.watchlists, container.forget_watchlist), server
     )
     control_pb2_grpc.add_AlertsServicer_to_server(
-        AlertsServicer(
-            container.alerts,
-            container.deployments,
-            container.broadcaster,
-            container.config.grpc.subscribe_poll_seconds,
-        ),
+        AlertsServicer(container.alerts, container.deployments, container.feed),
         server,
     )
     control_pb2_grpc.add_AuditServicer_to_server(AuditServicer(container.audit), server)

@@ -40,6 +40,7 @@ class MemoryState:
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # by subject id
     alerts: dict[str, Alert] = field(default_factory=dict)
     alert_sequence: int = 0
+    alert_revision: int = 0
     audit: list[AuditRecord] = field(default_factory=list)
     head: ChainHead | None = None
     checkpoints: list[Checkpoint] = field(default_factory=list)
@@ -227,7 +228,8 @@ class _Alerts:
         if source_ref is not None and self.find_by_source(alert.camera_id, source_ref) is not None:
             raise Conflict(f"an alert for this observation of camera {alert.camera_id} exists")
         self._s.alert_sequence += 1
-        stored = dataclasses.replace(alert, sequence=self._s.alert_sequence)
+        self._s.alert_revision += 1
+        stored = dataclasses.replace(alert, sequence=self._s.alert_sequence, revision=self._s.alert_revision)
         self._s.alerts[alert.id] = stored
         return stored
 
@@ -243,10 +245,28 @@ class _Alerts:
             None,
         )
 
-    def update(self, alert: Alert) -> None:
-        if self.get(alert.id).version != alert.version - 1:
+    def update(self, alert: Alert) -> Alert:
+        stored = self.get(alert.id)
+        if stored.version != alert.version - 1:
             raise StaleUpdate(f"alert {alert.id} changed concurrently")
-        self._s.alerts[alert.id] = alert
+        self._s.alert_revision += 1
+        updated = dataclasses.replace(alert, sequence=stored.sequence, revision=self._s.alert_revision)
+        self._s.alerts[alert.id] = updated
+        return updated
+
+    def changed_since(
+        self, after_revision: int, window_ids: Sequence[str] | None = None, limit: int = 100
+    ) -> list[Alert]:
+        found = [
+            a
+            for a in self._s.alerts.values()
+            if a.revision > after_revision and (window_ids is None or a.window_id in window_ids)
+        ]
+        changed = sorted(found, key=lambda a: a.revision)[: max(limit, 0)]
+        return [dataclasses.replace(a, crop_jpeg=b"") for a in changed]
+
+    def last_revision(self) -> int:
+        return self._s.alert_revision
 
     def find(
         self, window_ids: Sequence[str] | None = None, after_sequence: int = 0, limit: int = 100

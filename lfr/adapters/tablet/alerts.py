@@ -10,7 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 from lfr.adapters.tablet.deps import Context, PassiveUser, User, current_session, require_csrf
 from lfr.adapters.tablet.errors import ERROR_RESPONSES
 from lfr.adapters.tablet.feed import alert_events
-from lfr.adapters.tablet.schemas import AdjudicationIn, AlertOut, AlertPage, VerificationIn
+from lfr.adapters.tablet.schemas import AdjudicationIn, AlertOut, AlertPage, AmendmentIn, VerificationIn
 from lfr.adapters.tablet.sessions import Session
 from lfr.domain.limits import MAX_ID, MAX_SEQUENCE
 
@@ -48,14 +48,22 @@ async def stream_alerts(
     ctx: Context,
     principal: PassiveUser,
     session: Annotated[Session, Depends(current_session)],
-    after: Annotated[int, Query(ge=0, le=MAX_SEQUENCE)] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_SEQUENCE, description="replay alerts after this sequence first")
+    ] = 0,
+    revision: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_SEQUENCE, description="resume after this feed cursor (an earlier event id)"),
+    ] = None,
 ) -> StreamingResponse:
-    """Live feed: `alert` events (id = sequence) for new alerts, `update` events for decisions.
-    A reconnecting client resumes after its Last-Event-ID and receives what it missed."""
+    """Live feed: `alert` events for new alerts, `update` events for decisions and other changes (made
+    anywhere: this tablet, another, gRPC, another replica), `window` events when a window closes. Event
+    ids are feed cursors: a reconnecting client resumes after its Last-Event-ID (or `revision`) and
+    receives every change it missed."""
     last_event_id = request.headers.get("last-event-id", "")
-    resume = max(after, int(last_event_id) if last_event_id.isdigit() and len(last_event_id) < 19 else 0)
+    resume = int(last_event_id) if last_event_id.isdigit() and len(last_event_id) < 19 else revision
     return StreamingResponse(
-        alert_events(ctx, principal, resume, ctx.sessions.deadline(session)),
+        alert_events(ctx, principal, session, after, resume, ctx.sessions.deadline(session)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -94,8 +102,7 @@ def adjudicate(ctx: Context, principal: User, alert_id: AlertId, body: Adjudicat
     decided = ctx.services.alerts.adjudicate(
         alert_id, body.outcome, principal, body.notes, expected_version=body.expected_version
     )
-    ctx.changed_alerts.publish(decided)
-    return AlertOut.of(ctx.services.views.card(alert_id, principal))
+    return AlertOut.of(ctx.services.views.card(decided.id, principal))
 
 
 @router.post("/{alert_id}/verification", response_model=AlertOut, dependencies=[Depends(require_csrf)])
@@ -105,5 +112,15 @@ def verify(ctx: Context, principal: User, alert_id: AlertId, body: VerificationI
     verified = ctx.services.alerts.verify(
         alert_id, body.agree, principal, expected_version=body.expected_version
     )
-    ctx.changed_alerts.publish(verified)
-    return AlertOut.of(ctx.services.views.card(alert_id, principal))
+    return AlertOut.of(ctx.services.views.card(verified.id, principal))
+
+
+@router.post("/{alert_id}/amendment", response_model=AlertOut, dependencies=[Depends(require_csrf)])
+def amend(ctx: Context, principal: User, alert_id: AlertId, body: AmendmentIn) -> AlertOut:
+    """Supervisors only: change a decided alert's outcome, with a reason. The original decision stays on
+    the record; the amendment, its reason and the previous outcome are audited."""
+    ctx.services.views.require_visible(alert_id, principal)
+    amended = ctx.services.alerts.amend(
+        alert_id, body.outcome, principal, body.reason, expected_version=body.expected_version
+    )
+    return AlertOut.of(ctx.services.views.card(amended.id, principal))

@@ -13,16 +13,18 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from lfr.adapters.alert_bus import AlertBroadcaster
 from lfr.adapters.tablet import alerts, auth, deployments, pages
-from lfr.adapters.tablet.context import FeedControl, TabletContext, TabletServices
+from lfr.adapters.tablet.context import CardCache, TabletContext, TabletServices
 from lfr.adapters.tablet.deps import signed_in_passively
 from lfr.adapters.tablet.errors import install_error_handlers
+from lfr.adapters.tablet.feed import TABLET_CHANNEL
+from lfr.adapters.tablet.schemas import AlertOut
 from lfr.adapters.tablet.security import SecurityHeaders
 from lfr.adapters.tablet.sessions import SessionCodec
 from lfr.config import TabletSettings
 from lfr.domain.clock import Clock
 from lfr.domain.errors import InvalidInput
+from lfr.services.alert_feed import AlertFeed, FeedClosed
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ ROUTERS = (auth.pages, auth.api, pages.router, alerts.router, deployments.router
 
 def create_tablet_app(
     services: TabletServices,
-    broadcaster: AlertBroadcaster,
+    feed: AlertFeed,
     clock: Clock,
     settings: TabletSettings,
     session_secret: bytes,
@@ -53,8 +55,8 @@ def create_tablet_app(
     )
     app.state.tablet = TabletContext(
         services=services,
-        new_alerts=broadcaster,
-        changed_alerts=AlertBroadcaster(),
+        feed=feed,
+        cards=CardCache(services.views, lambda card: AlertOut.of(card).model_dump_json()),
         clock=clock,
         sessions=SessionCodec(
             session_secret,
@@ -63,9 +65,7 @@ def create_tablet_app(
             max_age=timedelta(hours=settings.session_max_hours),
         ),
         cookie_secure=settings.cookie_secure,
-        poll_seconds=settings.poll_seconds,
         two_person_rule=two_person_rule,
-        feeds=FeedControl(),
     )
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -92,7 +92,7 @@ def _serve_openapi(app: FastAPI, who: str) -> None:
 def close_feeds(app: FastAPI) -> None:
     """Ends the open live feeds (their tablets reconnect and catch up); call before stopping."""
     ctx: TabletContext = app.state.tablet
-    ctx.feeds.close_all()
+    ctx.feed.end_all(FeedClosed("the tablet server is stopping"), channel=TABLET_CHANNEL)
 
 
 def read_session_secret(settings: TabletSettings) -> bytes:

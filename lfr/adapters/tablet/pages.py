@@ -24,6 +24,9 @@ def _page(request: Request, template: str, principal: Principal, session: Sessio
             "csrf_token": session.csrf,
             "is_supervisor": principal.has_any(Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR),
             "can_decide": principal.has_any(Role.OFFICER, Role.SUPERVISOR),
+            "can_amend": principal.has_any(Role.SUPERVISOR),
+            "can_authorise": principal.has_any(Role.SUPERVISOR),
+            "can_close": principal.has_any(Role.SUPERVISOR, Role.ADMIN),
             "two_person_rule": ctx.two_person_rule,
         },
     )

@@ -11,7 +11,7 @@ from lfr.domain.audit import AuditRecord
 from lfr.domain.limits import MAX_VERSION
 from lfr.domain.principal import Principal, Role
 from lfr.domain.window import DeploymentWindow, WindowState
-from lfr.services.alert_views import AlertCard
+from lfr.services.alert_views import AlertCard, explain_score
 from lfr.services.deployment_overview import WindowOverview
 
 MAX_NOTES = 2000
@@ -27,6 +27,16 @@ class AdjudicationIn(Body):
     expected_version: int = Field(
         ge=1, le=MAX_VERSION, description="the alert version the officer was looking at"
     )
+
+
+class AmendmentIn(Body):
+    outcome: Adjudication
+    reason: str = Field(min_length=1, max_length=MAX_NOTES, description="why the decision is changed")
+    expected_version: int = Field(ge=1)
+
+
+class CloseWindowIn(Body):
+    reason: str = Field(min_length=1, max_length=MAX_NOTES, description="recorded in the audit trail")
 
 
 class VerificationIn(Body):
@@ -60,6 +70,11 @@ class AlertOut(BaseModel):
     notes: str
     verified_by: str | None
     verified_at: datetime | None
+    amended_by: str | None
+    amended_at: datetime | None
+    amendment_reason: str
+    revision: int = Field(description="store-wide change number of this version of the alert")
+    score_words: str = Field(description="what the score means, in words, for the officer")
     crop_url: str = Field(description="probe crop; each fetch is an audited consultation")
     reference_url: str | None = Field(description="the watchlist's reference image, if it has one")
 
@@ -91,6 +106,11 @@ class AlertOut(BaseModel):
             notes=a.notes,
             verified_by=a.verified_by,
             verified_at=a.verified_at,
+            amended_by=a.amended_by,
+            amended_at=a.amended_at,
+            amendment_reason=a.amendment_reason,
+            revision=a.revision,
+            score_words=explain_score(a.score, a.threshold),
             crop_url=f"{base}/crop.jpg",
             reference_url=f"{base}/reference.jpg" if card.has_reference_image else None,
         )
@@ -183,6 +203,20 @@ class WindowOverviewOut(BaseModel):
 class OverviewOut(BaseModel):
     windows: list[WindowOverviewOut]
     server_now: datetime
+
+
+class AuthorisationOut(BaseModel):
+    window: WindowOut
+    verdict: dict[str, object] = Field(
+        description="what the authorisation policy (equity gate) recorded: its verdict, reasons, warnings"
+    )
+
+
+class ChainVerificationOut(BaseModel):
+    ok: bool
+    records_checked: int
+    first_bad_seq: int | None
+    reason: str
 
 
 class AuditRecordOut(BaseModel):

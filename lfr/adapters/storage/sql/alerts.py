@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 
 from lfr.adapters.storage.sql.audit import lock_chain_head
+from lfr.adapters.storage.sql.schema import alert_revision_counter as counter
 from lfr.adapters.storage.sql.schema import alerts as t
 from lfr.adapters.storage.sql.sealing import opened, sealed
 from lfr.adapters.storage.sql.tx import Tx
@@ -16,6 +17,8 @@ from lfr.domain.alert import Adjudication, Alert, AlertState
 from lfr.domain.errors import NotFound, StaleUpdate, StoreUnavailable
 from lfr.domain.matching import Candidate
 from lfr.domain.ports import ImageSealer
+
+ALERT_CHANNEL = "lfr_alert_changes"  # NOTIFY payload: a revision number
 
 
 class SqlAlerts:
@@ -31,12 +34,13 @@ class SqlAlerts:
         row = _to_row(alert)
         del row["sequence"]
         row["crop_jpeg"] = sealed(self._sealer, row["crop_jpeg"], f"alert:{alert.id}")
+        row["revision"] = self._next_revision()
         inserted = self._tx.first(
             insert(t).values(row).returning(t.c.sequence), f"adding alert {alert.id}", may_conflict=True
         )
         if inserted is None:
             raise StoreUnavailable(f"adding alert {alert.id}: the database assigned no sequence")
-        return dataclasses.replace(alert, sequence=int(inserted.sequence))
+        return dataclasses.replace(alert, sequence=int(inserted.sequence), revision=row["revision"])
 
     def get(self, alert_id: str) -> Alert:
         row = self._tx.first(select(t).where(t.c.id == alert_id), f"reading alert {alert_id}")
@@ -51,10 +55,14 @@ class SqlAlerts:
         )
         return self._alert(row) if row is not None else None
 
-    def update(self, alert: Alert) -> None:
+    def update(self, alert: Alert) -> Alert:
+        # The chain lock before the revision counter, in the same order as `add`, so two writers can never
+        # wait for each other (a decision's audit record needs the chain lock anyway).
+        lock_chain_head(self._tx)
         row = _to_row(alert)
         del row["sequence"]  # assigned once by the store, never rewritten
         del row["crop_jpeg"]  # nor is the crop: it stays sealed as it was stored
+        row["revision"] = self._next_revision()
         changed = self._tx.run(
             update(t).where(t.c.id == alert.id, t.c.version == alert.version - 1).values(row),
             f"updating alert {alert.id}",
@@ -62,6 +70,40 @@ class SqlAlerts:
         if changed != 1:
             self.get(alert.id)
             raise StaleUpdate(f"alert {alert.id} changed concurrently")
+        return dataclasses.replace(alert, revision=row["revision"])
+
+    def changed_since(
+        self, after_revision: int, window_ids: Sequence[str] | None = None, limit: int = 100
+    ) -> list[Alert]:
+        columns = [c for c in t.c if c.name != "crop_jpeg"]  # no crop: none is decrypted for a feed
+        query = (
+            select(*columns).where(t.c.revision > after_revision).order_by(t.c.revision).limit(max(limit, 0))
+        )
+        if window_ids is not None:
+            query = query.where(t.c.window_id.in_(list(window_ids)))
+        return [_from_row(r) for r in self._tx.rows(query, "listing changed alerts")]
+
+    def last_revision(self) -> int:
+        row = self._tx.first(select(counter.c.value).where(counter.c.id == 1), "reading the alert revision")
+        return int(row.value) if row is not None else 0
+
+    def _next_revision(self) -> int:
+        """Takes the next revision; the counter row stays locked until commit, so revisions become visible
+        in order. On PostgreSQL the commit also tells every listening replica (the payload is the number
+        only, never alert content)."""
+        row = self._tx.first(
+            update(counter)
+            .where(counter.c.id == 1)
+            .values(value=counter.c.value + 1)
+            .returning(counter.c.value),
+            "numbering an alert change",
+        )
+        if row is None:
+            raise StoreUnavailable("the alert revision counter is missing: the schema was not migrated")
+        revision = int(row.value)
+        if self._tx.dialect == "postgresql":
+            self._tx.first(select(func.pg_notify(ALERT_CHANNEL, str(revision))), "announcing an alert change")
+        return revision
 
     def find(
         self, window_ids: Sequence[str] | None = None, after_sequence: int = 0, limit: int = 100
@@ -109,6 +151,10 @@ def _to_row(a: Alert) -> dict[str, Any]:
         "verified_at": a.verified_at,
         "version": a.version,
         "source_ref": a.source_ref,
+        "revision": a.revision,
+        "amended_by": a.amended_by,
+        "amended_at": a.amended_at,
+        "amendment_reason": a.amendment_reason,
     }
 
 
@@ -136,4 +182,8 @@ def _from_row(r: Row[Any]) -> Alert:
         verified_at=r.verified_at,
         version=r.version,
         source_ref=r.source_ref,
+        revision=int(r.revision),
+        amended_by=r.amended_by,
+        amended_at=r.amended_at,
+        amendment_reason=r.amendment_reason,
     )

@@ -134,6 +134,12 @@ alerts = Table(
     # observation re-sent to another replica, or after a restart, cannot raise a second alert. Partial,
     # so alerts from nodes that name no session are not constrained (NULLs are distinct anyway).
     Column("source_ref", key_type(), nullable=True),
+    # Store-wide change number (migration 0008): set on every add and update, in commit order, so feeds
+    # follow new alerts and decisions alike by "revision > last seen".
+    Column("revision", BigInteger, nullable=False, index=True, server_default="0"),
+    Column("amended_by", key_type(), nullable=True),
+    Column("amended_at", UtcDateTime, nullable=True),
+    Column("amendment_reason", Text, nullable=False, server_default=""),
     Index(
         None,
         "camera_id",
@@ -182,6 +188,16 @@ audit_checkpoints = Table(
     Column("chain_hash", HASH, nullable=False),
     Column("at_iso", String(40), nullable=False),
     Column("signature", String(200), nullable=False),
+)
+
+# One row (migration 0008): the last alert revision handed out. Bumping it locks the row until commit, so
+# revisions become visible in the order they were given, on every replica.
+alert_revision_counter = Table(
+    "alert_revision_counter",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
 )
 
 observation_counts = Table(

@@ -4,12 +4,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, func, insert, select, update
 
 from lfr.adapters.storage.sql.schema import windows as t
 from lfr.adapters.storage.sql.tx import Tx
 from lfr.domain.errors import NotFound, StaleUpdate
 from lfr.domain.window import DeploymentWindow, WindowState
+
+WINDOW_CHANNEL = "lfr_window_changes"  # NOTIFY payload: the window id
 
 
 class SqlWindows:
@@ -33,6 +35,10 @@ class SqlWindows:
         if changed != 1:
             self.get(window.id)  # NotFound if it is not there at all
             raise StaleUpdate(f"window {window.id} changed concurrently")
+        if self._tx.dialect == "postgresql":
+            # Delivered at commit to every replica listening, which re-reads its arming gate at once: a
+            # window closed on one replica disarms all of them within a second, not at their next refresh.
+            self._tx.first(select(func.pg_notify(WINDOW_CHANNEL, window.id)), "announcing a window change")
 
     def find(self, states: Sequence[WindowState] | None = None) -> list[DeploymentWindow]:
         query = select(t).order_by(t.c.created_at, t.c.id)

@@ -12,11 +12,13 @@
   const canDecide = openList.dataset.canDecide === "true";
   const twoPerson = openList.dataset.twoPerson === "true";
   const me = openList.dataset.me;
+  const canAmend = openList.dataset.canAmend === "true";
   const MAX_DECIDED = 50;
   const ANNOUNCE_WITHIN_MS = 60000;
 
   const cards = new Map(); // alert id -> { el, alert }
   let lastSequence = 0;
+  let lastRevision = null; // the feed cursor (event id) to resume after, once the first replay is done
   let clockOffset = 0; // server time minus this tablet's time, so "ago" is right on a skewed tablet
   let source = null;
   let retryTimer = null;
@@ -52,7 +54,10 @@
       reference.hidden = true;
       el.querySelector(".no-reference").hidden = false;
     }
-    el.querySelector(".adjudicate").addEventListener("submit", (event) => decide(event, alert.id));
+    const form = el.querySelector(".adjudicate");
+    form.addEventListener("submit", (event) => decide(event, alert.id));
+    form.querySelector(".btn-confirm-cancel").addEventListener("click", () => confirming(form, false));
+    el.querySelector(".amend").addEventListener("submit", (event) => amend(event, alert.id));
     el.querySelector(".verify").addEventListener("submit", (event) => verify(event, alert.id));
     return el;
   }
@@ -64,6 +69,7 @@
     lfr.setText(el, ".threshold", "threshold " + alert.threshold.toFixed(3));
     el.querySelector(".scorefill").style.width = Math.min(100, Math.max(0, alert.score * 100)) + "%";
     el.querySelector(".scoremark").style.left = Math.min(100, Math.max(0, alert.threshold * 100)) + "%";
+    lfr.setText(el, ".score-words", alert.score_words);
     lfr.setText(el, ".subject", [s.name, s.reference].filter(Boolean).join(" · ") || "—");
     lfr.setText(el, ".reason", s.reason || "—");
     lfr.setText(el, ".camera", alert.camera_id);
@@ -79,9 +85,14 @@
       let text = OUTCOME_TEXT[alert.outcome] + " by " + alert.adjudicated_by;
       if (alert.verified_by) text += ", verified by " + alert.verified_by;
       if (alert.notes) text += ". Notes: " + alert.notes;
+      if (alert.amended_by) {
+        text += ". Amended by " + alert.amended_by + " to " + OUTCOME_TEXT[alert.outcome] +
+          ": " + alert.amendment_reason;
+      }
       decision.textContent = text;
     }
     el.querySelector(".adjudicate").hidden = !(canDecide && alert.state === "raised");
+    el.querySelector(".amend").hidden = !(canAmend && alert.state !== "raised");
     const awaiting = alert.state === "awaiting_verification";
     const verifyForm = el.querySelector(".verify");
     verifyForm.hidden = !(canDecide && awaiting && alert.adjudicated_by !== me);
@@ -163,12 +174,34 @@
     }
   }
 
+  function confirming(form, on) {
+    // Confirming a match is the one decision that sends officers to a person: it asks once more.
+    form.querySelector(".confirm-step").hidden = !on;
+    form.querySelector(".actions").hidden = on;
+    if (on) form.querySelector(".btn-confirm-final").focus();
+  }
+
   function decide(event, id) {
     event.preventDefault();
+    const form = event.target;
+    if (event.submitter.value === "confirmed" && !event.submitter.classList.contains("btn-confirm-final")) {
+      confirming(form, true);
+      return;
+    }
+    confirming(form, false);
     const entry = cards.get(id);
     const notes = event.target.querySelector(".notes").value;
     submit(event.target, id, "/api/alerts/" + id + "/adjudication", {
       outcome: event.submitter.value, notes, expected_version: entry.alert.version });
+  }
+
+  function amend(event, id) {
+    event.preventDefault();
+    const form = event.target;
+    submit(form, id, "/api/alerts/" + id + "/amendment", {
+      outcome: form.querySelector(".amend-outcome").value,
+      reason: form.querySelector(".amend-reason").value,
+      expected_version: cards.get(id).alert.version });
   }
 
   function verify(event, id) {
@@ -193,20 +226,26 @@
     clearTimeout(retryTimer);
     if (source) source.close();
     setStatus("connecting", "Connecting…");
-    source = new EventSource("/api/alerts/stream?after=" + lastSequence);
+    let url = "/api/alerts/stream?after=" + lastSequence;
+    if (lastRevision !== null) url += "&revision=" + lastRevision;
+    source = new EventSource(url);
     source.addEventListener("hello", (event) => {
       clockOffset = Date.parse(JSON.parse(event.data).server_now) - Date.now();
       setStatus("live", "Live");
     });
-    source.addEventListener("alert", (event) => {
+    const received = (event, live) => {
       const alert = JSON.parse(event.data);
       lastSequence = Math.max(lastSequence, alert.sequence);
-      upsert(alert, true);
-    });
-    source.addEventListener("update", (event) => upsert(JSON.parse(event.data), false));
-    source.addEventListener("expired", () => {
+      if (event.lastEventId) lastRevision = event.lastEventId;
+      upsert(alert, live);
+    };
+    source.addEventListener("alert", (event) => received(event, true));
+    source.addEventListener("update", (event) => received(event, false));
+    source.addEventListener("window", () => loadWindows().catch(() => {}));
+    source.addEventListener("expired", (event) => {
       source.close();
-      lfr.signIn("Your session expired; please sign in again");
+      const detail = JSON.parse(event.data).detail || "your session expired";
+      lfr.signIn(detail.charAt(0).toUpperCase() + detail.slice(1) + "; please sign in again");
     });
     source.onerror = () => {
       setStatus("offline", "Connection lost – reconnecting…");

@@ -1,7 +1,7 @@
 """Signed checkpoints of the audit chain (copies; the anchor outside the database is what counts).
 
 Revision ID: 0004
-Revises: 0006 (re-chained after main merged 0007 and 0006)
+Revises: 0008 (re-chained after main merged 0007, 0006 and 0008)
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"
 branch_labels: str | None = None
 depends_on: str | None = None
 
