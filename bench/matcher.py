@@ -45,6 +45,8 @@ class Params:
     store: str
     batch_wait_ms: float
     batch_max: int
+    index: str = "flat"
+    search_threads: int = 1
 
 
 def people(n: int) -> np.ndarray:
@@ -55,11 +57,63 @@ def people(n: int) -> np.ndarray:
 # --- the matcher side -----------------------------------------------------------------------------------
 
 
+def enrol(container: Any, watchlist_id: str, vectors: np.ndarray) -> None:
+    """Bulk enrolment in one transaction (setup, not what is measured): SQL in two executemany inserts,
+    since one subject at a time takes minutes at 100k."""
+    from lfr.domain.watchlist import Subject
+
+    subjects = [
+        Subject(f"sub_{i:07d}", watchlist_id, f"ref-{i}", f"P{i}", "wanted", "bench", "synthetic")
+        for i in range(len(vectors))
+    ]
+    engine = getattr(container.store, "engine", None)
+    if engine is None:
+        with container.store() as uow:
+            for subject, row in zip(subjects, vectors, strict=True):
+                uow.watchlists.add_subject(subject, row[None, :])
+            uow.commit()
+        return
+    from sqlalchemy import insert
+
+    from lfr.adapters.storage.sql.schema import subject_embeddings
+    from lfr.adapters.storage.sql.schema import subjects as subject_table
+
+    with engine.begin() as connection:
+        for start in range(0, len(subjects), 20_000):
+            chunk = range(start, min(start + 20_000, len(subjects)))
+            connection.execute(
+                insert(subject_table),
+                [
+                    {
+                        "id": subjects[i].id,
+                        "watchlist_id": watchlist_id,
+                        "reference": subjects[i].reference,
+                        "display_name": subjects[i].display_name,
+                        "category": subjects[i].category,
+                        "reason": subjects[i].reason,
+                        "image_source": subjects[i].image_source,
+                        "reference_image_jpeg": None,
+                    }
+                    for i in chunk
+                ],
+            )
+            connection.execute(
+                insert(subject_embeddings),
+                [
+                    {
+                        "subject_id": subjects[i].id,
+                        "position": 0,
+                        "vector_f32le": vectors[i].astype("<f4").tobytes(),
+                    }
+                    for i in chunk
+                ],
+            )
+
+
 def start_matcher(params: Params, folder: Path) -> tuple[int, dict[str, str], Any, threading.Thread]:
     from lfr.bootstrap import build_container, running_matcher
     from lfr.config import load_config
     from lfr.domain.principal import PrincipalKind, Role
-    from lfr.domain.watchlist import Subject
     from lfr.domain.window import WindowSpec
 
     url = "memory://" if params.store == "memory" else f"sqlite:///{folder / 'bench.db'}"
@@ -71,6 +125,9 @@ def start_matcher(params: Params, folder: Path) -> tuple[int, dict[str, str], An
             "metrics.enabled": False,
             "matching.batch_wait_ms": params.batch_wait_ms,
             "matching.batch_max": params.batch_max,
+            "matching.index": params.index,
+            "matching.search_threads": params.search_threads,
+            "policy.equity_gate": "off",  # synthetic data: there is no demographic evaluation to require
         },
     )
     container = build_container(config)
@@ -82,11 +139,7 @@ def start_matcher(params: Params, folder: Path) -> tuple[int, dict[str, str], An
         tokens[camera] = container.principals.issue_token(camera, "bench")
     wl = container.watchlists.create("bench", MODEL, DIM, sup)
     vectors = people(params.subjects)
-    with container.store() as uow:  # bulk enrolment in one transaction: setup, not what is measured
-        for i, row in enumerate(vectors):
-            subject = Subject(f"sub_{i:06d}", wl.id, f"ref-{i}", f"P{i}", "wanted", "bench", "synthetic")
-            uow.watchlists.add_subject(subject, row[None, :])
-        uow.commit()
+    enrol(container, wl.id, vectors)
     container.watchlists.seal(wl.id, sup)
     now = datetime.now(UTC)
     spec = WindowSpec(
@@ -97,7 +150,7 @@ def start_matcher(params: Params, folder: Path) -> tuple[int, dict[str, str], An
     container.deployments.authorise(window.id, inspector)  # separation of duties: not its creator
 
     ready = threading.Event()
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"container": container}
 
     async def serve() -> None:
         async with running_matcher(container) as running:
@@ -116,6 +169,7 @@ def start_matcher(params: Params, folder: Path) -> tuple[int, dict[str, str], An
         thread.join(30)
         container.close()
 
+    stop.container = container  # type: ignore[attr-defined]  (bench.speed reads its metrics and memory)
     return state["port"], tokens, stop, thread
 
 

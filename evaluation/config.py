@@ -126,6 +126,8 @@ class ProtocolConfig(Section):
     )
     rank: int = Field(default=1, ge=1, le=50, description="a mated search hits only at this rank or better")
     top_k: int = Field(default=5, ge=1, le=50, description="candidates returned per search, as the matcher")
+    index: str = Field(default="flat", description="search index, as the matcher's matching.index")
+    index_params: dict[str, int] = Field(default_factory=dict, description="as matching.index_params")
 
 
 class StatisticsConfig(Section):

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from evaluation.datasets import UNKNOWN, EmbeddedSet
-from lfr.adapters.faiss_index import FaissFlatIndex
+from lfr.adapters.faiss_index import FaissIndex
+from lfr.adapters.index_spec import IndexSpec
 from lfr.domain.matching import Candidate, decide
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,10 @@ class WatchlistRun:
     mated_subject_attributes: dict[str, dict[str, str]] = field(default_factory=dict)
     # subject id -> (dataset, sample key) of its enrolled images: what a reviewer compares a suspect with
     enrolled: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    index: str = "flat"  # IndexSpec.label() of what was searched
+    # Exact search's best subject and score for every mated then non-mated search, when `index` is not exact
+    # (so what an approximate index loses can be measured: evaluation.index_agreement).
+    exact_best: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +147,9 @@ class OpenSetProtocol:
         top_k: int = 5,
         seed: int = 0,
         max_searches_per_identity: int | None = None,
+        index: IndexSpec | None = None,
     ) -> None:
+        self._index_spec = index or IndexSpec()
         if not any(r.lists_identities for r in roles):
             raise ProtocolError("at least one dataset must provide identities for the watchlist")
         models = {r.embedded.model_id for r in roles}
@@ -215,7 +222,7 @@ class OpenSetProtocol:
             synthetic = self._synthetic_vectors(vectors, missing)
             subject_of_row += [f"synthetic-filler:{i}" for i in range(missing)]
             vectors = np.concatenate([vectors, synthetic])
-        index = FaissFlatIndex(subject_of_row, vectors)
+        index = FaissIndex(subject_of_row, vectors, self._index_spec)
         listed_keys = {i.key for i in listed}
 
         cap = None if self._per_identity is None else self._enrol + self._per_identity
@@ -246,6 +253,11 @@ class OpenSetProtocol:
                     person if person is not None and role.lists_identities else f"{embedded.dataset}#{row}"
                 )
         nonmated = self._search(index, probes, cluster=clusters, mated_identity=None)
+        exact_best = None
+        if not self._index_spec.exact:
+            exact = FaissIndex(subject_of_row, vectors)
+            exact_best = self._best(exact, [(i.source, row) for i, row in mated_rows] + probes)
+        index.close()
         logger.info(
             "watchlist %d: %d mated, %d filler (%d synthetic); %d mated and %d non-mated searches",
             size,
@@ -263,12 +275,28 @@ class OpenSetProtocol:
             enrolled_images=len(subject_of_row),
             mated=mated_searches,
             nonmated=nonmated,
+            index=self._index_spec.label(),
+            exact_best=exact_best,
             enrolled=enrolled,
         )
 
+    @staticmethod
+    def _best(index: FaissIndex, probes: Sequence[tuple[EmbeddedSet, int]]) -> tuple[np.ndarray, np.ndarray]:
+        subjects = np.empty(len(probes), dtype=object)
+        scores = np.full(len(probes), -np.inf, dtype=np.float32)
+        for start in range(0, len(probes), SEARCH_CHUNK):
+            chunk = probes[start : start + SEARCH_CHUNK]
+            queries = np.stack([embedded.vectors[row] for embedded, row in chunk])
+            codes, best = index.search_codes(queries, 1)
+            subjects[start : start + len(chunk)] = [
+                index.subjects[c] if c >= 0 else None for c in codes[:, 0]
+            ]
+            scores[start : start + len(chunk)] = best[:, 0]
+        return subjects, scores
+
     def _search(
         self,
-        index: FaissFlatIndex,
+        index: FaissIndex,
         probes: Sequence[tuple[EmbeddedSet, int]],
         cluster: Sequence[str],
         mated_identity: Sequence[str] | None,

@@ -52,6 +52,7 @@ class ReportInputs:
     caveats: Sequence[str]
     model_description: str = ""
     quality_gate: dict[str, Any] | None = None  # kind, description, policy fields
+    index_type: str = EXACT_INDEX  # IndexSpec.label() of the index the protocol searched
     audit: AuditInputs | None = None
     scaling: Sequence[SizeSummary] | None = None
 
@@ -187,9 +188,9 @@ def build_document(inputs: ReportInputs) -> dict[str, Any]:
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "model_id": inputs.model_id,
         "model_description": inputs.model_description,
-        # The protocol searches with FaissFlatIndex (exact), like the matcher's default `matching.index`; the
+        # The index the protocol searched (`protocol.index`, exact flat by default, as `matching.index`); the
         # equity gate accepts this evaluation only for windows matched with the same index type.
-        "index_type": EXACT_INDEX,
+        "index_type": inputs.index_type,
         "dataset_fingerprint": dataset_fingerprint(inputs.embedded),
         "datasets": [
             {

@@ -19,6 +19,7 @@ from evaluation.audit import (
     without_nonmated,
 )
 from evaluation.config import EvalConfig
+from evaluation.index_agreement import IndexAgreement, agreement, write_agreements
 from evaluation.pipeline import EmbeddedDataset, embed_datasets
 from evaluation.progress import Progress
 from evaluation.protocol import INTERSECTION_JOIN, SOURCE_ATTRIBUTE, OpenSetProtocol, Role, WatchlistRun
@@ -31,6 +32,7 @@ from evaluation.report import (
     write_report,
 )
 from evaluation.scaling import watchlist_scaling
+from lfr.adapters.index_spec import IndexSpec
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ def run_evaluation(
     )
     datasets = list(embedded) if embedded is not None else embed_datasets(config, progress)
     roles = [Role(d.embedded, d.spec.role == "identities") for d in datasets]
+    index_spec = IndexSpec(config.protocol.index, dict(config.protocol.index_params))
 
     def make_protocol(
         seed: int, synthetic_filler: bool = config.protocol.synthetic_filler
@@ -69,6 +72,7 @@ def run_evaluation(
             top_k=config.protocol.top_k,
             seed=seed,
             max_searches_per_identity=config.protocol.max_searches_per_identity,
+            index=index_spec,
         )
 
     protocol = make_protocol(config.seed)
@@ -102,6 +106,7 @@ def run_evaluation(
     sizes = sorted(config.protocol.watchlist_sizes)
     analyses = []
     drawn: list[tuple[WatchlistRun, AppliedReviews]] = []
+    agreements: list[IndexAgreement] = []
     with progress.phase("analysing watchlists", len(sizes), "size") as step:
         for position, size in enumerate(sizes, start=1):
             raw = protocol.run(size)
@@ -111,6 +116,17 @@ def run_evaluation(
             logger.info(
                 "watchlist %d analysed; recommended threshold %s", size, analyses[-1].recommended_threshold
             )
+            found = agreement(raw, analyses[-1].recommended_threshold)
+            if found is not None:
+                agreements.append(found)
+                logger.info(
+                    "watchlist %d, index %s against exact search: recall@1 %.4f, alerts kept %s of %d",
+                    size,
+                    found.index,
+                    found.recall_at_1,
+                    "n/a" if found.alerts_kept is None else f"{found.alerts_kept:.4f}",
+                    found.exact_alerts,
+                )
             step(position, len(sizes))
     operating = operating_threshold_of(analyses)
     audit_settings = AuditSettings(
@@ -195,6 +211,7 @@ def run_evaluation(
         enrolment_images=config.protocol.enrolment_images,
         caveats=caveats(config, datasets, analyses),
         quality_gate=quality_gate_record(config, datasets),
+        index_type=index_spec.label(),
         audit=AuditInputs(
             exclusions_file=config.audit.exclusions,
             reviews=tuple(reviews),
@@ -214,6 +231,8 @@ def run_evaluation(
         scaling=scaling,
     )
     paths = write_report(inputs, config.resolve(config.output_dir))
+    if agreements:
+        paths["index_agreement"] = write_agreements(agreements, config.resolve(config.output_dir))
     return RunResult(paths, recommended_overall(analyses))
 
 

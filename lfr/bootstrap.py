@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import os
 import signal
@@ -17,21 +19,23 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
 from lfr.adapters.envelope import image_sealer
-from lfr.adapters.faiss_index import faiss_flat_index
+from lfr.adapters.faiss_index import check_index_spec, faiss_index_factory
 from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
-from lfr.adapters.metrics import PrometheusIngestMetrics, serve_metrics
+from lfr.adapters.memory import give_back_freed_memory
+from lfr.adapters.metrics import PrometheusIngestMetrics, certificate_expiry, serve_metrics
 from lfr.adapters.signing import audit_signing
 from lfr.adapters.storage import Store, open_store, store_clock
 from lfr.config import LfrConfig, matching_index_type
 from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.errors import LfrError
+from lfr.domain.window import WindowState
 from lfr.services.access import AccessMonitor
 from lfr.services.alert_feed import AlertFeed
 from lfr.services.alert_views import AlertViewService
@@ -57,6 +61,7 @@ if TYPE_CHECKING:
     from lfr.adapters.embedder import InsightFaceEmbedder
     from lfr.adapters.grpc.server import MatcherServer
     from lfr.adapters.tablet.context import TabletServices
+    from lfr.adapters.tablet.operations import TabletMetrics
     from lfr.services.deployment_overview import OpenStreams
     from lfr.services.passwords import PasswordHasher, PasswordService
     from lfr.v1 import ingest_pb2
@@ -70,14 +75,36 @@ logger = logging.getLogger(__name__)
 QUIET_LOGGERS = ("sqlalchemy", "grpc", "asyncio", "PIL")
 
 
-def configure_logging(level: str = "INFO", filename: str | None = None) -> None:
-    """Process-wide logging for entry points; lfr's own loggers never log biometric data."""
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line (time in UTC, level, logger, message, exception if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str = "INFO", filename: str | None = None, fmt: str | None = None) -> None:
+    """Process-wide logging for entry points; lfr's own loggers never log biometric data. `fmt` is
+    text or json (default: LFR_LOG_FORMAT, else text)."""
+    fmt = (fmt or os.environ.get("LFR_LOG_FORMAT") or "text").lower()
+    if fmt not in ("text", "json"):
+        raise ValueError(f"log format {fmt!r}: use text or json")
     logging.basicConfig(
         level=level.upper(),
         filename=filename,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    if fmt == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonLogFormatter())
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
@@ -107,6 +134,7 @@ class Container:
     evaluations: EvaluationService  # the equity gate's evidence
     tablet_port: int | None = None  # set once the embedded tablet app listens
     armed_ids: frozenset[str] = frozenset()  # as of the last gate refresh: a change is checkpointed
+    tablet_metrics: TabletMetrics | None = None  # registered once per registry, however many tablet apps
 
     def refresh_gate(self) -> None:
         armed = self.upkeep.refresh_gate()
@@ -151,6 +179,36 @@ class Container:
     def close(self) -> None:
         self.feed.close()
         self.store.close()
+
+    def run_duty(self, duty: str, action: Callable[[], None]) -> None:
+        """Runs a background duty; a failure is logged and counted (lfr_duty_failures_total), not raised."""
+        try:
+            action()
+        except Exception as exc:
+            self.metrics.duty_failed(duty)
+            logger.error("%s failed (%s)", duty.replace("_", " "), type(exc).__name__)
+
+    def verify_audit(self) -> None:
+        verdict = self.audit.verify_unattended()
+        self.metrics.audit_verified(verdict.ok, verdict.records_checked, self.clock.now())
+        if not verdict.ok:
+            logger.error("audit chain broken at record %s: %s", verdict.first_bad_seq, verdict.reason)
+
+    def check_certificates(self) -> None:
+        """Exports when each configured certificate expires (re-read, so a rotated file shows)."""
+        config = self.config
+        for name, path in (
+            ("grpc", config.grpc.tls_cert_file),
+            ("grpc_client_ca", config.grpc.client_ca_file),
+            ("tablet", config.tablet.tls_cert_file if config.tablet.enabled else None),
+        ):
+            if path is not None:
+                self.metrics.certificate_expires(name, certificate_expiry(path))
+
+    def health(self) -> None:
+        """Raises unless the store answers a read (the tablet's /healthz)."""
+        with self.store() as uow:
+            uow.windows.find([WindowState.AUTHORISED])
 
 
 # How often a feed re-reads the store in case a change was never announced. Over SQLite another process
@@ -202,7 +260,9 @@ def build_container(
         else equity_policy(config.policy.equity_gate, evidence_rules, lambda window: index_type),
         separation_of_duties=config.policy.separation_of_duties,
     )
-    indexes = IndexCache(store, faiss_flat_index)
+    index_spec = matching.index_spec()
+    check_index_spec(index_spec)  # a typo in matching.index fails the start, not the first window
+    indexes = IndexCache(store, faiss_index_factory(index_spec))
     ingest = IngestService(
         store,
         clock,
@@ -233,7 +293,9 @@ def build_container(
         indexes=indexes,
         ingest=ingest,
         feed=feed,
-        upkeep=MatcherUpkeep(monitor, indexes, clock, retention, ingest, after_deletion=store.scrub),
+        upkeep=MatcherUpkeep(
+            monitor, indexes, clock, retention, ingest, give_back_freed_memory, after_deletion=store.scrub
+        ),
         streams=CameraStreams(clock, on_count=metrics.streams_open),
         access=AccessMonitor(store, clock),
         evaluations=EvaluationService(store, clock, evidence_rules, lambda window: index_type),
@@ -273,7 +335,16 @@ class CommandServices:
 
     store: Store
     principals: PrincipalService
-    passwords: PasswordService
+    clock: Clock
+
+    @functools.cached_property
+    def passwords(self) -> PasswordService:
+        # Built on first use: argon2 comes with the tablet extra, and account commands on a core install
+        # (a matcher host) must not need it.
+        from lfr.adapters.passwords import Argon2Hasher
+        from lfr.services.passwords import PasswordService
+
+        return PasswordService(self.store, self.clock, Argon2Hasher())
 
     def close(self) -> None:
         self.store.close()
@@ -281,26 +352,23 @@ class CommandServices:
 
 def command_services(config: LfrConfig) -> CommandServices:
     """Opens the configured store for a CLI command; the caller closes it."""
-    from lfr.adapters.passwords import Argon2Hasher
-    from lfr.services.passwords import PasswordService
-
     store = open_store(config.store.url)
     clock = SystemClock()
-    return CommandServices(
-        store, PrincipalService(store, clock), PasswordService(store, clock, Argon2Hasher())
-    )
+    return CommandServices(store, PrincipalService(store, clock), clock)
 
 
 @contextlib.contextmanager
 def listening(container: Container) -> Iterator[object]:
     """Over PostgreSQL, hears what other replicas commit (alert changes, window changes) at once; over
     SQLite or memory there is nothing to listen to (the feed's re-check covers other local processes)."""
-    from lfr.adapters.storage.sql.notifications import PostgresListener, is_postgres
+    from lfr.adapters.storage.sql.engine import parse_store_url
 
     url = container.config.store.url
-    if url.startswith("memory:") or not is_postgres(url):
-        yield None
+    if url.startswith("memory:") or parse_store_url(url).get_backend_name() != "postgresql":
+        yield None  # (and psycopg, the postgres extra's, is not imported on a core install)
         return
+    from lfr.adapters.storage.sql.notifications import PostgresListener
+
     refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-refresh")
 
     def window_changed(window_id: str) -> None:
@@ -328,6 +396,7 @@ def _logged(what: str, action: Callable[[], None]) -> None:
 
 
 Extension = Callable[[Container], AbstractAsyncContextManager[object]]
+CERTIFICATE_CHECK_SECONDS = 300.0
 
 
 @dataclass
@@ -345,6 +414,10 @@ async def _every(seconds: float, what: str, action: Callable[[], None]) -> None:
             await asyncio.to_thread(action)
         except Exception as exc:
             logger.error("%s failed (%s); retrying in %.1f s", what, type(exc).__name__, seconds)
+
+
+def _duty(container: Container, duty: str, action: Callable[[], None]) -> Callable[[], None]:
+    return lambda: container.run_duty(duty, action)
 
 
 async def _watch_health(server: MatcherServer, container: Container, seconds: float = 0.25) -> None:
@@ -367,42 +440,51 @@ async def running_matcher(
     from lfr.adapters.grpc.server import create_server
 
     config = container.config
-    await asyncio.to_thread(container.refresh_gate)
-    try:
-        await asyncio.to_thread(container.access.refresh)
-    except LfrError as exc:
-        logger.error("accounts could not be read at start (%s)", type(exc).__name__)
     server, port = create_server(container, listen or config.grpc.listen)
     metrics_server, metrics_port = None, None
     if config.metrics.enabled:
         metrics_server, metrics_port = serve_metrics(
             container.registry, config.metrics.listen, config.metrics.token()
         )
-    await server.start()
+    # The port opens at once, health NOT_SERVING while the armed windows' indexes are built.
+    await server.start(serving=False)
+    try:
+        await asyncio.to_thread(container.refresh_gate)
+    except BaseException:
+        await server.stop(0)  # it could not start: close the port it opened rather than leave it dangling
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
+        raise
+    try:
+        await asyncio.to_thread(container.access.refresh)
+    except LfrError as exc:
+        logger.error("accounts could not be read at start (%s)", type(exc).__name__)
+    await server.started()
     container.feed.start()
     notifications = listening(container)
     notifications.__enter__()
-    duties = [
-        asyncio.create_task(
-            _every(config.matching.gate_refresh_seconds, "gate refresh", container.refresh_gate)
-        ),
-        asyncio.create_task(
-            _every(config.matching.counter_flush_seconds, "counter flush", container.flush_counters)
-        ),
-        asyncio.create_task(
-            _every(config.retention.purge_interval_seconds, "retention purge", container.purge)
-        ),
-        asyncio.create_task(
-            _every(config.audit.checkpoint_seconds, "audit checkpoint", container.checkpoint_audit)
-        ),
-        asyncio.create_task(
-            _every(config.grpc.access_poll_seconds, "access refresh", container.access.refresh)
-        ),
-        asyncio.create_task(
-            _every(config.matching.gate_refresh_seconds, "store recovery", container.resume_if_store_writes)
-        ),
-        asyncio.create_task(_watch_health(server, container)),
+    timed = [
+        (config.matching.gate_refresh_seconds, "gate_refresh", container.refresh_gate),
+        (config.matching.counter_flush_seconds, "counter_flush", container.flush_counters),
+        (config.retention.purge_interval_seconds, "retention_purge", container.purge),
+        (config.grpc.access_poll_seconds, "access_refresh", container.access.refresh),
+        (config.matching.gate_refresh_seconds, "store_recovery", container.resume_if_store_writes),
+        (CERTIFICATE_CHECK_SECONDS, "certificate_check", container.check_certificates),
+        (config.audit.checkpoint_seconds, "audit_checkpoint", container.checkpoint_audit),
     ]
+    if config.metrics.audit_verify_minutes > 0:
+        timed.append((config.metrics.audit_verify_minutes * 60, "audit_verify", container.verify_audit))
+    await asyncio.to_thread(container.run_duty, "certificate_check", container.check_certificates)
+    duties = [
+        asyncio.create_task(_every(seconds, duty, _duty(container, duty, action)))
+        for seconds, duty, action in timed
+    ]
+    duties.append(asyncio.create_task(_watch_health(server, container)))
+    if config.metrics.audit_verify_minutes > 0:  # once at start too, without holding the start up
+        duties.append(
+            asyncio.create_task(asyncio.to_thread(_duty(container, "audit_verify", container.verify_audit)))
+        )
     try:
         async with AsyncExitStack() as stack:
             for extension in extensions:
@@ -427,12 +509,16 @@ async def running_matcher(
         await asyncio.to_thread(notifications.__exit__, None, None, None)
 
 
-def build_tablet_app(container: Container, hasher: PasswordHasher | None = None) -> FastAPI:
-    """The officers' tablet web app over the container's services and alert feed."""
+def build_tablet_app(
+    container: Container, hasher: PasswordHasher | None = None, serve_metrics: bool = False
+) -> FastAPI:
+    """The officers' tablet web app over the container's services and alert feed, with /healthz;
+    `serve_metrics` adds /metrics (`lfr tablet serve`: no matcher metrics port beside it)."""
     from lfr.adapters.tablet.app import create_tablet_app, read_session_secret
+    from lfr.adapters.tablet.operations import TabletMetrics, install_operations
 
     config = container.config
-    return create_tablet_app(
+    app = create_tablet_app(
         tablet_services(container, hasher),
         container.feed,
         container.clock,
@@ -440,6 +526,10 @@ def build_tablet_app(container: Container, hasher: PasswordHasher | None = None)
         read_session_secret(config.tablet),
         config.policy.two_person_rule,
     )
+    if container.tablet_metrics is None:
+        container.tablet_metrics = TabletMetrics(container.registry)
+    install_operations(app, container.health, container.tablet_metrics, serve_metrics)
+    return app
 
 
 @contextlib.asynccontextmanager
@@ -506,7 +596,7 @@ def build_camera_node(
     are imported here so the matcher process never loads OpenCV or onnxruntime."""
     from lfr.adapters.camera.capture import Capture, LatestFrameSlot, open_source
     from lfr.adapters.camera.client import MatcherClient
-    from lfr.adapters.camera.metrics import CameraMetrics
+    from lfr.adapters.camera.metrics import CameraMetrics, export_certificate_expiry
     from lfr.adapters.camera.metrics import serve_metrics as serve_camera_metrics
     from lfr.adapters.camera.node import CameraNode, FacePipeline
     from lfr.adapters.embedder import InsightFaceEmbedder
@@ -516,6 +606,7 @@ def build_camera_node(
     security.credentials()
     registry = registry or CollectorRegistry()
     metrics = CameraMetrics(registry, config.camera_id)
+    export_certificate_expiry(metrics, security)
     source = open_source(config.source.uri, config.source.fps)
     embedder = embedder or InsightFaceEmbedder(config.models)
     slot = LatestFrameSlot(on_drop=metrics.frames_dropped.inc)

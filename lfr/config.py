@@ -6,12 +6,13 @@ import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lfr.adapters.embedder import ModelSettings
+from lfr.adapters.index_spec import IndexSpec
 from lfr.domain.errors import InvalidInput
 from lfr.domain.evaluation import EXACT_INDEX, EquityGate, EvidenceRules
 from lfr.domain.retention import RetentionPolicy
@@ -165,6 +166,12 @@ class MetricsSettings(Section):
         description="file holding a bearer token every scrape must send (Prometheus "
         "authorization.credentials_file); unset: no token, so keep `listen` on loopback",
     )
+    audit_verify_minutes: float = Field(
+        default=60,
+        ge=0,
+        le=24 * 60,
+        description="verify the audit chain this often and export the result (0: never)",
+    )
 
     def token(self) -> str | None:
         if self.token_file is None:
@@ -214,6 +221,21 @@ class MatchingSettings(Section):
         le=3600,
         description="refuse (bad_time) observations captured this far in the future",
     )
+    index: str = Field(
+        default="flat",
+        pattern=r"^[A-Za-z0-9_,.=+\-]{1,200}$",
+        description="search index: flat (exact), sq8, ivf, hnsw, or a FAISS index factory string; "
+        "the equity gate compares it with the evaluated one",
+    )
+    index_params: dict[str, int] = Field(
+        default_factory=dict, description="FAISS search parameters: nprobe (ivf), efSearch (hnsw)"
+    )
+    search_threads: int = Field(
+        default=1, ge=1, le=64, description="index shards searched in parallel, one thread each"
+    )
+
+    def index_spec(self) -> IndexSpec:
+        return IndexSpec(self.index, dict(self.index_params), self.search_threads)
 
 
 class RetentionSettings(Section):
@@ -384,8 +406,62 @@ class LfrConfig(Section):
     encryption: EncryptionSettings = EncryptionSettings()
 
 
+def environment_variable(section: str, key: str) -> str:
+    return f"LFR_{section}_{key}".upper()
+
+
+def environment_values() -> dict[tuple[str, str], str]:
+    """Every config key set in the environment as LFR_<SECTION>_<KEY> (e.g. LFR_GRPC_LISTEN)."""
+    found = {}
+    for section, field in LfrConfig.model_fields.items():
+        keys = field.annotation.model_fields if isinstance(field.annotation, type) else {}
+        for key in keys:
+            if value := os.environ.get(environment_variable(section, key)):  # empty: unset
+                found[(section, key)] = value
+    return found
+
+
+def _relative_to(folder: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The file's relative paths (path settings, an SQLite store URL) made relative to `folder`."""
+    resolved: dict[str, Any] = {}
+    for section, values in data.items():
+        field = LfrConfig.model_fields.get(section)
+        if not isinstance(values, dict) or field is None or not isinstance(field.annotation, type):
+            resolved[section] = values
+            continue
+        fields = field.annotation.model_fields
+        resolved[section] = {
+            key: _resolved(folder, value, key in fields and _is_path(fields[key].annotation))
+            for key, value in values.items()
+        }
+        if section == "store" and isinstance(url := values.get("url"), str):
+            resolved[section]["url"] = _sqlite_relative_to(folder, url)
+    return resolved
+
+
+def _is_path(annotation: Any) -> bool:
+    return annotation is Path or Path in get_args(annotation)
+
+
+def _resolved(folder: Path, value: Any, is_path: bool) -> Any:
+    if is_path and isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        return str(folder / value)
+    return value
+
+
+def _sqlite_relative_to(folder: Path, url: str) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url.startswith(prefix + "/"):
+        return url  # not SQLite, or already absolute (sqlite:////abs)
+    database = url.removeprefix(prefix)
+    if not database or database.startswith((":memory:", "~")):
+        return url
+    return prefix + str(folder / database)
+
+
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> LfrConfig:
-    """Reads YAML (if given), then LFR_STORE_URL style environment overrides, then explicit overrides."""
+    """Reads YAML (if given; its relative paths are relative to the file), then LFR_<SECTION>_<KEY>
+    environment variables (LFR_STORE_URL, LFR_GRPC_LISTEN, ...), then explicit overrides."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -396,9 +472,11 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> L
             raise InvalidInput(f"config file {path} is not valid YAML: {exc}") from exc
         if not isinstance(loaded, dict):
             raise InvalidInput(f"config file {path} must hold a mapping at the top level")
-        data = loaded
-    if url := os.environ.get("LFR_STORE_URL"):
-        data.setdefault("store", {})["url"] = url
+        data = _relative_to(path.resolve().parent, loaded)
+    for (section, key), value in environment_values().items():
+        if not isinstance(data.get(section), dict):
+            data[section] = {}
+        data[section][key] = value
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         data.setdefault(section, {})[key] = value
@@ -410,6 +488,7 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> L
 
 
 def matching_index_type(config: LfrConfig) -> str:
-    """The index type windows are matched with, as the equity gate compares it with an evaluation's. Every
-    index is exact flat today; a `matching.index` setting (flat|sq8|ivf|hnsw|factory string) is read here."""
-    return str(getattr(config.matching, "index", None) or EXACT_INDEX)
+    """The index type windows are matched with, as the equity gate compares it with an evaluation's:
+    `matching.index` with the search parameters that apply to it ("flat", "hnsw,efSearch=128", ...), the
+    same label an evaluation run with that `protocol.index` records."""
+    return config.matching.index_spec().label() or EXACT_INDEX

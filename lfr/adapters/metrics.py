@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hmac
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -26,10 +28,14 @@ if TYPE_CHECKING:
 
 from lfr.adapters.blas_kernel import ensure_blas_kernel
 from lfr.domain.alert import Adjudication
+from lfr.domain.errors import InvalidInput
 from lfr.domain.observation import RejectCode
 
 # Match latency spans 0.1 ms (small batch, small list) to a slow SQLite commit of an alert.
 LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+
+# Capture to alert: camera inference, network, batching and the alert's commit; the alert rule is at 1 s.
+ALERT_DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
 
 
 class PrometheusIngestMetrics:
@@ -51,7 +57,58 @@ class PrometheusIngestMetrics:
             registry=registry,
         )
         self._armed = Gauge(
-            "lfr_window_armed", "1 while a deployment window is armed", ["window"], registry=registry
+            "lfr_window_armed",
+            "1 while a live deployment window is armed in this process, 0 while it is not (before its "
+            "start, or disarmed by a store failure); a window leaves the label once it is over",
+            ["window"],
+            registry=registry,
+        )
+        self._windows_armed = Gauge(
+            "lfr_windows_armed", "Deployment windows armed in this process now", registry=registry
+        )
+        self._open_by_schedule = Gauge(
+            "lfr_windows_open_by_schedule",
+            "Authorised windows whose schedule covers now, per the last good read of the store "
+            "(kept through a store failure, so disarmed-while-open can alert)",
+            registry=registry,
+        )
+        self._windows_read = Gauge(
+            "lfr_windows_read_timestamp_seconds",
+            "Unix time of the last successful read of the deployment windows",
+            registry=registry,
+        )
+        self._window_ids: set[str] = set()
+        self._read_failures = Counter(
+            "lfr_windows_read_failures",
+            "Refreshes that could not read the deployment windows (each one disarms this process)",
+            registry=registry,
+        )
+        self._duty_failures = Counter(
+            "lfr_duty_failures",
+            "Background duties (gate refresh, counter flush, retention purge, audit verification) that "
+            "failed, by duty",
+            ["duty"],
+            registry=registry,
+        )
+        self._audit_ok = Gauge(
+            "lfr_audit_chain_ok",
+            "1 if the last unattended verification of the audit chain held, 0 if it found a break",
+            registry=registry,
+        )
+        self._audit_verified = Gauge(
+            "lfr_audit_verified_timestamp_seconds",
+            "Unix time the audit chain was last verified (whatever the result)",
+            registry=registry,
+        )
+        self._audit_records = Gauge(
+            "lfr_audit_records_verified", "Records checked by the last verification", registry=registry
+        )
+        self._cert_expiry = Gauge(
+            "lfr_certificate_expiry_timestamp_seconds",
+            "Unix time the configured certificate expires, by which certificate (grpc, grpc_client_ca, "
+            "tablet); the earliest in a chain or bundle",
+            ["certificate"],
+            registry=registry,
         )
         self._streams_open = Gauge(
             "lfr_camera_streams_open",
@@ -60,6 +117,12 @@ class PrometheusIngestMetrics:
             registry=registry,
         )
         self._alerts_raised = Counter("lfr_alerts_raised", "Alerts raised (durable)", registry=registry)
+        self._to_alert = Histogram(
+            "lfr_observation_to_alert_seconds",
+            "From a face's capture on the camera (its clock) to its alert being durable and announced",
+            buckets=ALERT_DELAY_BUCKETS,
+            registry=registry,
+        )
         self._not_durable = Counter(
             "lfr_alerts_not_durable",
             "Hits whose alert could not be stored (answered store_error; the camera node re-sends them)",
@@ -110,14 +173,39 @@ class PrometheusIngestMetrics:
     def match_latency(self, seconds: float) -> None:
         self._latency.observe(seconds)
 
-    def armed(self, window_id: str, is_armed: bool) -> None:
-        self._armed.labels(window_id).set(1 if is_armed else 0)
+    def windows(self, armed: Mapping[str, bool], open_by_schedule: int, read_at: datetime | None) -> None:
+        with self._lock:
+            for gone in self._window_ids - armed.keys():
+                self._armed.remove(gone)  # one series per live window, not one per window ever
+            for window_id, is_armed in armed.items():
+                self._armed.labels(window_id).set(1 if is_armed else 0)
+            self._window_ids = set(armed)
+        self._windows_armed.set(sum(armed.values()))
+        self._open_by_schedule.set(open_by_schedule)
+        if read_at is not None:
+            self._windows_read.set(read_at.timestamp())
+
+    def windows_read_failed(self) -> None:
+        self._read_failures.inc()
+
+    def duty_failed(self, duty: str) -> None:
+        self._duty_failures.labels(duty).inc()
+
+    def audit_verified(self, ok: bool, records: int, at: datetime) -> None:
+        self._audit_ok.set(1 if ok else 0)
+        self._audit_records.set(records)
+        self._audit_verified.set(at.timestamp())
+
+    def certificate_expires(self, certificate: str, at: datetime) -> None:
+        self._cert_expiry.labels(certificate).set(at.timestamp())
 
     def streams_open(self, camera_id: str, count: int) -> None:
         self._streams_open.labels(camera_id).set(count)
 
-    def alert_raised(self) -> None:
+    def alert_raised(self, since_capture_seconds: float | None = None) -> None:
         self._alerts_raised.inc()
+        if since_capture_seconds is not None:
+            self._to_alert.observe(max(0.0, since_capture_seconds))
 
     def alert_not_durable(self) -> None:
         self._not_durable.inc()
@@ -129,6 +217,17 @@ class PrometheusIngestMetrics:
         child = self._adjudicated_by.get(outcome)
         if child is not None:
             child.inc()
+
+
+def certificate_expiry(path: Path) -> datetime:
+    """When the first certificate in a PEM file (chain or CA bundle) to expire does so."""
+    from cryptography import x509
+
+    try:
+        certificates = x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read certificate {path}: {exc}") from exc
+    return min(c.not_valid_after_utc for c in certificates)
 
 
 def serve_metrics(

@@ -163,6 +163,7 @@ def window_show(
     c: Client,
     window_id: str,
 ) -> None:
+    """Show one window: its cameras, schedule, threshold, state and who authorised it."""
     _show(
         control_pb2_grpc.DeploymentsStub(c.channel).GetWindow(
             pb.WindowRef(window_id=window_id), metadata=c.metadata
@@ -181,6 +182,7 @@ def watchlist_create(
     model: Annotated[str, typer.Option(help="id of the model the embeddings come from")],
     dimension: Annotated[int, typer.Option()] = 512,
 ) -> None:
+    """Create a draft watchlist for embeddings of one model (enrol with `lfr enrol`, then seal)."""
     created = control_pb2_grpc.WatchlistsStub(c.channel).CreateWatchlist(
         pb.CreateWatchlistRequest(name=name, model_id=model, dimension=dimension), metadata=c.metadata
     )
@@ -232,6 +234,7 @@ def watchlist_seal(
     c: Client,
     watchlist_id: str,
 ) -> None:
+    """Seal a draft watchlist: no more changes; a window can then use it."""
     sealed = control_pb2_grpc.WatchlistsStub(c.channel).SealWatchlist(
         pb.WatchlistRef(watchlist_id=watchlist_id), metadata=c.metadata
     )
@@ -246,6 +249,7 @@ def watchlist_destroy(
     watchlist_id: str,
     reason: Annotated[str, typer.Option()],
 ) -> None:
+    """Destroy a watchlist now: subjects, images and embeddings erased, the reason audited."""
     control_pb2_grpc.WatchlistsStub(c.channel).DestroyWatchlist(
         pb.DestroyWatchlistRequest(watchlist_id=watchlist_id, reason=reason), metadata=c.metadata
     )
@@ -255,6 +259,7 @@ def watchlist_destroy(
 @watchlist_app.command("list")
 @connected
 def watchlist_list(c: Client) -> None:
+    """Watchlists you may see, with their state and content hash."""
     found = control_pb2_grpc.WatchlistsStub(c.channel).ListWatchlists(pb.Empty(), metadata=c.metadata)
     table = Table("id", "name", "state", "subjects", "model", "hash")
     for w in found.watchlists:
@@ -283,6 +288,7 @@ def alerts_list(
     after: Annotated[int, typer.Option(help="only alerts after this sequence")] = 0,
     limit: Annotated[int, typer.Option()] = 100,
 ) -> None:
+    """Alerts you may see, oldest first (one line each, no crops)."""
     found = control_pb2_grpc.AlertsStub(c.channel).ListAlerts(
         pb.ListAlertsRequest(window_id=window, after_sequence=after, limit=limit), metadata=c.metadata
     )
@@ -323,6 +329,7 @@ def alerts_adjudicate(
     notes: Annotated[str, typer.Option()] = "",
     expected_version: Annotated[int, typer.Option(help="refuse if the alert changed since")] = 0,
 ) -> None:
+    """Record an officer's decision on an alert (a machine never decides)."""
     if outcome not in _OUTCOMES:
         fail(f"outcome must be one of {', '.join(_OUTCOMES)}", 2)
     decided = control_pb2_grpc.AlertsStub(c.channel).Adjudicate(

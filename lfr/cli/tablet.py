@@ -30,7 +30,7 @@ def serve(
     with reported():
         container = build_container(settings)
         try:
-            server = uvicorn_server(build_tablet_app(container), settings.tablet)
+            server = uvicorn_server(build_tablet_app(container, serve_metrics=True), settings.tablet)
             with listening(container):
                 asyncio.run(server.serve())
         except OSError as exc:

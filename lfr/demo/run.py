@@ -153,29 +153,45 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
     )
     container = build_container(config)
     try:
-        tokens, password = await asyncio.to_thread(_accounts, container)
+        tokens, passwords = await asyncio.to_thread(_accounts, container)
         async with running_matcher(container, extensions=[serving_tablet]) as running:
             address = f"127.0.0.1:{running.port}"
             tablet = f"http://127.0.0.1:{container.tablet_port}/"
             heading(console, "2. Matcher and officers' tablet")
             console.print(f"matcher    gRPC on {address}, store {workdir / 'lfr.db'} (embedded SQLite)")
-            console.print(
-                f"tablet     {tablet}  sign in as [bold]{OFFICER}[/] / password [bold]{password}[/]",
-                highlight=False,
-            )
+            console.print(f"tablet     {tablet}", highlight=False)
+            for line in sign_in_lines(passwords):
+                console.print(f"           {line}", highlight=False)
             async with grpc.aio.insecure_channel(address) as channel:
                 session = _Session(options, console, container, channel, address, tokens, summary)
                 await _scenario(session, embedder, cast, plan)
                 summary.seconds["total"] = round(time.monotonic() - began, 1)
                 print_summary(console, summary)
                 if options.keep_running:
-                    await _wait_for_interrupt(console, tablet, password)
+                    await _wait_for_interrupt(console, tablet, passwords)
     finally:
         container.close()
     return summary
 
 
-def _accounts(container: Container) -> tuple[dict[str, str], str]:
+ROLE_NOTES = {
+    SUPERVISOR: "supervisor, admin",
+    AUTHORISER: "supervisor who authorises",
+    OFFICER: "officer",
+    AUDITOR: "auditor",
+}
+
+
+def sign_in_lines(passwords: dict[str, str]) -> list[str]:
+    """One line per demo person: name, password and what the account may do."""
+    return [
+        f"sign in as {name} / password {secret}  ({ROLE_NOTES.get(name, '')})"
+        for name, secret in passwords.items()
+    ]
+
+
+def _accounts(container: Container) -> tuple[dict[str, str], dict[str, str]]:
+    """Tokens for every demo account, and a tablet password for every person among them."""
     accounts = {
         SUPERVISOR: (PrincipalKind.USER, {Role.SUPERVISOR, Role.ADMIN}),
         AUTHORISER: (PrincipalKind.USER, {Role.SUPERVISOR}),
@@ -187,9 +203,13 @@ def _accounts(container: Container) -> tuple[dict[str, str], str]:
     for name, (kind, roles) in accounts.items():
         container.principals.create(name, kind, roles, "demo")
         tokens[name] = container.principals.issue_token(name, "demo")
-    password = f"demo-{secrets.token_hex(4)}"
-    PasswordService(container.store, container.clock, Argon2Hasher()).set_password(OFFICER, password, "demo")
-    return tokens, password
+    service = PasswordService(container.store, container.clock, Argon2Hasher())
+    passwords = {}
+    for name, (kind, _roles) in accounts.items():
+        if kind is PrincipalKind.USER:
+            passwords[name] = f"demo-{secrets.token_hex(4)}"
+            service.set_password(name, passwords[name], "demo")
+    return tokens, passwords
 
 
 @dataclass(slots=True)
@@ -491,17 +511,19 @@ def _scan_summary(scan: ScanReport, ledger: Ledger) -> dict[str, Any]:
     }
 
 
-async def _wait_for_interrupt(console: Console, tablet: str, password: str) -> None:
+async def _wait_for_interrupt(console: Console, tablet: str, passwords: dict[str, str]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     console.print()
     console.print(
-        f"Matcher and tablet keep running: open {tablet} and sign in as {OFFICER} / {password} to "
-        "adjudicate the alerts. Press Ctrl-C to stop.",
+        f"Matcher and tablet keep running: open {tablet} and sign in as {OFFICER} to adjudicate the "
+        f"alerts, or as {SUPERVISOR} for the supervisor view. Press Ctrl-C to stop.",
         highlight=False,
     )
+    for line in sign_in_lines(passwords):
+        console.print(f"  {line}", highlight=False)
     try:
         await stop.wait()
         console.print("stopping")

@@ -10,7 +10,9 @@ none of the others shows the others are gone, not that the search is blind.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,7 +101,20 @@ def _search(contents: dict[str, bytes], needles: Fingerprints) -> Findings:
 def scan_folder(
     folder: Path, forgotten: Fingerprints, kept: Fingerprints, sealed: Fingerprints | None = None
 ) -> ScanReport:
-    """`sealed`: what is kept only encrypted, so must not be found as it was sent."""
+    """`sealed`: what is kept only encrypted, so must not be found as it was sent.
+
+    Scans in a child process. Closing a file descriptor drops every POSIX lock the closing process
+    holds on that file, so reading the live SQLite database and its -shm from the process serving it
+    would silently release that process's SQLite locks; the next `lfr` command on the database would
+    then take itself for the last connection and delete the WAL under the live process."""
+    context = multiprocessing.get_context("spawn")  # forking a process running gRPC threads is unsafe
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_scan_here, folder, forgotten, kept, sealed).result()
+
+
+def _scan_here(
+    folder: Path, forgotten: Fingerprints, kept: Fingerprints, sealed: Fingerprints | None = None
+) -> ScanReport:
     contents = {str(p.relative_to(folder)): p.read_bytes() for p in _files(folder)}
     return ScanReport(
         tuple((name, len(data)) for name, data in contents.items()),

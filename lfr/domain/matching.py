@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lfr.domain.embedding import MIN_NORM
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
@@ -45,6 +47,63 @@ def collapse_to_subjects(
             best[subject] = score
     ranked = sorted(best.items(), key=lambda item: -item[1])[:k]
     return tuple(Candidate(subject, float(score)) for subject, score in ranked)
+
+
+def top_subjects(codes: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`collapse_to_subjects` for a whole batch at once, on subject codes (ints, -1 for padding).
+
+    `codes` and `scores` are (queries x rows), each row best first as an index returns them. Returns
+    (queries x k) codes and scores of the best k distinct subjects, best first, padded with -1 / -inf. A
+    subject's first row in a query is its best; ties keep the index's order.
+    """
+    queries, width = codes.shape
+    out_codes = np.full((queries, k), -1, dtype=np.int32)
+    out_scores = np.full((queries, k), -np.inf, dtype=np.float32)
+    if width == 0 or queries == 0:
+        return out_codes, out_scores
+    # First occurrence of each code in its row: sort each row's codes stably (equal codes stay in rank
+    # order), mark where a new code starts, and scatter the marks back to the original positions.
+    order = np.argsort(codes, axis=1, kind="stable")
+    in_order = np.take_along_axis(codes, order, axis=1)
+    starts = np.ones_like(in_order, dtype=bool)
+    starts[:, 1:] = in_order[:, 1:] != in_order[:, :-1]
+    first = np.zeros_like(starts)
+    np.put_along_axis(first, order, starts, axis=1)
+    first &= codes >= 0
+    rank = np.cumsum(first, axis=1) - 1
+    keep = first & (rank < k)
+    query, column = np.nonzero(keep)
+    slot = rank[query, column]
+    out_codes[query, slot] = codes[query, column]
+    out_scores[query, slot] = scores[query, column]
+    return out_codes, out_scores
+
+
+def normalise_queries(vectors: Sequence[np.ndarray], dimension: int) -> tuple[np.ndarray, list[str | None]]:
+    """Validates and L2-normalises a micro-batch of embeddings at once (`embedding.normalised` per row).
+
+    Returns the unit rows as one float32 array (a fresh copy: the caller wipes it after the search) and,
+    per input, None if usable or why not; unusable rows are left zero in the array.
+    """
+    queries = np.zeros((len(vectors), dimension), dtype=np.float32)
+    reasons: list[str | None] = [None] * len(vectors)
+    for i, vector in enumerate(vectors):
+        if vector.ndim != 1:
+            reasons[i] = f"embedding must be one-dimensional, got shape {vector.shape}"
+        elif vector.shape[0] != dimension:
+            reasons[i] = f"embedding has dimension {vector.shape[0]}, expected {dimension}"
+        else:
+            queries[i] = vector
+    finite = np.asarray(np.isfinite(queries).all(axis=1), dtype=bool)
+    norms = np.linalg.norm(np.where(finite[:, None], queries, 0), axis=1)
+    for i in np.flatnonzero(~finite).tolist():
+        reasons[i] = reasons[i] or "embedding contains NaN or infinite values"
+    for i in np.flatnonzero(finite & (norms < MIN_NORM)).tolist():
+        reasons[i] = reasons[i] or "embedding has zero norm"
+    usable = np.array([r is None for r in reasons], dtype=bool)
+    queries[~usable] = 0
+    queries[usable] /= norms[usable, None]
+    return queries, reasons
 
 
 def decide(candidates: tuple[Candidate, ...], threshold: float) -> MatchDecision:

@@ -46,6 +46,7 @@ class ArmingMonitor:
         self._monotonic = monotonic
         self._gate = ArmingGate.disarmed()
         self._refreshed_at: datetime | None = None
+        self._last_read: list[DeploymentWindow] = []  # live windows of the last good read (for metrics)
         self._lock = threading.Lock()
         # For the audit trail of this replica's own disarms (not any one window's):
         self._last_good: tuple[datetime, float] | None = None  # (store time, monotonic) of the last good read
@@ -73,6 +74,7 @@ class ArmingMonitor:
                         self._record_skew(reading)
                         self._gate, self._refreshed_at = ArmingGate.disarmed(), None
                         self._last_good = None  # the skew records cover this time; it is no outage
+                        self._report(armed=False, read_at=None)
                         return self._gate
                     self._record_agreement(reading)
                 self._record_outage_if_over()
@@ -82,11 +84,26 @@ class ArmingMonitor:
                 if self._unreachable_since is None:
                     self._unreachable_since = self._last_good[0] if self._last_good else self._clock.now()
                 self._gate, self._refreshed_at = ArmingGate.disarmed(), None
+                if self._metrics is not None:
+                    self._metrics.windows_read_failed()
+                self._report(armed=False, read_at=None)
                 return self._gate
             now = self._clock.now()
             self._gate, self._refreshed_at = ArmingGate(windows), now
             self._last_good = (now, self._monotonic())
+            self._last_read = windows
+            self._report(armed=True, read_at=now)
             return self._gate
+
+    def _report(self, armed: bool, read_at: datetime | None) -> None:
+        """Tells the metrics the live windows' armed state (all 0 when `armed` is False: this refresh
+        disarmed the matcher) and how many the last good read's schedules say are open now."""
+        if self._metrics is None:
+            return
+        now = self._clock.now()
+        by_schedule = {w.id: w.is_armed(now) for w in self._last_read}
+        state = by_schedule if armed else dict.fromkeys(by_schedule, False)
+        self._metrics.windows(state, sum(by_schedule.values()), read_at)
 
     def _record_skew(self, reading: ClockReading) -> None:
         """Audits the start of a disarm for clock skew, once per episode."""
@@ -160,8 +177,6 @@ class ArmingMonitor:
         live = []
         for window in windows:
             armed = window.is_armed(now)
-            if self._metrics is not None and (armed or window.armed_recorded):
-                self._metrics.armed(window.id, armed)
             if armed != window.armed_recorded:
                 window = self._record_transition(window, armed, now) or window
             if window.state is WindowState.AUTHORISED and not window.has_expired(now):

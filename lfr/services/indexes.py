@@ -1,11 +1,18 @@
-"""One search index per sealed watchlist, built on first use and proven against the sealed hash."""
+"""One search index per sealed watchlist, proven against the sealed hash, built off the hot path.
+
+`prepare` (the gate refresh, in a background thread) builds the indexes of the live windows; a finished
+index is published with one dict assignment, so searches see the old set or the new one, never a
+half-built index. A search for a window whose index another thread is still building does not wait for
+it (that would stall every camera's batch): it gets IndexNotReady. Only an index nobody is building is
+built on first use, as before.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 
-from lfr.domain.errors import Conflict
+from lfr.domain.errors import Conflict, LfrError
 from lfr.domain.ports import UnitOfWorkFactory, VectorIndex, VectorIndexFactory
 from lfr.domain.watchlist import content_hash
 from lfr.domain.window import DeploymentWindow
@@ -13,25 +20,56 @@ from lfr.services.watchlists import enrolled_subjects
 
 logger = logging.getLogger(__name__)
 
+Key = tuple[str, str]
+
+
+class IndexNotReady(LfrError):
+    """The window's index is being built in the background; try again shortly."""
+
 
 class IndexCache:
     def __init__(self, uow: UnitOfWorkFactory, factory: VectorIndexFactory) -> None:
         self._uow = uow
         self._factory = factory
-        self._indexes: dict[tuple[str, str], VectorIndex] = {}
-        self._lock = threading.Lock()
+        self._indexes: dict[Key, VectorIndex] = {}
+        self._building: set[Key] = set()
+        self._cancelled: set[Key] = set()
+        self._lock = threading.Lock()  # guards _building and writes of _indexes; never held while building
 
     def for_window(self, window: DeploymentWindow) -> VectorIndex:
-        key = (window.watchlist_id, window.watchlist_hash)
-        index = self._indexes.get(key)
+        index = self._indexes.get((window.watchlist_id, window.watchlist_hash))
         if index is not None:
             return index
+        built = self._build_once(window)
+        if built is None:
+            raise IndexNotReady(f"the index of watchlist {window.watchlist_id} is still being built")
+        return built
+
+    def is_ready(self, window: DeploymentWindow) -> bool:
+        return (window.watchlist_id, window.watchlist_hash) in self._indexes
+
+    def prepare(self, window: DeploymentWindow) -> VectorIndex | None:
+        """Builds the window's index unless it exists or another thread is building it."""
+        return self._build_once(window)
+
+    def _build_once(self, window: DeploymentWindow) -> VectorIndex | None:
+        key = (window.watchlist_id, window.watchlist_hash)
         with self._lock:
             index = self._indexes.get(key)
-            if index is None:
-                index = self._build(window)
+            if index is not None or key in self._building:
+                return index
+            self._building.add(key)
+        try:
+            index = self._build(window)
+            with self._lock:
+                if key in self._cancelled:
+                    return None
                 self._indexes[key] = index
             return index
+        finally:
+            with self._lock:
+                self._building.discard(key)
+                self._cancelled.discard(key)
 
     def _build(self, window: DeploymentWindow) -> VectorIndex:
         with self._uow() as uow:
@@ -57,3 +95,5 @@ class IndexCache:
         with self._lock:
             for key in [k for k in self._indexes if k not in keep]:
                 del self._indexes[key]
+            # A build still running for a dropped watchlist must not publish it afterwards.
+            self._cancelled |= {k for k in self._building if k not in keep}

@@ -19,9 +19,9 @@ import numpy as np
 from lfr.domain.alert import Alert
 from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
-from lfr.domain.embedding import normalised, require_model
+from lfr.domain.embedding import require_model
 from lfr.domain.errors import Conflict, InvalidInput, LfrError, ModelMismatch
-from lfr.domain.matching import Candidate, decide
+from lfr.domain.matching import Candidate, decide, normalise_queries
 from lfr.domain.observation import Observation, ObservationResult, Outcome, RejectCode
 from lfr.domain.ports import (
     AlertPublisher,
@@ -202,23 +202,34 @@ class IngestService:
                     window.id,
                 )
             return
-        valid: list[tuple[_Pending, np.ndarray]] = []
-        for item in items:
-            try:
-                valid.append((item, normalised(item.observation.vector, index.dimension)))
-            except InvalidInput as exc:
+        # The whole micro-batch at once: one validation and normalisation, one search, one comparison with
+        # the threshold; candidates are built only for the matches (each still decided on its own).
+        queries, reasons = normalise_queries([item.observation.vector for item in items], index.dimension)
+        valid = [item for item, reason in zip(items, reasons, strict=True) if reason is None]
+        for item, reason in zip(items, reasons, strict=True):
+            if reason is not None:
                 results[item.position] = self._finish(
                     item.observation,
-                    ObservationResult.rejected(RejectCode.BAD_EMBEDDING, str(exc)),
+                    ObservationResult.rejected(RejectCode.BAD_EMBEDDING, reason),
                     window.id,
                 )
+        usable = queries[[r is None for r in reasons]]
+        queries.fill(0)
         if not valid:
             return
-        queries = np.stack([query for _, query in valid])
-        found = index.search(queries, self._top_k)
-        queries.fill(0)
-        for (item, query), candidates in zip(valid, found, strict=True):
-            query.fill(0)
+        codes, scores = index.search_codes(usable, self._top_k)
+        usable.fill(0)
+        # In float64, as `decide` compares: a float32 threshold could round below the window's.
+        matched = scores[:, 0].astype(np.float64) >= window.threshold
+        subjects = index.subjects
+        for row, item in enumerate(valid):
+            candidates: tuple[Candidate, ...] = ()
+            if matched[row]:
+                candidates = tuple(
+                    Candidate(subjects[c], float(x))
+                    for c, x in zip(codes[row].tolist(), scores[row].tolist(), strict=True)
+                    if c >= 0
+                )
             results[item.position] = self._decide(item, candidates)
 
     def _decide(self, item: _Pending, candidates: tuple[Candidate, ...]) -> ObservationResult:
@@ -302,7 +313,8 @@ class IngestService:
         # happens: the alert is stored, so its camera must be told so (live feeds also poll the store).
         try:
             self._publisher.publish(stored)
-            self._metrics.alert_raised()
+            # Measured on this clock against the camera's capture time, so camera clock skew shows here.
+            self._metrics.alert_raised((self._clock.now() - observation.captured_at).total_seconds())
         except Exception:
             logger.exception("alert %s is stored but could not be published live", stored.id)
         return self._finish(observation, ObservationResult(Outcome.ALERT, alert_id=stored.id), window.id)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from lfr.domain.clock import Clock
 from lfr.domain.errors import LfrError
+from lfr.domain.window import WindowState
 from lfr.services.arming import ArmingMonitor
 from lfr.services.indexes import IndexCache
 from lfr.services.ingest import IngestService
@@ -24,6 +25,7 @@ class MatcherUpkeep:
         clock: Clock,
         retention: RetentionService,
         ingest: IngestService,
+        after_build: Callable[[], None] | None = None,
         after_deletion: Callable[[], object] = lambda: None,
     ) -> None:
         self._monitor = monitor
@@ -31,6 +33,7 @@ class MatcherUpkeep:
         self._clock = clock
         self._retention = retention
         self._ingest = ingest
+        self._after_build = after_build  # e.g. hand the build's freed memory back to the OS
         self._after_deletion = after_deletion  # the store's scrub: no copy of what was deleted lingers
 
     def refresh_gate(self) -> frozenset[str]:
@@ -40,12 +43,16 @@ class MatcherUpkeep:
         live = gate.windows()
         self._indexes.retain_only(live)
         now = self._clock.now()
+        built = False
         for window in live:
-            if window.is_armed(now):
+            # Every live window, armed or not yet: its index is then ready when it arms, not built then.
+            if window.is_armed(now) or (window.state is WindowState.AUTHORISED and now < window.starts_at):
                 try:
-                    self._indexes.for_window(window)
+                    built |= not self._indexes.is_ready(window) and self._indexes.prepare(window) is not None
                 except LfrError as exc:
                     logger.error("window %s cannot be matched: %s", window.id, type(exc).__name__)
+        if built and self._after_build is not None:
+            self._after_build()
         return frozenset(w.id for w in live if w.is_armed(now))
 
     def forget_watchlist(self, watchlist_id: str) -> None:

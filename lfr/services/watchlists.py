@@ -183,7 +183,14 @@ def enrolled_subjects(
     rows_by_subject: dict[str, list[int]] = {}
     for row, subject_id in enumerate(subject_of_row):
         rows_by_subject.setdefault(subject_id, []).append(row)
-    return [EnrolledSubject(s, vectors[rows_by_subject.get(s.id, [])]) for s in subjects]
+    return [EnrolledSubject(s, _rows(vectors, rows_by_subject.get(s.id, []))) for s in subjects]
+
+
+def _rows(vectors: np.ndarray, rows: list[int]) -> np.ndarray:
+    """The rows as a slice (a view, no copy) when they are contiguous, as stores return them."""
+    if rows and rows[-1] - rows[0] + 1 == len(rows):
+        return vectors[rows[0] : rows[-1] + 1]
+    return vectors[rows]
 
 
 def destroy_watchlist(

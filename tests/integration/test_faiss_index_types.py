@@ -1,0 +1,133 @@
+"""Index types by config: every kind builds through one factory, finds what exact search finds (within its
+approximation), shards merge to the exact answer, and no copy of the vectors is kept outside FAISS."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+from lfr.adapters.faiss_index import FaissIndex, check_index_spec, subject_codes
+from lfr.adapters.index_spec import IndexSpec
+from lfr.config import load_config, matching_index_type
+from lfr.domain.errors import InvalidInput
+
+DIM = 64
+
+
+def clustered(subjects: int, rows_each: int, seed: int = 5) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Subjects with several embeddings each near a centre, and probes near the centres (face-like)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((subjects, DIM)).astype(np.float32)
+    vectors = np.repeat(centres, rows_each, axis=0) + 0.4 * rng.standard_normal(
+        (subjects * rows_each, DIM)
+    ).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    probes = centres[rng.choice(subjects, 200, replace=False)] + 0.5 * rng.standard_normal((200, DIM)).astype(
+        np.float32
+    )
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    return [f"s{i:05d}" for i in range(subjects) for _ in range(rows_each)], vectors, probes
+
+
+def exact_best(subject_of_row: list[str], vectors: np.ndarray, probes: np.ndarray, k: int) -> list[list[str]]:
+    best: list[list[str]] = []
+    for scores in probes @ vectors.T:
+        per_subject: dict[str, float] = {}
+        for row in np.argsort(-scores):
+            per_subject.setdefault(subject_of_row[row], float(scores[row]))
+            if len(per_subject) == k:
+                break
+        best.append(list(per_subject))
+    return best
+
+
+def test_flat_is_exact_and_shards_merge_to_the_same_answer():
+    subject_of_row, vectors, probes = clustered(800, 3)
+    truth = exact_best(subject_of_row, vectors, probes, 5)
+    one = FaissIndex(subject_of_row, vectors)
+    three = FaissIndex(subject_of_row, vectors, IndexSpec("flat", shards=3))
+    a, b = one.search(probes, 5), three.search(probes, 5)
+    assert [[c.subject_id for c in found] for found in a] == truth
+    assert [[c.subject_id for c in found] for found in b] == truth
+    np.testing.assert_allclose(
+        [[c.score for c in f] for f in a], [[c.score for c in f] for f in b], atol=1e-6
+    )
+    three.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "least_recall"),
+    [
+        ("sq8", {}, 0.97),
+        ("ivf", {"nprobe": 16}, 0.9),
+        ("hnsw", {"efSearch": 64}, 0.9),
+        ("IVF16,SQ8", {"nprobe": 8}, 0.9),
+        ("HNSW16", {}, 0.9),
+    ],
+)
+def test_approximate_kinds_find_what_exact_search_finds(kind, params, least_recall):
+    subject_of_row, vectors, probes = clustered(800, 3)
+    truth = [best[0] for best in exact_best(subject_of_row, vectors, probes, 1)]
+    index = FaissIndex(subject_of_row, vectors, IndexSpec(kind, params, shards=2))
+    found = [f[0].subject_id if f else None for f in index.search(probes, 5)]
+    recall = np.mean([a == b for a, b in zip(found, truth, strict=True)])
+    assert recall >= least_recall
+    assert all(len({c.subject_id for c in f}) == len(f) for f in index.search(probes, 5))  # distinct subjects
+    index.close()
+
+
+def test_the_index_keeps_no_copy_of_the_vectors():
+    subject_of_row, vectors, _ = clustered(300, 2)
+    watcher = weakref.ref(vectors)
+    index = FaissIndex(subject_of_row, vectors)
+    del vectors
+    gc.collect()
+    assert watcher() is None
+    raw = index.size * index.dimension * 4
+    assert raw <= index.memory_bytes() < 1.05 * raw
+    assert FaissIndex(
+        subject_of_row, np.zeros((600, DIM), np.float32) + 0.1, IndexSpec("sq8")
+    ).memory_bytes() < (0.35 * raw)
+
+
+def test_an_empty_watchlist_finds_nobody():
+    index = FaissIndex([], np.zeros((0, DIM), np.float32), IndexSpec("flat", shards=2))
+    assert index.search(np.ones((2, DIM), np.float32), 3) == [(), ()]
+
+
+def test_labels_name_the_parameters_that_apply():
+    assert IndexSpec().label() == "flat"
+    assert IndexSpec("hnsw", {"efSearch": 256, "nprobe": 3}).label() == "hnsw,efSearch=256"
+    assert IndexSpec("ivf").label() == "ivf,nprobe=32"
+    assert IndexSpec("IVF1024,SQ8", {"nprobe": 64}).label() == "IVF1024,SQ8,nprobe=64"
+
+
+def test_the_index_is_read_from_config_and_a_bad_one_is_refused():
+    config = load_config(None, {"matching.index": "hnsw", "matching.index_params": {"efSearch": 200}})
+    assert config.matching.index == "hnsw"
+    assert config.matching.index_spec() == IndexSpec("hnsw", {"efSearch": 200}, 1)
+    assert load_config(None).matching.index == "flat"
+    with pytest.raises(InvalidInput, match="cannot build index 'NotAnIndex'"):
+        check_index_spec(load_config(None, {"matching.index": "NotAnIndex"}).matching.index_spec())
+    with pytest.raises(InvalidInput, match=r"matching\.index"):
+        load_config(None, {"matching.index": "flat; rm -rf /"})
+    with pytest.raises(InvalidInput, match="unknown index parameters"):
+        load_config(None, {"matching.index_params": {"efConstruction": 3}}).matching.index_spec()
+
+
+@pytest.mark.parametrize(
+    "rows", [["a", "a", "b", "c", "c"], ["b", "a", "b", "c"], ["x"], ["a", "b", "a", "a", "c", "b"]]
+)
+def test_rows_map_to_their_subjects_whether_grouped_or_not(rows):
+    subjects, codes = subject_codes(rows)
+    assert [subjects[c] for c in codes] == rows
+    assert len(subjects) == len(set(rows))
+
+
+def test_the_equity_gate_reads_the_configured_index_with_its_parameters():
+    assert matching_index_type(load_config(None)) == "flat"
+    hnsw = load_config(None, {"matching.index": "hnsw", "matching.index_params": {"efSearch": 64}})
+    assert matching_index_type(hnsw) == "hnsw,efSearch=64"
