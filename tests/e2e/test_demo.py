@@ -216,7 +216,10 @@ def test_keep_running_demo_survives_another_lfr_command_on_its_store(
                 headers={"X-CSRF-Token": csrf},
             )
             assert decided.status_code == 200, decided.text
-        store = open_store(f"sqlite:///{workdir / 'lfr.db'}")
+        url = f"sqlite:///{workdir / 'lfr.db'}"  # the crop is sealed: open with the demo's image key
+        store = open_store(
+            url, sealer=image_sealer(EncryptionSettings(key_file=workdir / "image-kek.hex"), url)
+        )
         try:
             with store() as uow:
                 assert str(uow.alerts.get(first["id"]).outcome) == "false_alert"
