@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
+from lfr.adapters.envelope import image_sealer
 from lfr.adapters.faiss_index import check_index_spec, faiss_index_factory
 from lfr.adapters.grpc.streams import CameraStreams
 from lfr.adapters.jpeg import JpegCropValidator
 from lfr.adapters.memory import give_back_freed_memory
 from lfr.adapters.metrics import PrometheusIngestMetrics, certificate_expiry, serve_metrics
+from lfr.adapters.signing import audit_signing
 from lfr.adapters.storage import Store, open_store, store_clock
 from lfr.config import LfrConfig, matching_index_type
 from lfr.domain.clock import Clock, SystemClock
@@ -132,10 +134,15 @@ class Container:
     access: AccessMonitor  # which accounts and tokens still work; long-lived streams and feeds ask it
     evaluations: EvaluationService  # the equity gate's evidence
     tablet_port: int | None = None  # set once the embedded tablet app listens
+    armed_ids: frozenset[str] = frozenset()  # as of the last gate refresh: a change is checkpointed
     tablet_metrics: TabletMetrics | None = None  # registered once per registry, however many tablet apps
 
     def refresh_gate(self) -> None:
-        self.upkeep.refresh_gate()
+        armed = self.upkeep.refresh_gate()
+        if armed != self.armed_ids:
+            self.armed_ids = armed
+            # Armed or disarmed (a window's start or end, a close): sign the trail now, not within a minute.
+            self._checkpoint_logged("arming changed")
 
     def forget_watchlist(self, watchlist_id: str) -> None:
         self.upkeep.forget_watchlist(watchlist_id)
@@ -143,14 +150,25 @@ class Container:
     def flush_counters(self) -> None:
         self.upkeep.flush_counters()
 
+    def checkpoint_audit(self) -> None:
+        """Signs the audit chain head and anchors it outside the database (if it moved)."""
+        self.audit.checkpoint()
+
     def purge(self) -> None:
         self.upkeep.purge()
 
     def windows_changed(self) -> None:
         """A window was authorised or closed here or on another replica: re-arm or disarm now, and tell
         the followers of the feed."""
-        self.upkeep.refresh_gate()
+        self.refresh_gate()
+        self._checkpoint_logged("a window change")
         self.feed.windows_changed()
+
+    def _checkpoint_logged(self, after: str) -> None:
+        try:
+            self.checkpoint_audit()
+        except (LfrError, OSError) as exc:
+            logger.error("audit checkpoint after %s failed (%s)", after, type(exc).__name__)
 
     def ready_to_ingest(self) -> bool:
         """What gRPC health reports: the windows were read recently and alerts can be made durable."""
@@ -210,7 +228,10 @@ def build_container(
 ) -> Container:
     """`policy` overrides the authorisation policy; by default it is the configured equity gate. `clock` is
     this replica's own clock; every service is given the store's time derived from it (timekeeping.py)."""
-    store = open_store(config.store.url, config.store.timeouts())
+    store = open_store(
+        config.store.url, config.store.timeouts(), image_sealer(config.encryption, config.store.url)
+    )
+    store.seal_plaintext_images()  # rows stored before encryption was configured
     matching = config.matching
     timekeeper = StoreClock(
         clock or SystemClock(), store_clock(store), timedelta(seconds=matching.max_clock_skew_seconds)
@@ -229,6 +250,7 @@ def build_container(
     backend = config.store.url.split(":", 1)[0].split("+", 1)[0]
     feed = AlertFeed(store, clock, recheck_seconds=FEED_RECHECK_SECONDS.get(backend, 30.0))
     holder: list[Container] = []  # the deployment service's change hook needs the finished container
+    signing = audit_signing(config.audit, config.store.url)
     evidence_rules = config.policy.evidence_rules()
     index_type = matching_index_type(config)
     deployments = DeploymentService(
@@ -274,13 +296,15 @@ def build_container(
         watchlists=WatchlistService(store, clock),
         deployments=deployments,
         alerts=AlertService(store, clock, config.policy.two_person_rule, metrics, publisher=feed),
-        audit=AuditService(store),
+        audit=AuditService(store, signing.signer, signing.keyring, signing.anchor, clock),
         retention=retention,
         monitor=monitor,
         indexes=indexes,
         ingest=ingest,
         feed=feed,
-        upkeep=MatcherUpkeep(monitor, indexes, clock, retention, ingest, give_back_freed_memory),
+        upkeep=MatcherUpkeep(
+            monitor, indexes, clock, retention, ingest, give_back_freed_memory, after_deletion=store.scrub
+        ),
         streams=CameraStreams(clock, on_count=metrics.streams_open),
         access=AccessMonitor(store, clock),
         evaluations=EvaluationService(store, clock, evidence_rules, lambda window: index_type),
@@ -456,6 +480,7 @@ async def running_matcher(
         (config.grpc.access_poll_seconds, "access_refresh", container.access.refresh),
         (config.matching.gate_refresh_seconds, "store_recovery", container.resume_if_store_writes),
         (CERTIFICATE_CHECK_SECONDS, "certificate_check", container.check_certificates),
+        (config.audit.checkpoint_seconds, "audit_checkpoint", container.checkpoint_audit),
     ]
     if config.metrics.audit_verify_minutes > 0:
         timed.append((config.metrics.audit_verify_minutes * 60, "audit_verify", container.verify_audit))
@@ -483,6 +508,10 @@ async def running_matcher(
             await asyncio.to_thread(container.flush_counters)
         except LfrError as exc:
             logger.error("counters could not be flushed at shutdown (%s)", type(exc).__name__)
+        try:
+            await asyncio.to_thread(container.checkpoint_audit)
+        except (LfrError, OSError) as exc:
+            logger.error("the audit chain could not be checkpointed at shutdown (%s)", type(exc).__name__)
         if metrics_server is not None:
             metrics_server.shutdown()
             metrics_server.server_close()

@@ -351,6 +351,56 @@ class TabletSettings(Section):
         )
 
 
+class AuditSettings(Section):
+    """Signed checkpoints of the audit chain (docs/security/audit-and-data-at-rest.md)."""
+
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM) this matcher signs checkpoints with; `lfr audit keygen` "
+        "makes one. Unset with SQLite: <database folder>/audit/signing-key.pem. Unset with PostgreSQL: "
+        "no checkpoints (a warning; verification then cannot stand against a database administrator)",
+    )
+    create_missing_key: bool = Field(
+        default=True,
+        description="generate the key on first start (with a warning) if the file does not exist; "
+        "false: refuse to start without it (production)",
+    )
+    trusted_public_keys: list[Path] = Field(
+        default_factory=list,
+        description="PEM public keys (files or folders of *.pub) whose checkpoints verify: other "
+        "replicas' keys and retired keys; this matcher's own key is always trusted",
+    )
+    anchor_file: Path | None = Field(
+        default=None,
+        description="append-only file outside the database where every checkpoint is also written. "
+        "Unset with SQLite: <database folder>/audit/anchor.jsonl",
+    )
+    anchor_command: list[str] = Field(
+        default_factory=list,
+        description="optional external log: command run per checkpoint with its JSON line on stdin",
+    )
+    checkpoint_seconds: float = Field(
+        default=60, gt=0, le=3600, description="how often the chain head is signed while serving"
+    )
+
+
+class EncryptionSettings(Section):
+    """Envelope encryption of face images at rest (docs/security/audit-and-data-at-rest.md)."""
+
+    key_file: Path | None = Field(
+        default=None,
+        description="key-encryption key (32 bytes as hex; `lfr db keygen-images`) that wraps each image's "
+        "data key; keep it off the database's storage. Unset with SQLite: <database folder>/keys/"
+        "image-kek.hex. Unset with PostgreSQL: images stored in clear (an error is logged)",
+    )
+    retired_key_files: list[Path] = Field(
+        default_factory=list, description="earlier key-encryption keys, still able to open older images"
+    )
+    create_missing_key: bool = Field(
+        default=True, description="create key_file on first start (a warning); false: refuse to start"
+    )
+
+
 class LfrConfig(Section):
     store: StoreSettings = StoreSettings()
     grpc: GrpcSettings = GrpcSettings()
@@ -360,6 +410,8 @@ class LfrConfig(Section):
     policy: PolicySettings = PolicySettings()
     models: ModelSettings = ModelSettings()
     tablet: TabletSettings = TabletSettings()
+    audit: AuditSettings = AuditSettings()
+    encryption: EncryptionSettings = EncryptionSettings()
 
 
 def environment_variable(section: str, key: str) -> str:

@@ -36,3 +36,11 @@ def postgres_store_url(postgres_url: str) -> str:
     """`postgres_url` with every lfr table emptied, for a test that needs a blank store."""
     empty_lfr_tables(postgres_url)
     return postgres_url
+
+
+@pytest.fixture(autouse=True)
+def _keep_core_dump_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lfr serve`, `lfr camera` and `lfr tablet serve` run in-process (CliRunner) would drop the test
+    process's own hard core limit to 0 for good, and no later test could start a child with a core limit
+    to show that the real processes drop theirs (tests/integration/test_core_dumps.py)."""
+    monkeypatch.setattr("lfr.adapters.hardening.disable_core_dumps", lambda: None)

@@ -21,7 +21,10 @@ def camera(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     from lfr.adapters.camera.config import load_camera_config
+    from lfr.adapters.hardening import disable_core_dumps
     from lfr.bootstrap import build_camera_node
+
+    disable_core_dumps()
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
     try:

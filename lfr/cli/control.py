@@ -365,11 +365,20 @@ def alerts_watch(
 @audit_app.command("verify")
 @connected
 def audit_verify(c: Client) -> None:
-    """Ask the matcher to verify the whole hash chain against its recorded head."""
+    """Ask the matcher to verify the hash chain against its head and every signed, anchored checkpoint."""
     verdict = control_pb2_grpc.AuditStub(c.channel).Verify(pb.Empty(), metadata=c.metadata)
     if not verdict.ok:
         fail(f"audit chain BROKEN at record {verdict.first_bad_seq}: {verdict.reason}")
-    console.print(f"audit chain intact: {verdict.records_checked} records verified")
+    console.print(
+        f"audit chain intact: {verdict.records_checked} records verified, "
+        f"{verdict.checkpoints_checked} signed checkpoints matched"
+    )
+    if verdict.anchored_seq < verdict.records_checked:
+        errors.print(
+            f"records {verdict.anchored_seq + 1} to {verdict.records_checked} are not yet covered by a "
+            "signed checkpoint (one is made every minute while serving); until then only their hashes vouch "
+            "for them" + ("" if verdict.checkpoints_checked else ": NO signed checkpoint at all")
+        )
 
 
 @audit_app.command("export")
@@ -379,11 +388,16 @@ def audit_export(
     out: Annotated[Path | None, typer.Option(help="JSON lines file; default stdout")] = None,
     from_seq: Annotated[int, typer.Option("--from", help="first record")] = 1,
 ) -> None:
-    """Export records as JSON lines, re-verifying the exported chain locally."""
-    records = list(
-        control_pb2_grpc.AuditStub(c.channel).Export(pb.ExportRequest(from_seq=from_seq), metadata=c.metadata)
-    )
-    lines = [json.dumps(MessageToDict(r, preserving_proto_field_name=True), sort_keys=True) for r in records]
+    """Export signed checkpoints and records as JSON lines; check offline with `lfr audit verify-export`."""
+    from lfr.adapters.audit_export import checkpoint_from_proto, export_lines
+
+    stub = control_pb2_grpc.AuditStub(c.channel)
+    request = pb.ExportRequest(from_seq=from_seq)
+    # Checkpoints first: the matcher seals the head now, and the records are then cut at that seal.
+    checkpoints = [checkpoint_from_proto(cp) for cp in stub.ExportCheckpoints(request, metadata=c.metadata)]
+    sealed = max((cp.seq for cp in checkpoints), default=None)
+    records = [r for r in stub.Export(request, metadata=c.metadata) if sealed is None or r.seq <= sealed]
+    lines = export_lines(records, checkpoints)
     if out is None:
         for line in lines:
             print(line)
@@ -392,4 +406,53 @@ def audit_export(
     if from_seq <= 1:
         verdict = verify_chain(convert.audit_record_from_proto(r) for r in records)
         state = "verifies" if verdict.ok else f"is BROKEN at record {verdict.first_bad_seq}: {verdict.reason}"
-        errors.print(f"exported {len(records)} records; the exported chain {state}")
+        errors.print(f"exported {len(records)} records and {len(checkpoints)} checkpoints; the chain {state}")
+    if not checkpoints:
+        errors.print("the matcher signs no checkpoints: this export cannot be verified against a key")
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    file: Annotated[Path, typer.Argument(help="a file written by `lfr audit export`")],
+    public_key: Annotated[
+        list[Path],
+        typer.Option("--public-key", help="trusted PEM public key (file or folder); repeat for several"),
+    ],
+) -> None:
+    """Verify an export offline with only the matcher's public key(s): forged, edited or cut exports fail."""
+    from lfr.adapters.audit_export import verify_export
+    from lfr.adapters.signing import Ed25519Keyring
+    from lfr.domain.errors import InvalidInput
+
+    try:
+        keyring = Ed25519Keyring.from_files(public_key)
+        lines = file.read_text().splitlines()
+    except InvalidInput as exc:
+        fail(str(exc), 2)
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {file}: {exc}", 2)
+    verdict = verify_export(lines, keyring)
+    if not verdict.ok:
+        fail(f"export BROKEN at record {verdict.first_bad_seq}: {verdict.reason}")
+    console.print(
+        f"export verifies: {verdict.records_checked} records, the last sealed by a signed checkpoint "
+        f"({verdict.checkpoints_checked} checkpoints matched; keys {', '.join(keyring.key_ids)})"
+    )
+
+
+@audit_app.command("keygen")
+def audit_keygen(
+    private_key_file: Annotated[Path, typer.Argument(help="where to write the private key (PEM, mode 0600)")],
+) -> None:
+    """Create an Ed25519 key pair for signing audit checkpoints: FILE and FILE.pub."""
+    from lfr.adapters.signing import public_key_path, write_key_pair
+    from lfr.domain.errors import InvalidInput
+
+    try:
+        signer = write_key_pair(private_key_file)
+    except InvalidInput as exc:
+        fail(str(exc), 2)
+    console.print(
+        f"key id {signer.key_id}: private key {private_key_file}, "
+        f"public key {public_key_path(private_key_file)}"
+    )

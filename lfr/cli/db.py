@@ -68,3 +68,18 @@ def current(config: ConfigOption = None) -> None:
     typer.echo(f"latest:  {latest}")
     if revisions != (latest,):
         raise typer.Exit(2)
+
+
+@app.command("keygen-images")
+def keygen_images(
+    key_file: Annotated[Path, typer.Argument(help="where to write the key (hex, mode 0600)")],
+) -> None:
+    """Create a key-encryption key for face images at rest (encryption.key_file); never overwrites."""
+    from lfr.adapters.envelope import kek_id, write_kek
+
+    try:
+        key = write_kek(key_file)
+    except LfrError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"image key {kek_id(key).hex()} written to {key_file}; keep it off the database's storage")

@@ -6,6 +6,7 @@ import asyncio
 
 import typer
 
+from lfr.adapters import hardening
 from lfr.bootstrap import Running, configure_logging, run_matcher, serving_tablet
 from lfr.cli.common import ConfigOption, config_from, fail
 from lfr.cli.extras import has_extra, install_hint
@@ -23,6 +24,7 @@ def serve(
     ),
 ) -> None:
     """Run the matcher: gRPC for cameras and control clients, Prometheus metrics, background duties."""
+    hardening.disable_core_dumps()
     try:
         configure_logging(log_level, fmt=log_format or None)
     except ValueError as exc:

@@ -20,9 +20,11 @@ def serve(
 ) -> None:
     """Serve the tablet app alone, against the shared store; over PostgreSQL its live feeds hear every
     replica's commits at once (LISTEN/NOTIFY)."""
+    from lfr.adapters.hardening import disable_core_dumps
     from lfr.adapters.tablet.serve import uvicorn_server
     from lfr.bootstrap import build_container, build_tablet_app, configure_logging, listening
 
+    disable_core_dumps()
     configure_logging(log_level)
     settings = config_from(config)
     with reported():

@@ -145,6 +145,8 @@ def find_problems(summary: DemoSummary, armed_alerts: int, listed: int) -> list[
     ]
     if scan["crops_found"] or scan["embeddings_found"]:
         problems.append(f"non-matching faces found on disk in {', '.join(scan['found_in'])}")
+    if scan.get("alert_crops_in_clear"):
+        problems.append("alert crops found unencrypted on disk")
     # Each stored alert keeps its track's best face; the faces it replaced may or may not still be on disk.
     stored_alerts = summary.stored.get("alerts", 0)
     if (

@@ -33,8 +33,10 @@ from rich.console import Console
 from lfr.adapters.camera.config import CameraNodeConfig
 from lfr.adapters.embedder import InsightFaceEmbedder, ModelSettings
 from lfr.adapters.enrolment import Pick, embed_subjects
+from lfr.adapters.envelope import write_kek
 from lfr.adapters.grpc import convert
 from lfr.adapters.passwords import Argon2Hasher
+from lfr.adapters.signing import write_key_pair
 from lfr.adapters.watchlist_upload import upload_report
 from lfr.bootstrap import Container, build_camera_node, build_container, running_matcher, serving_tablet
 from lfr.config import load_config
@@ -43,7 +45,7 @@ from lfr.demo.clip import ClipPlan, plan_clip, render_clip
 from lfr.demo.outcomes import AlertSeen, DemoSummary, Ledger, find_problems
 from lfr.demo.portraits import DemoInputError, portrait_from_file
 from lfr.demo.report import clock, heading, print_summary, timestamp
-from lfr.demo.scan import Fingerprints, ScanReport, embedding_needles, scan_folder
+from lfr.demo.scan import Fingerprints, ScanReport, embedding_needles, scan_folder, stored_needle
 from lfr.domain.principal import PrincipalKind, Role
 from lfr.services.passwords import PasswordService
 from lfr.v1 import control_pb2 as pb
@@ -120,10 +122,20 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
     )
     summary.seconds["preparation"] = round(time.monotonic() - began, 1)
 
+    # The demo's own keys, made here rather than by `lfr serve`'s first start (which warns): the audit
+    # trail's signing key and the key that encrypts the crops it keeps (removed with the work folder).
+    signing_key, image_key = workdir / "audit-signing.pem", workdir / "image-kek.hex"
+    if not signing_key.exists():
+        write_key_pair(signing_key)
+    if not image_key.exists():
+        write_kek(image_key)
     config = load_config(
         None,
         {
             "store.url": f"sqlite:///{workdir / 'lfr.db'}",
+            "audit.signing_key_file": str(signing_key),
+            "audit.anchor_file": str(workdir / "audit-anchor.jsonl"),
+            "encryption.key_file": str(image_key),
             "grpc.listen": "127.0.0.1:0",
             "metrics.enabled": False,
             # The demo enrols a handful of generated people, and no evaluation of them could be evidence
@@ -414,7 +426,8 @@ async def _account_for(session: _Session, ledger: Ledger, watchlist: _Watchlist,
         scan_folder,
         session.options.workdir,
         ledger.forgotten,
-        Fingerprints(crops=ledger.alert_crops.crops, embeddings=watchlist.enrolled.embeddings),
+        Fingerprints(crops=_stored_crops(container), embeddings=watchlist.enrolled.embeddings),
+        ledger.alert_crops,
     )
     summary.deletion_scan = _scan_summary(scan, ledger)
     summary.problems = find_problems(summary, len(ledger.armed_alert_ids), listed)
@@ -482,6 +495,17 @@ async def _print_alerts(
             )
 
 
+def _stored_crops(container: Container) -> list[bytes]:
+    """Fingerprints of the alert crops as the database holds them: encrypted."""
+    from sqlalchemy import text
+
+    from lfr.adapters.storage.sql import SqlStore
+
+    assert isinstance(container.store, SqlStore)
+    with container.store.engine.connect() as sql:
+        return [stored_needle(bytes(r[0])) for r in sql.execute(text("SELECT crop_jpeg FROM alerts"))]
+
+
 def _scan_summary(scan: ScanReport, ledger: Ledger) -> dict[str, Any]:
     return {
         "files": [name for name, _ in scan.files],
@@ -492,6 +516,7 @@ def _scan_summary(scan: ScanReport, ledger: Ledger) -> dict[str, Any]:
         "found_in": list(scan.forgotten.where),
         "alert_crops": len(ledger.alert_crops.crops),
         "alert_crops_found": scan.kept.crops,
+        "alert_crops_in_clear": scan.in_clear.crops,
         "enrolled_embeddings_found": scan.kept.embeddings,
     }
 

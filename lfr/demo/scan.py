@@ -70,7 +70,8 @@ class Findings:
 class ScanReport:
     files: tuple[tuple[str, int], ...]  # relative path, size in bytes
     forgotten: Findings  # of faces that did not match: must be all zeros
-    kept: Findings  # of alert crops and enrolled embeddings: must be found
+    kept: Findings  # of alert crops (as stored: sealed) and enrolled embeddings: must be found
+    in_clear: Findings = Findings(0, 0, ())  # of alert crops as sent: kept only sealed, so none
 
     @property
     def total_bytes(self) -> int:
@@ -97,23 +98,36 @@ def _search(contents: dict[str, bytes], needles: Fingerprints) -> Findings:
     return Findings(sum(crops_found), sum(embeddings_found), tuple(sorted(where)))
 
 
-def scan_folder(folder: Path, forgotten: Fingerprints, kept: Fingerprints) -> ScanReport:
-    """Scans in a child process. Closing a file descriptor drops every POSIX lock the closing process
+def scan_folder(
+    folder: Path, forgotten: Fingerprints, kept: Fingerprints, sealed: Fingerprints | None = None
+) -> ScanReport:
+    """`sealed`: what is kept only encrypted, so must not be found as it was sent.
+
+    Scans in a child process. Closing a file descriptor drops every POSIX lock the closing process
     holds on that file, so reading the live SQLite database and its -shm from the process serving it
     would silently release that process's SQLite locks; the next `lfr` command on the database would
     then take itself for the last connection and delete the WAL under the live process."""
     context = multiprocessing.get_context("spawn")  # forking a process running gRPC threads is unsafe
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_scan_here, folder, forgotten, kept).result()
+        return pool.submit(_scan_here, folder, forgotten, kept, sealed).result()
 
 
-def _scan_here(folder: Path, forgotten: Fingerprints, kept: Fingerprints) -> ScanReport:
+def _scan_here(
+    folder: Path, forgotten: Fingerprints, kept: Fingerprints, sealed: Fingerprints | None = None
+) -> ScanReport:
     contents = {str(p.relative_to(folder)): p.read_bytes() for p in _files(folder)}
     return ScanReport(
         tuple((name, len(data)) for name, data in contents.items()),
         _search(contents, forgotten),
         _search(contents, kept),
+        _search(contents, sealed or Fingerprints()),
     )
+
+
+def stored_needle(stored: bytes) -> bytes:
+    """16 bytes from the middle of an image as the store holds it (ciphertext)."""
+    middle = len(stored) // 2
+    return bytes(stored[middle : middle + CROP_NEEDLE_BYTES])
 
 
 def _files(folder: Path) -> Iterable[Path]:

@@ -1,6 +1,10 @@
 """A tamper-evident audit trail: each record's hash covers the previous record's hash and a canonical
 encoding of its own fields, so any edit, deletion or reordering breaks the chain at a nameable record.
-Truncating the tail is caught by comparing with the separately kept chain head."""
+Truncating the tail is caught by comparing with the separately kept chain head.
+
+The hash has no key, so someone who can write the database can rewrite a record and recompute every
+later hash and the head. lfr/domain/checkpoint.py closes that gap with signed checkpoints kept outside
+the database."""
 
 from __future__ import annotations
 
@@ -145,37 +149,56 @@ class ChainVerification:
     records_checked: int
     first_bad_seq: int | None = None
     reason: str = ""
+    checkpoints_checked: int = 0  # signed checkpoints the chain was compared with
+    anchored_seq: int = 0  # the last record a valid signed checkpoint covers; later ones are unanchored
+
+
+def link_fault(
+    record: AuditRecord, expected_seq: int, prev_hash: str, checked: int
+) -> ChainVerification | None:
+    """Why `record` does not follow a predecessor with `prev_hash` at `expected_seq - 1`, or None."""
+    if record.seq != expected_seq:
+        kind = "missing or reordered" if record.seq > expected_seq else "duplicated or reordered"
+        return ChainVerification(False, checked, expected_seq, f"record {expected_seq} is {kind}")
+    if record.prev_hash != prev_hash:
+        return ChainVerification(False, checked, record.seq, "link to the previous record is broken")
+    recomputed = record_hash(
+        record.seq,
+        record.at,
+        record.actor,
+        record.action,
+        record.subject_kind,
+        record.subject_id,
+        record.details_json,
+        record.prev_hash,
+    )
+    if recomputed != record.hash:
+        return ChainVerification(False, checked, record.seq, "record content does not match its hash")
+    return None
+
+
+def head_fault(
+    head: ChainHead | None, last_seq: int, last_hash: str, checked: int
+) -> ChainVerification | None:
+    if head is not None and (head.seq != last_seq or head.hash != last_hash):
+        return ChainVerification(
+            False,
+            checked,
+            min(head.seq, last_seq + 1),
+            f"chain ends at record {last_seq} "
+            f"but the recorded head is record {head.seq}: records were removed from the end",
+        )
+    return None
 
 
 def verify_chain(records: Iterable[AuditRecord], head: ChainHead | None = None) -> ChainVerification:
     """Walk the chain from the start; name the first record that does not follow from its predecessor."""
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     for record in records:
-        if record.seq != expected_seq:
-            kind = "missing or reordered" if record.seq > expected_seq else "duplicated or reordered"
-            return ChainVerification(False, checked, expected_seq, f"record {expected_seq} is {kind}")
-        if record.prev_hash != prev_hash:
-            return ChainVerification(False, checked, record.seq, "link to the previous record is broken")
-        recomputed = record_hash(
-            record.seq,
-            record.at,
-            record.actor,
-            record.action,
-            record.subject_kind,
-            record.subject_id,
-            record.details_json,
-            record.prev_hash,
-        )
-        if recomputed != record.hash:
-            return ChainVerification(False, checked, record.seq, "record content does not match its hash")
+        if (fault := link_fault(record, expected_seq, prev_hash, checked)) is not None:
+            return fault
         checked += 1
         expected_seq, prev_hash = record.seq + 1, record.hash
-    if head is not None and (head.seq != expected_seq - 1 or head.hash != prev_hash):
-        return ChainVerification(
-            False,
-            checked,
-            min(head.seq, expected_seq),
-            f"chain ends at record {expected_seq - 1} "
-            f"but the recorded head is record {head.seq}: records were removed from the end",
-        )
+    if (fault := head_fault(head, expected_seq - 1, prev_hash, checked)) is not None:
+        return fault
     return ChainVerification(True, checked)

@@ -15,6 +15,7 @@ import numpy as np
 
 from lfr.domain.alert import Alert
 from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead
+from lfr.domain.checkpoint import Checkpoint, SignatureChecker, Signer
 from lfr.domain.evaluation import EvaluationSummary
 from lfr.domain.matching import Candidate
 from lfr.domain.principal import Credentials, Principal
@@ -75,12 +76,13 @@ class AlertRepository(Protocol):
 
     def find_for_track(self, window_id: str, camera_id: str, track_id: str, subject_id: str) -> list[Alert]:
         """Alerts already raised in this window for this camera's track id and subject, oldest first
-        (one per node session: the caller picks its session's)."""
+        (one per node session: the caller picks its session's). Like every listing, without their crops."""
         ...
 
     def update(self, alert: Alert) -> Alert:
         """Optimistic: raises StaleUpdate unless the stored version is `alert.version - 1`. Returns the
-        alert as stored, with its new `revision`."""
+        alert as stored, with its new `revision`. An alert without a crop keeps the stored crop; one with a
+        crop (a better face of the same track) replaces it."""
         ...
 
     def changed_since(
@@ -88,7 +90,7 @@ class AlertRepository(Protocol):
     ) -> list[Alert]:
         """Alerts added or changed after `after_revision`, in revision order. Revisions become visible in
         order (a later one is never readable before an earlier one), so a reader that resumes after the
-        last revision it saw misses nothing."""
+        last revision it saw misses nothing. Without crops (b""), as `find`."""
         ...
 
     def last_revision(self) -> int: ...
@@ -96,7 +98,8 @@ class AlertRepository(Protocol):
     def find(
         self, window_ids: Sequence[str] | None = None, after_sequence: int = 0, limit: int = 100
     ) -> list[Alert]:
-        """Alerts in sequence order, optionally only for some windows."""
+        """Alerts in sequence order, optionally only for some windows, without their crops (b""): a
+        crop is read (and decrypted) only by `get`, for a consultation that is audited."""
         ...
 
     def purge_raised_before(self, cutoff: datetime) -> int: ...
@@ -109,6 +112,35 @@ class AuditLog(Protocol):
 
     def records(self, from_seq: int = 1) -> Iterator[AuditRecord]: ...
     def head(self) -> ChainHead | None: ...
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+    def checkpoints(self, from_seq: int = 1) -> list[Checkpoint]:
+        """Signed checkpoints kept in the store for records at or after `from_seq`, oldest first."""
+        ...
+
+
+class CheckpointAnchor(Protocol):
+    """Where checkpoints are kept outside the database: an append-only file, an external log. Whoever can
+    write the database must not be able to change what is already here."""
+
+    def append(self, checkpoint: Checkpoint) -> None: ...
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint anchored so far; raises InvalidInput if the anchor holds anything else."""
+        ...
+
+
+class ImageSealer(Protocol):
+    """Encrypts face images (alert crops, reference images) for storage with keys the store never holds.
+    `context` names the row ("alert:<id>"), so a sealed image moved to another row does not open."""
+
+    def seal(self, plaintext: bytes, context: str) -> bytes: ...
+    def open(self, stored: bytes, context: str) -> bytes:
+        """Raises StoreUnavailable if it was altered, moved, or sealed under a key not held."""
+        ...
+
+
+# Signing and checking checkpoints (Ed25519 in lfr/adapters/signing.py).
+CheckpointSigner = Signer
+CheckpointKeyring = SignatureChecker
 
 
 class CounterRepository(Protocol):

@@ -29,21 +29,29 @@ class RetentionPolicy:
     def watchlists_to_destroy(
         self, watchlists: list[Watchlist], windows: list[DeploymentWindow], now: datetime
     ) -> list[Watchlist]:
-        """Sealed watchlists whose every window finished more than the delay ago.
+        """Watchlists whose last use ended more than the delay ago.
 
-        A watchlist no window ever used is left alone: it may be awaiting its deployment.
+        Last use: the end of the last authorised window using it, or, for a watchlist no window was ever
+        authorised for (a draft, a sealed list never deployed, one whose windows were refused), its
+        creation, sealing or the creation of a window naming it. So nothing is kept indefinitely on the
+        chance of a deployment: a list not deployed within the delay is destroyed and built again.
         """
         due = []
         for watchlist in watchlists:
             if watchlist.state is WatchlistState.DESTROYED:
                 continue
             users = [w for w in windows if w.watchlist_id == watchlist.id]
-            if not users:
-                continue
-            finished = [self.window_finished_at(w) for w in users]
-            if any(f is None or f > now for f in finished):
-                continue
-            last = max(f for f in finished if f is not None)
-            if now - last >= self.watchlist_destroy_delay:
-                due.append(watchlist)
+            moments = [watchlist.created_at, *(w.created_at for w in users)]
+            if watchlist.sealed_at is not None:
+                moments.append(watchlist.sealed_at)
+            for window in users:
+                if window.authorised_at is None:
+                    continue  # never deployed: only its creation counts, above
+                finished = self.window_finished_at(window)
+                if finished is None or finished > now:
+                    break  # in use
+                moments.append(finished)
+            else:
+                if now - max(moments) >= self.watchlist_destroy_delay:
+                    due.append(watchlist)
         return due

@@ -26,6 +26,7 @@ class MatcherUpkeep:
         retention: RetentionService,
         ingest: IngestService,
         after_build: Callable[[], None] | None = None,
+        after_deletion: Callable[[], object] = lambda: None,
     ) -> None:
         self._monitor = monitor
         self._indexes = indexes
@@ -33,10 +34,11 @@ class MatcherUpkeep:
         self._retention = retention
         self._ingest = ingest
         self._after_build = after_build  # e.g. hand the build's freed memory back to the OS
+        self._after_deletion = after_deletion  # the store's scrub: no copy of what was deleted lingers
 
-    def refresh_gate(self) -> None:
+    def refresh_gate(self) -> frozenset[str]:
         """Re-reads the windows, drops indexes no live window needs, and builds the armed windows' indexes
-        now rather than on their first observation."""
+        now rather than on their first observation. Returns the ids of the armed windows."""
         gate = self._monitor.refresh()
         live = gate.windows()
         self._indexes.retain_only(live)
@@ -53,11 +55,13 @@ class MatcherUpkeep:
                     logger.error("window %s cannot be matched: %s", window.id, type(exc).__name__)
         if built and self._after_build is not None:
             self._after_build()
+        return frozenset(w.id for w in live if w.is_armed(now))
 
     def forget_watchlist(self, watchlist_id: str) -> None:
         """A destroyed watchlist must stop matching at once, not at the next refresh."""
         keep = [w for w in self._monitor.gate().windows() if w.watchlist_id != watchlist_id]
         self._indexes.retain_only(keep)
+        self._after_deletion()  # its images and embeddings must not linger in the WAL either
 
     def flush_counters(self) -> None:
         self._ingest.flush_counters()
@@ -66,3 +70,5 @@ class MatcherUpkeep:
         report = self._retention.purge()
         for watchlist_id in report.watchlists_destroyed:
             self.forget_watchlist(watchlist_id)
+        if report.alerts_purged:
+            self._after_deletion()  # no copy of a purged crop may linger in the WAL

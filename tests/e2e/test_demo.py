@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from lfr.adapters.envelope import image_sealer
+from lfr.adapters.signing import Ed25519Keyring, FileAnchor
 from lfr.adapters.storage import open_store
+from lfr.config import EncryptionSettings
 from lfr.services.audit import AuditService
 from tests.camera.conftest import model_settings
 
@@ -77,20 +80,26 @@ def test_demo_alerts_only_for_the_watchlist_inside_the_window_and_keeps_nothing_
     assert scan["embeddings_found"] == 0
     assert scan["alert_crops"] == armed["alert"]
     assert len(alerts) <= scan["alert_crops_found"] <= scan["alert_crops"]  # each alert's best face, at least
+    assert scan["alert_crops_in_clear"] == 0
     assert scan["enrolled_embeddings_found"] >= 2
     assert {"lfr.db", "lfr.log", "clip.avi"} <= set(scan["files"])
     assert summary["audit"]["ok"] is True
     assert summary["audit"]["records"] > 0
 
     # What the store holds, read by the test itself: the alerts and counters, nothing else about faces.
-    store = open_store(f"sqlite:///{workdir / 'lfr.db'}")
+    # The crops are encrypted; the demo's key (in its work folder) opens them.
+    url = f"sqlite:///{workdir / 'lfr.db'}"
+    store = open_store(url, sealer=image_sealer(EncryptionSettings(key_file=workdir / "image-kek.hex"), url))
     try:
         with store() as uow:
             stored = uow.alerts.find(limit=1000)
             totals = uow.counters.totals()
         with store() as uow:
             auditor = uow.principals.get("auditor-demo")
-        verdict = AuditService(store).verify(auditor)
+        # Against the checkpoints the demo's matcher signed and anchored, with its public key alone.
+        keyring = Ed25519Keyring.from_files([workdir / "audit-signing.pem.pub"])
+        anchor = FileAnchor(workdir / "audit-anchor.jsonl")
+        verdict = AuditService(store, keyring=keyring, anchor=anchor).verify(auditor)
     finally:
         store.close()
     window = summary["window"]
@@ -102,6 +111,7 @@ def test_demo_alerts_only_for_the_watchlist_inside_the_window_and_keeps_nothing_
     assert totals[("", "cam-demo-1", "not_armed")] == before["not_armed"] + after["not_armed"]
     assert totals[(window["id"], "cam-demo-1", "no_match")] == armed["no_match"]
     assert verdict.ok
+    assert verdict.checkpoints_checked > 0
 
 
 def test_demo_names_the_missing_model_folder(tmp_path: Path) -> None:
@@ -209,7 +219,10 @@ def test_keep_running_demo_survives_another_lfr_command_on_its_store(
                 headers={"X-CSRF-Token": csrf},
             )
             assert decided.status_code == 200, decided.text
-        store = open_store(f"sqlite:///{workdir / 'lfr.db'}")
+        url = f"sqlite:///{workdir / 'lfr.db'}"  # the crop is sealed: open with the demo's image key
+        store = open_store(
+            url, sealer=image_sealer(EncryptionSettings(key_file=workdir / "image-kek.hex"), url)
+        )
         try:
             with store() as uow:
                 assert str(uow.alerts.get(first["id"]).outcome) == "false_alert"

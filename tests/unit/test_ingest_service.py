@@ -310,7 +310,8 @@ def test_later_faces_of_a_track_update_its_one_alert(world):
     assert [r.outcome for r in results] == [Outcome.ALERT] * 3
     assert len({r.alert_id for r in results}) == 1
     with world["store"]() as uow:
-        (stored,) = uow.alerts.find()
+        (listed,) = uow.alerts.find()
+        stored = uow.alerts.get(listed.id)  # listings carry no crop
         actions = [r.action for r in uow.audit.records() if r.action.startswith("alert.")]
         assert verify_chain(list(uow.audit.records()), uow.audit.head()).ok
     assert stored.sightings == 3
@@ -355,7 +356,8 @@ def test_a_decided_alert_keeps_its_evidence_and_no_second_alert_is_raised(world)
     assert again.alert_id == first.alert_id
     assert not any(later.crop_jpeg)
     with world["store"]() as uow:
-        (stored,) = uow.alerts.find()
+        (listed,) = uow.alerts.find()
+        stored = uow.alerts.get(listed.id)  # listings carry no crop
     assert b"shown" in stored.crop_jpeg
     assert stored.sightings == 1
     assert len(world["publisher"].alerts) == 1

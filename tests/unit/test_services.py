@@ -252,6 +252,34 @@ def test_retention_purges_old_alerts_and_finished_watchlists_with_counts_only(wo
     assert "watchlist.destroyed" in world.actions()
 
 
+def test_draft_and_never_authorised_watchlists_are_destroyed_on_the_same_clock(world):
+    """A draft never sealed, a sealed list no window used, and one whose window was never authorised are
+    all destroyed 24 h after their last activity; a list under a live authorised window is kept."""
+    draft = world.watchlists.create("abandoned draft", "m", DIM, ADMIN).id
+    unused = world.sealed_watchlist()
+    unauthorised = world.sealed_watchlist()
+    world.clock.set(T0 + timedelta(hours=2))
+    world.window(unauthorised, start=T0 + timedelta(hours=3))  # created at +2 h, never authorised
+    live = world.sealed_watchlist()
+    world.deployments.authorise(world.window(live, start=T0 + timedelta(hours=3), hours=20).id, SUP)
+    retention = RetentionService(
+        world.store, world.clock, RetentionPolicy(timedelta(days=31), timedelta(hours=24))
+    )
+    world.clock.set(T0 + timedelta(hours=23, minutes=59))
+    assert retention.purge().watchlists_destroyed == []
+    world.clock.set(T0 + timedelta(hours=24))
+    assert sorted(retention.purge().watchlists_destroyed) == sorted([draft, unused])
+    world.clock.set(T0 + timedelta(hours=26))
+    assert retention.purge().watchlists_destroyed == [unauthorised]
+    world.clock.set(T0 + timedelta(hours=40))
+    assert retention.purge().watchlists_destroyed == []
+    with world.store() as uow:
+        assert uow.watchlists.subjects(unused) == []
+        assert uow.watchlists.get(live).state.value == "sealed"
+        destroyed = [r for r in uow.audit.records() if r.action == "watchlist.destroyed"]
+    assert {r.subject_id for r in destroyed} == {draft, unused, unauthorised}
+
+
 def test_tokens_authenticate_and_are_stored_hashed(world):
     principals = PrincipalService(world.store, world.clock)
     principals.create("cam-1", PrincipalKind.CAMERA, [], "admin")

@@ -69,3 +69,19 @@ def test_bad_config_gets_a_clear_error(tmp_path, text, message):
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(InvalidInput, match=r"nope\.yaml"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("name", ["lfr.embedded.yaml", "lfr.scaleout.yaml"])
+def test_matcher_configs_sign_the_audit_trail_and_refuse_to_start_without_a_key(name):
+    audit = load_config(DEPLOY / name).audit
+    assert audit.signing_key_file is not None
+    assert audit.anchor_file is not None
+    assert not audit.create_missing_key
+    assert audit.checkpoint_seconds <= 60
+
+
+@pytest.mark.parametrize("name", ["lfr.embedded.yaml", "lfr.scaleout.yaml"])
+def test_matcher_configs_encrypt_images_with_a_key_outside_the_database(name):
+    encryption = load_config(DEPLOY / name).encryption
+    assert encryption.key_file is not None
+    assert not encryption.create_missing_key

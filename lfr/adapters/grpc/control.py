@@ -117,7 +117,7 @@ class WatchlistsServicer(control_pb2_grpc.WatchlistsServicer):
         destroyed = await asyncio.to_thread(
             self._watchlists.destroy, request.watchlist_id, current_principal(), request.reason
         )
-        self._on_destroyed(destroyed.id)
+        await asyncio.to_thread(self._on_destroyed, destroyed.id)  # scrubs the WAL: off the event loop
         return convert.watchlist(destroyed, 0)
 
     async def GetWatchlist(self, request: pb.WatchlistRef, context: Context) -> pb.Watchlist:
@@ -244,3 +244,12 @@ class AuditServicer(control_pb2_grpc.AuditServicer):
     async def Verify(self, request: pb.Empty, context: Context) -> pb.VerifyResponse:
         result = await asyncio.to_thread(self._audit.verify, current_principal())
         return convert.verification(result)
+
+    async def ExportCheckpoints(
+        self, request: pb.ExportRequest, context: Context
+    ) -> AsyncIterator[pb.AuditCheckpoint]:
+        checkpoints = await asyncio.to_thread(
+            self._audit.export_checkpoints, current_principal(), max(1, request.from_seq)
+        )
+        for checkpoint in checkpoints:
+            yield convert.audit_checkpoint(checkpoint)

@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from lfr.domain.alert import Adjudication, Alert, AlertState
 from lfr.domain.audit import AuditRecord, ChainVerification
+from lfr.domain.checkpoint import Checkpoint
 from lfr.domain.errors import InvalidInput
 from lfr.domain.evaluation import EquityVerdict, EvaluationSummary
 from lfr.domain.observation import FaceQuality, Observation, ObservationResult, Outcome
@@ -370,5 +371,20 @@ def audit_record_from_proto(r: pb.AuditRecord) -> AuditRecord:
 
 def verification(v: ChainVerification) -> pb.VerifyResponse:
     return pb.VerifyResponse(
-        ok=v.ok, records_checked=v.records_checked, first_bad_seq=v.first_bad_seq or 0, reason=v.reason
+        ok=v.ok,
+        records_checked=v.records_checked,
+        first_bad_seq=v.first_bad_seq or 0,
+        reason=v.reason,
+        checkpoints_checked=v.checkpoints_checked,
+        anchored_seq=v.anchored_seq,
+    )
+
+
+def audit_checkpoint(c: Checkpoint) -> pb.AuditCheckpoint:
+    return pb.AuditCheckpoint(
+        key_id=c.key_id,
+        seq=c.seq,
+        chain_hash=c.chain_hash,
+        at_iso=c.at.isoformat(timespec="microseconds"),
+        signature=c.signature,
     )

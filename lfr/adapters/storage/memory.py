@@ -15,6 +15,7 @@ import numpy as np
 
 from lfr.domain.alert import Alert
 from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead, next_record
+from lfr.domain.checkpoint import Checkpoint
 from lfr.domain.errors import Conflict, InvalidInput, NotFound, StaleUpdate
 from lfr.domain.evaluation import EvaluationSummary
 from lfr.domain.ports import (
@@ -43,6 +44,7 @@ class MemoryState:
     alert_revision: int = 0
     audit: list[AuditRecord] = field(default_factory=list)
     head: ChainHead | None = None
+    checkpoints: list[Checkpoint] = field(default_factory=list)
     counters: dict[tuple[str, str, str], int] = field(default_factory=dict)
     principals: dict[str, Principal] = field(default_factory=dict)
     token_hashes: dict[str, str] = field(default_factory=dict)  # hash -> principal name
@@ -58,6 +60,14 @@ class MemoryStore:
 
     def __call__(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
+
+    def seal_plaintext_images(self) -> int:
+        """Nothing is at rest; present so MemoryStore satisfies the Store protocol."""
+        return 0
+
+    def scrub(self) -> bool:
+        """Nothing is on disk; present so MemoryStore satisfies the Store protocol."""
+        return True
 
     def close(self) -> None:
         """Nothing to release; present so MemoryStore satisfies the Store protocol."""
@@ -109,6 +119,7 @@ class MemoryUnitOfWork:
         ):
             setattr(self._state, name, dict(getattr(self._state, name)))
         self._state.audit = list(self._state.audit)
+        self._state.checkpoints = list(self._state.checkpoints)
         self.windows = _Windows(self._state)
         self.watchlists = _Watchlists(self._state)
         self.alerts = _Alerts(self._state)
@@ -252,7 +263,7 @@ class _Alerts:
         )
 
     def find_for_track(self, window_id: str, camera_id: str, track_id: str, subject_id: str) -> list[Alert]:
-        return sorted(
+        found = sorted(
             (
                 a
                 for a in self._s.alerts.values()
@@ -261,13 +272,19 @@ class _Alerts:
             ),
             key=lambda a: a.sequence,
         )
+        return [dataclasses.replace(a, crop_jpeg=b"") for a in found]
 
     def update(self, alert: Alert) -> Alert:
         stored = self.get(alert.id)
         if stored.version != alert.version - 1:
             raise StaleUpdate(f"alert {alert.id} changed concurrently")
         self._s.alert_revision += 1
-        updated = dataclasses.replace(alert, sequence=stored.sequence, revision=self._s.alert_revision)
+        updated = dataclasses.replace(
+            alert,
+            sequence=stored.sequence,
+            revision=self._s.alert_revision,
+            crop_jpeg=alert.crop_jpeg or stored.crop_jpeg,  # as the SQL store: no crop keeps the stored one
+        )
         self._s.alerts[alert.id] = updated
         return updated
 
@@ -279,7 +296,8 @@ class _Alerts:
             for a in self._s.alerts.values()
             if a.revision > after_revision and (window_ids is None or a.window_id in window_ids)
         ]
-        return sorted(found, key=lambda a: a.revision)[: max(limit, 0)]
+        changed = sorted(found, key=lambda a: a.revision)[: max(limit, 0)]
+        return [dataclasses.replace(a, crop_jpeg=b"") for a in changed]
 
     def last_revision(self) -> int:
         return self._s.alert_revision
@@ -292,7 +310,9 @@ class _Alerts:
             for a in self._s.alerts.values()
             if a.sequence > after_sequence and (window_ids is None or a.window_id in window_ids)
         ]
-        return sorted(found, key=lambda a: a.sequence)[:limit]
+        return [
+            dataclasses.replace(a, crop_jpeg=b"") for a in sorted(found, key=lambda a: a.sequence)[:limit]
+        ]
 
     def purge_raised_before(self, cutoff: datetime) -> int:
         doomed = [a.id for a in self._s.alerts.values() if a.raised_at < cutoff]
@@ -316,6 +336,12 @@ class _Audit:
 
     def head(self) -> ChainHead | None:
         return self._s.head
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._s.checkpoints.append(checkpoint)
+
+    def checkpoints(self, from_seq: int = 1) -> list[Checkpoint]:
+        return [c for c in self._s.checkpoints if c.seq >= from_seq]
 
 
 class _Counters:

@@ -11,17 +11,20 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from lfr.adapters.storage.sql.audit import lock_chain_head
 from lfr.adapters.storage.sql.schema import alert_revision_counter as counter
 from lfr.adapters.storage.sql.schema import alerts as t
+from lfr.adapters.storage.sql.sealing import opened, sealed
 from lfr.adapters.storage.sql.tx import Tx
 from lfr.domain.alert import Adjudication, Alert, AlertState
 from lfr.domain.errors import NotFound, StaleUpdate, StoreUnavailable
 from lfr.domain.matching import Candidate
+from lfr.domain.ports import ImageSealer
 
 ALERT_CHANNEL = "lfr_alert_changes"  # NOTIFY payload: a revision number
 
 
 class SqlAlerts:
-    def __init__(self, tx: Tx) -> None:
+    def __init__(self, tx: Tx, sealer: ImageSealer | None = None) -> None:
         self._tx = tx
+        self._sealer = sealer
 
     def add(self, alert: Alert) -> Alert:
         # Subscribers catch up with "sequence > last seen", so sequences must become visible in order.
@@ -30,6 +33,7 @@ class SqlAlerts:
         lock_chain_head(self._tx)
         row = _to_row(alert)
         del row["sequence"]
+        row["crop_jpeg"] = sealed(self._sealer, row["crop_jpeg"], f"alert:{alert.id}")
         row["revision"] = self._next_revision()
         inserted = self._tx.first(
             insert(t).values(row).returning(t.c.sequence), f"adding alert {alert.id}", may_conflict=True
@@ -42,18 +46,18 @@ class SqlAlerts:
         row = self._tx.first(select(t).where(t.c.id == alert_id), f"reading alert {alert_id}")
         if row is None:
             raise NotFound(f"no alert {alert_id}")
-        return _from_row(row)
+        return self._alert(row)
 
     def find_by_source(self, camera_id: str, source_ref: str) -> Alert | None:
         row = self._tx.first(
             select(t).where(t.c.camera_id == camera_id, t.c.source_ref == source_ref),
             f"reading camera {camera_id}'s alert by source",
         )
-        return _from_row(row) if row is not None else None
+        return self._alert(row) if row is not None else None
 
     def find_for_track(self, window_id: str, camera_id: str, track_id: str, subject_id: str) -> list[Alert]:
         rows = self._tx.rows(
-            select(t)
+            select(*[c for c in t.c if c.name != "crop_jpeg"])  # the crop stays sealed unless replaced
             .where(
                 t.c.window_id == window_id,
                 t.c.camera_id == camera_id,
@@ -72,6 +76,12 @@ class SqlAlerts:
         lock_chain_head(self._tx)
         row = _to_row(alert)
         del row["sequence"]  # assigned once by the store, never rewritten
+        # A listed alert carries no crop: the stored one stays sealed as it was. A better face of the same
+        # track brings a new crop, sealed like the first.
+        if alert.crop_jpeg:
+            row["crop_jpeg"] = sealed(self._sealer, row["crop_jpeg"], f"alert:{alert.id}")
+        else:
+            del row["crop_jpeg"]
         row["revision"] = self._next_revision()
         changed = self._tx.run(
             update(t).where(t.c.id == alert.id, t.c.version == alert.version - 1).values(row),
@@ -85,7 +95,10 @@ class SqlAlerts:
     def changed_since(
         self, after_revision: int, window_ids: Sequence[str] | None = None, limit: int = 100
     ) -> list[Alert]:
-        query = select(t).where(t.c.revision > after_revision).order_by(t.c.revision).limit(max(limit, 0))
+        columns = [c for c in t.c if c.name != "crop_jpeg"]  # no crop: none is decrypted for a feed
+        query = (
+            select(*columns).where(t.c.revision > after_revision).order_by(t.c.revision).limit(max(limit, 0))
+        )
         if window_ids is not None:
             query = query.where(t.c.window_id.in_(list(window_ids)))
         return [_from_row(r) for r in self._tx.rows(query, "listing changed alerts")]
@@ -115,13 +128,23 @@ class SqlAlerts:
     def find(
         self, window_ids: Sequence[str] | None = None, after_sequence: int = 0, limit: int = 100
     ) -> list[Alert]:
-        query = select(t).where(t.c.sequence > after_sequence).order_by(t.c.sequence).limit(max(limit, 0))
+        # Every column but the crop: listings never carry one, so never decrypt one.
+        columns = [c for c in t.c if c.name != "crop_jpeg"]
+        query = (
+            select(*columns).where(t.c.sequence > after_sequence).order_by(t.c.sequence).limit(max(limit, 0))
+        )
         if window_ids is not None:
             query = query.where(t.c.window_id.in_(list(window_ids)))
         return [_from_row(r) for r in self._tx.rows(query, "listing alerts")]
 
     def purge_raised_before(self, cutoff: datetime) -> int:
         return self._tx.run(delete(t).where(t.c.raised_at < cutoff), "purging alerts")
+
+    def _alert(self, row: Row[Any]) -> Alert:
+        alert = _from_row(row)
+        return dataclasses.replace(
+            alert, crop_jpeg=opened(self._sealer, alert.crop_jpeg, f"alert:{alert.id}")
+        )
 
 
 def _to_row(a: Alert) -> dict[str, Any]:
@@ -170,7 +193,7 @@ def _from_row(r: Row[Any]) -> Alert:
         candidates=tuple(Candidate(str(sid), float(score)) for sid, score in json.loads(r.candidates_json)),
         captured_at=r.captured_at,
         raised_at=r.raised_at,
-        crop_jpeg=bytes(r.crop_jpeg),
+        crop_jpeg=bytes(r.crop_jpeg) if "crop_jpeg" in r._fields else b"",
         model_id=r.model_id,
         sequence=int(r.sequence),
         state=AlertState(r.state),

@@ -7,9 +7,11 @@ from typing import Any
 from sqlalchemy import Row, insert, select, update
 
 from lfr.adapters.storage.sql.schema import audit_chain_head as h
+from lfr.adapters.storage.sql.schema import audit_checkpoints as cp
 from lfr.adapters.storage.sql.schema import audit_records as t
 from lfr.adapters.storage.sql.tx import Tx
 from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead, next_record
+from lfr.domain.checkpoint import Checkpoint
 from lfr.domain.errors import StoreUnavailable
 
 HEAD_ROW_ID = 1
@@ -64,6 +66,25 @@ class SqlAudit:
         if row is None or row.seq == 0:
             return None
         return ChainHead(int(row.seq), row.hash)
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        values = {
+            "key_id": checkpoint.key_id,
+            "seq": checkpoint.seq,
+            "chain_hash": checkpoint.chain_hash,
+            "at_iso": checkpoint.at.isoformat(timespec="microseconds"),
+            "signature": checkpoint.signature,
+        }
+        self._tx.run(insert(cp).values(values), f"storing the checkpoint of audit record {checkpoint.seq}")
+
+    def checkpoints(self, from_seq: int = 1) -> list[Checkpoint]:
+        rows = self._tx.rows(
+            select(cp).where(cp.c.seq >= from_seq).order_by(cp.c.seq, cp.c.id), "reading audit checkpoints"
+        )
+        return [
+            Checkpoint(r.key_id, int(r.seq), r.chain_hash, datetime.fromisoformat(r.at_iso), r.signature)
+            for r in rows
+        ]
 
 
 def _to_row(r: AuditRecord) -> dict[str, Any]:

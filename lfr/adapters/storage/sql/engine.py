@@ -143,6 +143,9 @@ def _configure_sqlite_connection(
         # FULL: a committed alert survives power loss, and alerts are acknowledged only after commit.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted content (a purged crop, a destroyed watchlist's images) is overwritten with zeros rather
+        # than left in free pages; SqlStore.scrub then truncates the WAL that still holds older copies.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     finally:
         cursor.close()

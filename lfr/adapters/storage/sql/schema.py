@@ -184,6 +184,19 @@ audit_chain_head = Table(
     CheckConstraint("id = 1", name="single_row"),
 )
 
+# Signed checkpoints of the chain (migration 0004). Copies: the ones that count are also anchored outside
+# the database, where its administrator cannot delete them.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("key_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False, index=True),
+    Column("chain_hash", HASH, nullable=False),
+    Column("at_iso", String(40), nullable=False),
+    Column("signature", String(200), nullable=False),
+)
+
 # One row (migration 0008): the last alert revision handed out. Bumping it locks the row until commit, so
 # revisions become visible in the order they were given, on every replica.
 alert_revision_counter = Table(

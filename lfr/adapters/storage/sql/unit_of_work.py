@@ -27,6 +27,7 @@ from lfr.domain.ports import (
     AuditLog,
     CounterRepository,
     EvaluationRepository,
+    ImageSealer,
     PrincipalRepository,
     WatchlistRepository,
     WindowRepository,
@@ -36,11 +37,18 @@ logger = logging.getLogger(__name__)
 
 
 class SqlStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sealer: ImageSealer | None = None) -> None:
         self.engine = engine
+        self.sealer = sealer  # encrypts face images at rest; None: stored as they come
 
     @classmethod
-    def open(cls, url: str, migrate: bool = True, timeouts: StoreTimeouts | None = None) -> SqlStore:
+    def open(
+        cls,
+        url: str,
+        migrate: bool = True,
+        timeouts: StoreTimeouts | None = None,
+        sealer: ImageSealer | None = None,
+    ) -> SqlStore:
         """Connects, and unless told otherwise brings the schema up to date first."""
         if migrate:
             # Without a statement timeout: a migration may rightly take longer than a matcher's query.
@@ -50,10 +58,59 @@ class SqlStore:
                 upgrade(migrating)
             finally:
                 migrating.dispose()
-        return cls(create_store_engine(url, timeouts))
+        return cls(create_store_engine(url, timeouts), sealer)
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine)
+        return SqlUnitOfWork(self.engine, self.sealer)
+
+    def seal_plaintext_images(self) -> int:
+        """Seals alert crops and reference images written in clear (before a key was configured), in
+        one transaction, then scrubs the WAL of the clear copies. Returns how many were sealed."""
+        if self.sealer is None:
+            return 0
+        from sqlalchemy import func, select, update
+
+        from lfr.adapters.storage.sql.schema import alerts, subjects
+        from lfr.adapters.storage.sql.sealing import SEALED_MAGIC
+
+        count = 0
+        with translated_errors("sealing images stored in clear"), self.engine.begin() as connection:
+            for table, column, kind in (
+                (alerts, alerts.c.crop_jpeg, "alert"),
+                (subjects, subjects.c.reference_image_jpeg, "subject"),
+            ):
+                # Only rows not already sealed travel: this runs at every start.
+                not_sealed = func.substr(column, 1, len(SEALED_MAGIC)) != SEALED_MAGIC
+                query = select(table.c.id, column).where(column.is_not(None), not_sealed)
+                for row_id, image in connection.execute(query).all():
+                    image = bytes(image)
+                    if not image or image.startswith(SEALED_MAGIC):
+                        continue
+                    sealed = self.sealer.seal(image, f"{kind}:{row_id}")
+                    connection.execute(
+                        update(table).where(table.c.id == row_id).values({column.name: sealed})
+                    )
+                    count += 1
+        if count:
+            logger.warning("sealed %d face images that were stored in clear", count)
+            self.scrub()
+        return count
+
+    def scrub(self) -> bool:
+        """After deletions: copies the WAL into the database (where secure_delete zeroed the deleted rows)
+        and truncates it to nothing, so no older copy of a deleted row stays in the WAL. True when done;
+        False when a reader kept it from finishing (the next purge tries again). PostgreSQL: nothing to do
+        here (its dead tuples are VACUUM's business; see docs/security/audit-and-data-at-rest.md)."""
+        if self.engine.dialect.name != "sqlite":
+            return True
+        with translated_errors("truncating the write-ahead log"), self.engine.connect() as connection:
+            # Outside a transaction: the "begin" hook's BEGIN IMMEDIATE would make the checkpoint fail.
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            logger.warning("the WAL could not be truncated after a purge (a reader was active); will retry")
+        return not busy
 
     def close(self) -> None:
         self.engine.dispose()
@@ -76,8 +133,9 @@ class SqlUnitOfWork:
     principals: PrincipalRepository
     evaluations: EvaluationRepository
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sealer: ImageSealer | None = None) -> None:
         self._engine = engine
+        self._sealer = sealer
         self._connection: Connection | None = None
         self._tx: Tx | None = None
 
@@ -86,8 +144,8 @@ class SqlUnitOfWork:
             self._connection = self._engine.connect()
         tx = self._tx = Tx(self._connection)
         self.windows = SqlWindows(tx)
-        self.watchlists = SqlWatchlists(tx)
-        self.alerts = SqlAlerts(tx)
+        self.watchlists = SqlWatchlists(tx, self._sealer)
+        self.alerts = SqlAlerts(tx, self._sealer)
         self.audit = SqlAudit(tx)
         self.counters = SqlCounters(tx)
         self.principals = SqlPrincipals(tx)

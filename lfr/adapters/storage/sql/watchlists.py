@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,16 +10,19 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from lfr.adapters.storage.sql.schema import subject_embeddings as e
 from lfr.adapters.storage.sql.schema import subjects as s
 from lfr.adapters.storage.sql.schema import watchlists as t
+from lfr.adapters.storage.sql.sealing import opened, sealed
 from lfr.adapters.storage.sql.tx import Tx
 from lfr.domain.errors import InvalidInput, NotFound, StoreUnavailable
+from lfr.domain.ports import ImageSealer
 from lfr.domain.watchlist import Subject, TemplateImage, Watchlist, WatchlistState
 
 _F32LE = np.dtype("<f4")
 
 
 class SqlWatchlists:
-    def __init__(self, tx: Tx) -> None:
+    def __init__(self, tx: Tx, sealer: ImageSealer | None = None) -> None:
         self._tx = tx
+        self._sealer = sealer
 
     def add(self, watchlist: Watchlist) -> None:
         self._tx.run(
@@ -53,7 +57,12 @@ class SqlWatchlists:
         if templates and len(templates) != len(vectors):
             raise InvalidInput(f"{len(templates)} template images for {len(vectors)} embeddings")
         doing = f"adding subject {subject.id}"
-        self._tx.run(insert(s).values(_subject_row(subject)), doing, may_conflict=True)
+        row = _subject_row(subject)
+        if subject.reference_image_jpeg:
+            row["reference_image_jpeg"] = sealed(
+                self._sealer, subject.reference_image_jpeg, f"subject:{subject.id}"
+            )
+        self._tx.run(insert(s).values(row), doing, may_conflict=True)
         if len(vectors):
             rows = [
                 {
@@ -61,7 +70,7 @@ class SqlWatchlists:
                     "position": i,
                     "vector_f32le": row.tobytes(),
                     "provenance": templates[i].provenance if templates else None,
-                    "source_image_jpeg": templates[i].jpeg if templates else None,
+                    "source_image_jpeg": _sealed_template(self._sealer, subject.id, i, templates),
                 }
                 for i, row in enumerate(vectors)
             ]
@@ -69,7 +78,7 @@ class SqlWatchlists:
 
     def templates(self, watchlist_id: str) -> dict[str, list[TemplateImage]]:
         rows = self._tx.rows(
-            select(e.c.subject_id, e.c.provenance, e.c.source_image_jpeg)
+            select(e.c.subject_id, e.c.position, e.c.provenance, e.c.source_image_jpeg)
             .join(s, s.c.id == e.c.subject_id)
             .where(s.c.watchlist_id == watchlist_id, e.c.provenance.is_not(None))
             .order_by(e.c.subject_id, e.c.position),
@@ -78,9 +87,9 @@ class SqlWatchlists:
         out: dict[str, list[TemplateImage]] = {}
         for r in rows:
             image = r.source_image_jpeg
-            out.setdefault(r.subject_id, []).append(
-                TemplateImage(r.provenance, bytes(image) if image is not None else None)
-            )
+            if image is not None:
+                image = opened(self._sealer, bytes(image), _template_context(r.subject_id, r.position))
+            out.setdefault(r.subject_id, []).append(TemplateImage(r.provenance, image))
         return out
 
     def remove_subject(self, watchlist_id: str, subject_id: str) -> None:
@@ -96,7 +105,7 @@ class SqlWatchlists:
         )
         if row is None:
             raise NotFound(f"no subject {subject_id} in watchlist {watchlist_id}")
-        return _subject(row)
+        return self._subject(row)
 
     def subjects(self, watchlist_id: str) -> list[Subject]:
         # Plain driver tuples in Subject's field order: reading a 100k watchlist at start was mostly Row
@@ -124,7 +133,7 @@ class SqlWatchlists:
                 row[4],
                 row[5],
                 row[6],
-                None if row[7] is None else bytes(row[7]),
+                None if not row[7] else opened(self._sealer, bytes(row[7]), f"subject:{row[0]}"),
             )
             for batch in self._tx.plain_batches(statement, f"listing subjects of {watchlist_id}")
             for row in batch
@@ -165,6 +174,13 @@ class SqlWatchlists:
         doomed = select(s.c.id).where(s.c.watchlist_id == watchlist_id).scalar_subquery()
         self._tx.run(delete(e).where(e.c.subject_id.in_(doomed)), doing)
         return self._tx.run(delete(s).where(s.c.watchlist_id == watchlist_id), doing)
+
+    def _subject(self, row: Row[Any]) -> Subject:
+        subject = _subject(row)
+        if not subject.reference_image_jpeg:
+            return subject
+        image = opened(self._sealer, subject.reference_image_jpeg, f"subject:{subject.id}")
+        return dataclasses.replace(subject, reference_image_jpeg=image)
 
 
 def _watchlist_row(w: Watchlist) -> dict[str, Any]:
@@ -222,3 +238,15 @@ def _subject(r: Row[Any]) -> Subject:
         image_source=r.image_source,
         reference_image_jpeg=bytes(image) if image is not None else None,
     )
+
+
+def _template_context(subject_id: str, position: int) -> str:
+    return f"template:{subject_id}:{position}"
+
+
+def _sealed_template(
+    sealer: ImageSealer | None, subject_id: str, position: int, templates: Sequence[TemplateImage]
+) -> bytes | None:
+    """A template's source image is a face image like any other: sealed, bound to its row."""
+    image = templates[position].jpeg if templates else None
+    return None if image is None else sealed(sealer, image, _template_context(subject_id, position))

@@ -3,7 +3,7 @@ with the template on destroy and purge. An alert counts the faces of its track t
 (one alert per window, camera, track and subject; later faces update it) and when they were seen.
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0004 (applied after 0003, 0007, 0006, 0008, 0004: numbers were taken per branch, the chain is the order)
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision: str | None = "0008"
+down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None
 
