@@ -3,7 +3,7 @@ with the template on destroy and purge. An alert counts the faces of its track t
 (one alert per window, camera, track and subject; later faces update it) and when they were seen.
 
 Revision ID: 0012
-Revises: 0004 (applied after 0003, 0007, 0006, 0008, 0004: numbers were taken per branch, the chain is the order)
+Revises: 0004 (the chain, not the numbers, is the order: 0003, 0007, 0006, 0008, 0004, 0012)
 Create Date: 2026-11-30
 """
 
