@@ -1,6 +1,9 @@
-"""A TCP proxy on 127.0.0.1 that can be frozen: it stops forwarding in both directions but keeps every
-connection open, as a network that hangs (a stalled middlebox, a black-holed route) looks to a client.
-New connections are accepted by the kernel but not served while frozen."""
+"""A TCP proxy on 127.0.0.1 between a matcher and its PostgreSQL server, for network faults without
+touching the server:
+- frozen: it stops forwarding in both directions but keeps every connection open, as a network that hangs
+  (a stalled middlebox, a black-holed route) looks to a client; new connections are accepted by the kernel
+  but not served;
+- cut: every open connection is dropped and new ones are refused, as a link that is down."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import contextlib
 import selectors
 import socket
 import threading
+from collections.abc import Iterator
 
 
 class FreezableProxy:
@@ -17,6 +21,7 @@ class FreezableProxy:
         self.port: int = self._listener.getsockname()[1]
         self._flowing = threading.Event()
         self._flowing.set()
+        self._refusing = threading.Event()
         self._closed = threading.Event()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -27,6 +32,19 @@ class FreezableProxy:
 
     def thaw(self) -> None:
         self._flowing.set()
+
+    def cut(self) -> None:
+        """Drops every open connection and refuses new ones until `restore`."""
+        self._refusing.set()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                    sock.close()
+            self._sockets.clear()
+
+    def restore(self) -> None:
+        self._refusing.clear()
 
     def close(self) -> None:
         self._closed.set()
@@ -45,6 +63,9 @@ class FreezableProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._refusing.is_set():
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(self._target, timeout=5)
             except OSError:
@@ -78,3 +99,12 @@ class FreezableProxy:
                             with contextlib.suppress(OSError):
                                 sock.close()
                         return
+
+
+@contextlib.contextmanager
+def proxy_to(target_host: str, target_port: int) -> Iterator[FreezableProxy]:
+    proxy = FreezableProxy(target_host, target_port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

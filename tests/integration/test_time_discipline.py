@@ -19,7 +19,7 @@ from lfr.domain.window import WindowSpec
 from lfr.services.watchlists import SubjectSpec
 from tests.integration.conftest import matcher_config, unit
 from tests.support import tiny_jpeg
-from tests.tcp_cut_proxy import cut_proxy
+from tests.tcp_proxy import proxy_to
 
 DIM = 16
 MODEL = "model-t"
@@ -156,7 +156,7 @@ def test_a_replica_whose_clock_disagrees_with_the_store_disarms_once_audited_unt
 
 def test_a_disarm_while_the_store_was_unreachable_is_audited_once_it_is_back(postgres_store_url):
     url = make_url(postgres_store_url)
-    with cut_proxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+    with proxy_to(url.host or "127.0.0.1", url.port or 5432) as proxy:
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         container = build_container(matcher_config(proxied, **{"matching.replica_name": "replica-c"}))
         try:
