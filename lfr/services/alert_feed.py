@@ -231,25 +231,29 @@ class AlertFeed:
             # committed before is in the reads below; the overlap is skipped by revision.
             windows, head = await asyncio.to_thread(self._visible_windows, actor, window_id)
             sent: dict[str, int] = {}  # alerts beyond `head` replayed by sequence, with their version
+            # Replayed in sequence order, so no cursor until the replay is complete. The last replayed
+            # alert is held back until the changes since `head` are read: it then carries the cursor
+            # reached, past the changes it already showed, so resuming from it repeats nothing.
+            held: Alert | None = None
             if after_revision is None:
-                # Replayed in sequence order, so no cursor until the replay is complete: the last
-                # replayed alert carries `head`, from where the changes since are read next.
-                previous: Alert | None = None
                 async for alert in self._pages(windows, "sequence", after_sequence):
                     if alert.revision > head:
                         sent[alert.id] = alert.version
-                    if previous is not None:
-                        yield FeedEvent(kind_of(previous), previous.window_id, previous)
-                    previous = alert
-                if previous is not None:
-                    yield FeedEvent(kind_of(previous), previous.window_id, previous, head)
+                    if held is not None:
+                        yield FeedEvent(kind_of(held), held.window_id, held)
+                    held = alert
                 cursor = head
             else:
                 cursor = after_revision
             async for alert in self._pages(windows, "revision", cursor):
                 cursor = alert.revision
                 if sent.get(alert.id, 0) < alert.version:
+                    if held is not None:
+                        yield FeedEvent(kind_of(held), held.window_id, held)
+                        held = None
                     yield FeedEvent(kind_of(alert), alert.window_id, alert, cursor)
+            if held is not None:
+                yield FeedEvent(kind_of(held), held.window_id, held, cursor)
             sent.clear()
             while True:
                 if not follower.queue and follower.ended is None:
