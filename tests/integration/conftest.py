@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ import grpc
 import numpy as np
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lfr.bootstrap import Container, Running, build_container, running_matcher
 from lfr.config import LfrConfig, load_config
@@ -215,11 +217,12 @@ def config() -> LfrConfig:
     return matcher_config()
 
 
-@pytest.fixture
-async def world(config: LfrConfig) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def running_world(config: LfrConfig, seed: int) -> AsyncIterator[World]:
+    """A real matcher on 127.0.0.1:0 over `config`'s store, with its accounts and SUBJECTS random people."""
     container = build_container(config)
     tokens = make_accounts(container)
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(seed)
     people = [unit(rng.normal(size=DIM)) for _ in range(SUBJECTS)]
     async with (
         running_matcher(container) as running,
@@ -227,3 +230,15 @@ async def world(config: LfrConfig) -> AsyncIterator[World]:
     ):
         yield World(container, running.port, tokens, people, rng, channel, running)
     container.close()
+
+
+async def serving_status(world: World) -> int:
+    """The matcher's gRPC health, as a `HealthCheckResponse` status."""
+    answer = await health_pb2_grpc.HealthStub(world.channel).Check(health_pb2.HealthCheckRequest())
+    return int(answer.status)
+
+
+@pytest.fixture
+async def world(config: LfrConfig) -> AsyncIterator[World]:
+    async with running_world(config, seed=11) as world:
+        yield world

@@ -15,26 +15,23 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from prometheus_client import CollectorRegistry
 
 from lfr.adapters.camera.client import MatcherClient, Outgoing, StreamPolicy
 from lfr.adapters.camera.metrics import CameraMetrics
-from lfr.bootstrap import build_container, running_matcher
 from lfr.domain.observation import FaceQuality
 from lfr.v1 import ingest_pb2 as ipb
 from tests.integration.conftest import (
     DIM,
     MODEL,
-    SUBJECTS,
     World,
-    make_accounts,
     matcher_config,
     observation,
-    unit,
+    running_world,
+    serving_status,
 )
 from tests.support import tiny_jpeg
 
@@ -72,22 +69,8 @@ async def world_on(small_disk: Path) -> AsyncIterator[World]:
         f"sqlite:///{small_disk / 'lfr.db'}",
         **{"matching.gate_refresh_seconds": 0.2, "matching.counter_flush_seconds": 0.5},
     )
-    container = build_container(config, registry=CollectorRegistry())
-    tokens = make_accounts(container)
-    rng = np.random.default_rng(5)
-    people = [unit(rng.normal(size=DIM)) for _ in range(SUBJECTS)]
-    async with (
-        running_matcher(container) as running,
-        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
-    ):
-        yield World(container, running.port, tokens, people, rng, channel, running)
-    container.close()
-
-
-async def health(world: World) -> int:
-    stub = health_pb2_grpc.HealthStub(world.channel)
-    answer = await stub.Check(health_pb2.HealthCheckRequest(service=""))
-    return int(answer.status)
+    async with running_world(config, seed=5) as world:
+        yield world
 
 
 async def eventually(check, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
@@ -168,21 +151,13 @@ async def _async(value: bool) -> bool:
 
 
 async def _async_health(world: World, status: int) -> bool:
-    return await health(world) == status
+    return await serving_status(world) == status
 
 
 @pytest.fixture
 async def pg_world(postgres_store_url: str) -> AsyncIterator[World]:
-    container = build_container(matcher_config(postgres_store_url), registry=CollectorRegistry())
-    tokens = make_accounts(container)
-    rng = np.random.default_rng(6)
-    people = [unit(rng.normal(size=DIM)) for _ in range(SUBJECTS)]
-    async with (
-        running_matcher(container) as running,
-        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
-    ):
-        yield World(container, running.port, tokens, people, rng, channel, running)
-    container.close()
+    async with running_world(matcher_config(postgres_store_url), seed=6) as world:
+        yield world
 
 
 @pytest.mark.parametrize("track", ["t" * 129, "nul\x00byte"], ids=["too-long", "nul"])

@@ -11,16 +11,19 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
-import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import CollectorRegistry
+from grpc_health.v1 import health_pb2
 from sqlalchemy.engine import make_url
 
 from lfr.adapters.storage.sql.unit_of_work import SqlStore
-from lfr.bootstrap import build_container, running_matcher
 from lfr.v1 import ingest_pb2 as ipb
-from tests.integration.conftest import DIM, SUBJECTS, World, make_accounts, matcher_config, observation, unit
+from tests.integration.conftest import (
+    World,
+    matcher_config,
+    observation,
+    running_world,
+    serving_status,
+)
 from tests.tcp_proxy import FreezableProxy
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -50,26 +53,13 @@ async def world_via(proxied_url: tuple[str, FreezableProxy]) -> AsyncIterator[Wo
             "store.connect_timeout_s": 2,
         },
     )
-    container = build_container(config, registry=CollectorRegistry())
-    tokens = make_accounts(container)
-    rng = np.random.default_rng(9)
-    people = [unit(rng.normal(size=DIM)) for _ in range(SUBJECTS)]
-    async with (
-        running_matcher(container) as running,
-        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
-    ):
-        yield World(container, running.port, tokens, people, rng, channel, running)
-    container.close()
-
-
-async def health(world: World) -> int:
-    answer = await health_pb2_grpc.HealthStub(world.channel).Check(health_pb2.HealthCheckRequest())
-    return int(answer.status)
+    async with running_world(config, seed=9) as world:
+        yield world
 
 
 async def wait_for_health(world: World, status: int, within: float) -> float:
     started = time.monotonic()
-    while await health(world) != status:
+    while await serving_status(world) != status:
         assert time.monotonic() - started < within, f"health did not become {status} within {within} s"
         await asyncio.sleep(0.1)
     return time.monotonic() - started
