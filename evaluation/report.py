@@ -706,8 +706,6 @@ def _plots(inputs: ReportInputs) -> dict[str, str]:
 
 def _bars_figure(analysis: WatchlistAnalysis, threshold: float, ceiling: float | None) -> Any:
     """FPIR and FNIR per group at the operating threshold, with Wilson intervals, three panels a row."""
-    import matplotlib.pyplot as plt
-
     row = next((r for r in analysis.rows if r.threshold == threshold), None)
     if row is None:
         return None
@@ -723,14 +721,8 @@ def _bars_figure(analysis: WatchlistAnalysis, threshold: float, ceiling: float |
                 panels.append((rate, attribute, groups))
     if not panels:
         return None
-    columns = min(3, len(panels))
-    lines = -(-len(panels) // columns)
-    figure, all_axes = plt.subplots(
-        lines, columns, figsize=(5.2 * columns, 3.3 * lines), squeeze=False, constrained_layout=True
-    )
-    for axes in all_axes.flat[len(panels) :]:
-        axes.set_visible(False)
-    for axes, (rate, attribute, groups) in zip(all_axes.flat, panels, strict=False):
+    figure, panel_axes = _panel_grid(len(panels), panel_height=3.3)
+    for axes, (rate, attribute, groups) in zip(panel_axes, panels, strict=True):
         rates = [getattr(g, rate) for g in groups]
         values = [r.value for r in rates]
         low = [max(0.0, v - r.wilson[0]) for v, r in zip(values, rates, strict=True)]
@@ -755,8 +747,6 @@ def _bars_figure(analysis: WatchlistAnalysis, threshold: float, ceiling: float |
 
 def _group_det_figure(analysis: WatchlistAnalysis, threshold: float | None) -> Any:
     """DET per group for attributes with both mated and non-mated searches; the operating point marked."""
-    import matplotlib.pyplot as plt
-
     from evaluation.metrics import det_curve
 
     run = analysis.run
@@ -776,14 +766,8 @@ def _group_det_figure(analysis: WatchlistAnalysis, threshold: float | None) -> A
             panels.append((attribute, groups))
     if not panels:
         return None
-    columns = min(3, len(panels))
-    lines = -(-len(panels) // columns)
-    figure, all_axes = plt.subplots(
-        lines, columns, figsize=(5.2 * columns, 4.2 * lines), squeeze=False, constrained_layout=True
-    )
-    for axes in all_axes.flat[len(panels) :]:
-        axes.set_visible(False)
-    for axes, (attribute, groups) in zip(all_axes.flat, panels, strict=False):
+    figure, panel_axes = _panel_grid(len(panels), panel_height=4.2)
+    for axes, (attribute, groups) in zip(panel_axes, panels, strict=True):
         drawn = False
         for group in groups:
             in_mated = run.mated.attributes[attribute] == group
@@ -823,8 +807,6 @@ RATE_NAMES = {
 
 def _group_figure(analysis: WatchlistAnalysis, rate: str, recommended: float | None) -> Any:
     """One panel per attribute with data for this rate, three to a row: readable at report width."""
-    import matplotlib.pyplot as plt
-
     first = analysis.rows[0]
     panels = []
     for attribute in dict.fromkeys(g.attribute for g in first.groups):
@@ -833,14 +815,8 @@ def _group_figure(analysis: WatchlistAnalysis, rate: str, recommended: float | N
             panels.append((attribute, [g.group for g in groups if getattr(g, rate).searches]))
     if not panels:
         return None
-    columns = min(3, len(panels))
-    rows = -(-len(panels) // columns)
-    figure, all_axes = plt.subplots(
-        rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False, constrained_layout=True
-    )
-    for axes in all_axes.flat[len(panels) :]:
-        axes.set_visible(False)
-    for axes, (attribute, groups) in zip(all_axes.flat, panels, strict=False):
+    figure, panel_axes = _panel_grid(len(panels), panel_height=4.2)
+    for axes, (attribute, groups) in zip(panel_axes, panels, strict=True):
         drawn = False
         for group in groups:
             xs, ys, searches = [], [], 0
@@ -1079,3 +1055,17 @@ def _markdown_fta(document: dict[str, Any]) -> list[str]:
 
 def _fmt_threshold(value: float | None) -> str:
     return "none" if value is None else f"{value:.2f}"
+
+
+def _panel_grid(count: int, panel_height: float) -> tuple[Any, list[Any]]:
+    """A figure of `count` panels, up to three a row; the axes of unused cells are hidden."""
+    import matplotlib.pyplot as plt
+
+    columns = min(3, count)
+    rows = -(-count // columns)
+    figure, all_axes = plt.subplots(
+        rows, columns, figsize=(5.2 * columns, panel_height * rows), squeeze=False, constrained_layout=True
+    )
+    for axes in all_axes.flat[count:]:
+        axes.set_visible(False)
+    return figure, list(all_axes.flat[:count])
