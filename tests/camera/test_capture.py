@@ -132,3 +132,46 @@ def test_stop_unblocks_a_capture_waiting_for_a_slow_consumer(tmp_path: Path) -> 
     stopper.start()
     stopper.join(2)
     assert not stopper.is_alive()
+
+
+def test_a_recording_is_stamped_with_the_time_it_shows_however_slowly_it_is_read(tmp_path: Path) -> None:
+    # The tracker's motion model and send intervals run on these stamps: read unpaced on a busy machine
+    # (here: a consumer that takes 0.15 s per frame of a 10 fps folder), a recording must still look 10 fps.
+    write_images(tmp_path / "frames", 4)
+    slot = LatestFrameSlot()
+    capture = Capture(open_source(str(tmp_path / "frames"), fps=10), slot, pace_fps=None)
+    capture.start()
+    stamps = []
+    while (f := slot.take(1.0)) is not None:
+        stamps.append(f.monotonic)
+        time.sleep(0.15)
+    capture.stop()
+    np.testing.assert_allclose(np.diff(stamps), 0.1, atol=1e-9)
+
+
+def test_a_live_camera_is_stamped_when_its_frames_arrive() -> None:
+    class SlowCamera:
+        live, fps = True, 10.0
+
+        def __init__(self) -> None:
+            self.left = 3
+
+        def read(self) -> np.ndarray | None:
+            if not self.left:
+                return None
+            self.left -= 1
+            time.sleep(0.2)
+            return np.zeros((8, 8, 3), np.uint8)
+
+        def close(self) -> None:
+            pass
+
+    slot = LatestFrameSlot()
+    capture = Capture(SlowCamera(), slot, pace_fps=None)
+    capture.start()
+    stamps = []
+    while (f := slot.take(2.0)) is not None:
+        stamps.append(f.monotonic)
+    capture.stop()
+    assert len(stamps) >= 2
+    assert np.diff(stamps).min() >= 0.19

@@ -38,7 +38,7 @@ class Frame:
     image: np.ndarray  # BGR
     index: int
     captured_at: datetime
-    monotonic: float
+    monotonic: float  # steady seconds: when a camera delivered it, or the time a recording shows
 
     def wipe(self) -> None:
         wipe(self.image)
@@ -211,14 +211,18 @@ class Capture:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        next_due = time.monotonic()
+        next_due = started = time.monotonic()
+        # A recording's frames are stamped with the time they show, not when this machine got round to
+        # reading them: the tracker's motion and intervals then do not depend on how fast the CPU is.
+        media_fps = self._source.fps if not self._source.live else None
         try:
             while not self._stop.is_set():
                 image = self._source.read()
                 if image is None:
                     break
                 now = time.monotonic()
-                frame = Frame(image, self.frames, self._clock.now(), now)
+                shown = started + self.frames / media_fps if media_fps else now
+                frame = Frame(image, self.frames, self._clock.now(), shown)
                 self.frames += 1
                 self._on_frame()
                 if self._drop:
