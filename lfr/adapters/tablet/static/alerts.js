@@ -176,10 +176,10 @@
     lfr.setText(el, ".probe-caption", caption);
 
     const list = el.querySelector(".members");
-    alerts.slice().reverse().forEach((alert) => {  // newest first
+    alerts.slice().reverse().forEach((alert, n) => {  // newest first; only what is out of place moves
       const member = group.members.get(alert.id).el;
       member.querySelector(".show-capture").hidden = alerts.length < 2 || alert.id === shown.id;
-      list.appendChild(member);
+      if (list.children[n] !== member) list.insertBefore(member, list.children[n] || null);
     });
     group.latest = latest.sequence;
     group.open = alerts.some(isOpen);
