@@ -327,7 +327,7 @@ def tablet_services(
     store, clock = container.store, container.clock
     return TabletServices(
         alerts=container.alerts,
-        views=AlertViewService(store),
+        views=AlertViewService(store, timedelta(seconds=container.config.tablet.group_interval_seconds)),
         deployments=container.deployments,
         overview=DeploymentOverviewService(store, clock, open_streams or container.streams.snapshot),
         principals=container.principals,

@@ -319,6 +319,14 @@ class TabletSettings(Section):
         description="no longer used: live feeds follow the alert feed, pushed across replicas by "
         "PostgreSQL NOTIFY (kept so existing configs load)",
     )
+    group_interval_seconds: float = Field(
+        default=300,
+        ge=0,
+        le=24 * 3600,
+        description="repeat sightings of one subject in one window whose alerts follow each other within "
+        "this many seconds share one card on the tablet (each alert is still decided on its own); "
+        "0 shows every alert on its own card",
+    )
     openapi: Literal["off", "signed_in", "public"] = Field(
         default="signed_in", description="who may read /api/openapi.json"
     )

@@ -23,7 +23,7 @@ from lfr.config import TabletSettings, load_config
 from lfr.domain.clock import Clock
 from lfr.domain.observation import Observation, ObservationResult
 from lfr.domain.principal import SYSTEM, Principal, PrincipalKind, Role
-from lfr.domain.watchlist import Subject
+from lfr.domain.watchlist import Subject, TemplateImage
 from lfr.domain.window import DeploymentWindow, WindowSpec
 from lfr.services.alert_feed import AlertFeed
 from lfr.services.deployment_overview import OpenStreams
@@ -91,22 +91,28 @@ def build_world(
     officers: frozenset[str] = frozenset({"olivia"}),
     open_streams: OpenStreams | None = None,
     store_url: str = "memory://",
+    reference_images: int = 1,
+    group_interval_seconds: float | None = None,
 ) -> TabletWorld:
-    """Built by the composition root, as `lfr serve` builds it, over an in-memory store by default."""
-    config = load_config(
-        None,
-        {
-            "store.url": store_url,
-            "metrics.enabled": False,
-            "policy.two_person_rule": two_person_rule,
-            "matching.gate_max_staleness_seconds": 300,
-        },
-    )
+    """Built by the composition root, as `lfr serve` builds it, over an in-memory store by default.
+    Person 0 is enrolled with `reference_images` photos (the first is also its reference image); person
+    1 with none."""
+    overrides: dict[str, object] = {
+        "store.url": store_url,
+        "metrics.enabled": False,
+        "policy.two_person_rule": two_person_rule,
+        "matching.gate_max_staleness_seconds": 300,
+    }
+    if group_interval_seconds is not None:
+        overrides["tablet.group_interval_seconds"] = group_interval_seconds
+    config = load_config(None, overrides)
     container = build_container(config, clock=clock, policy=no_policy)
     store, rng = container.store, np.random.default_rng(11)
     watchlists = WatchlistService(store, clock)
     wl = watchlists.create("tablet", MODEL, DIM, SUPERVISOR)
     people = [unit(rng.normal(size=DIM)) for _ in range(2)]
+    photos = [tiny_jpeg(b"reference", size=64)]
+    photos += [tiny_jpeg(b"reference %d" % n, size=64) for n in range(1, reference_images)]
     subjects = [
         watchlists.add_subject(
             wl.id,
@@ -116,9 +122,13 @@ def build_world(
                 "Wanted on warrant",
                 "Failed to appear at court",
                 "custody image",
-                tiny_jpeg(b"reference", size=64) if i == 0 else None,
+                photos[0] if i == 0 and reference_images else None,
+                # One template per photo, as enrolment makes them (the mean of equal rows is the row).
+                tuple(TemplateImage(f"photo {n}", jpeg) for n, jpeg in enumerate(photos))
+                if i == 0 and reference_images > 1
+                else (),
             ),
-            p[None, :],
+            np.repeat(p[None, :], reference_images if i == 0 and reference_images > 1 else 1, axis=0),
             MODEL,
             SUPERVISOR,
         )

@@ -51,6 +51,10 @@ class WatchlistRepository(Protocol):
         """Each subject's template images, in row order (subjects enrolled without them are absent)."""
         ...
 
+    def subject_templates(self, watchlist_id: str, subject_id: str) -> list[TemplateImage]:
+        """One subject's template images, in row order; empty if it was enrolled without them."""
+        ...
+
     def remove_subject(self, watchlist_id: str, subject_id: str) -> None: ...
     def get_subject(self, watchlist_id: str, subject_id: str) -> Subject: ...
     def subjects(self, watchlist_id: str) -> list[Subject]: ...
@@ -77,6 +81,13 @@ class AlertRepository(Protocol):
     def find_for_track(self, window_id: str, camera_id: str, track_id: str, subject_id: str) -> list[Alert]:
         """Alerts already raised in this window for this camera's track id and subject, oldest first
         (one per node session: the caller picks its session's). Like every listing, without their crops."""
+        ...
+
+    def find_for_subject(
+        self, window_id: str, subject_id: str, up_to_sequence: int, limit: int = 1000
+    ) -> list[Alert]:
+        """The latest `limit` alerts of this window naming this subject, up to and including sequence
+        `up_to_sequence`, oldest first (for grouping repeat sightings). Without crops, as `find`."""
         ...
 
     def update(self, alert: Alert) -> Alert:

@@ -127,9 +127,10 @@ async def test_camera_match_over_grpc_reaches_the_officer_who_decides_it(matcher
         await card.wait_for(timeout=5000)  # pushed by the live feed: no reload
         assert await card.locator(".location").inner_text() == "High St"
         assert await card.locator(".camera").inner_text() == "cam-1"
-        assert "Person 1" in await card.locator(".subject").inner_text()
+        group = olly.locator(f'article.card[data-group-id="{alert_id}"]')  # its own group: the first
+        assert "Person 1" in await group.locator(".subject").inner_text()
         assert "New alert" in await olly.locator("#announcer").inner_text()
-        await card.locator(".probe").evaluate("img => img.decode()")
+        await group.locator(".probe").evaluate("img => img.decode()")
 
         await card.get_by_label("Notes (optional)").fill("not the person")
         await card.get_by_role("button", name="False alert").click()
@@ -161,20 +162,21 @@ def test_officer_sees_alert_live_decides_it_and_it_is_audited(browser, served):
     alert_id = world.observe(0).alert_id  # through the matcher: real FAISS search, durable alert
     card = olivia.locator(f'article[data-alert-id="{alert_id}"]')
     card.wait_for(timeout=5000)  # no reload: the feed delivered it
+    group = olivia.locator(f'article.card[data-group-id="{alert_id}"]')
     assert "New alert" in olivia.locator("#announcer").inner_text()
-    assert card.locator(".category").inner_text() == "Wanted on warrant"
+    assert group.locator(".category").inner_text() == "Wanted on warrant"
     assert card.locator(".location").inner_text() == "High Street north"
     assert card.locator(".threshold").inner_text() == "threshold 0.800"
-    assert "raised" in card.locator(".ago").inner_text()
+    assert "raised" in group.locator(".ago").inner_text()
     for image in (".probe", ".reference"):
-        card.locator(image).evaluate("img => img.decode()")
-        assert card.locator(image).evaluate("img => img.naturalWidth") > 0
+        group.locator(image).evaluate("img => img.decode()")
+        assert group.locator(image).evaluate("img => img.naturalWidth") > 0
 
     ARTIFACTS.mkdir(exist_ok=True)
-    card.screenshot(path=ARTIFACTS / "tablet-alert-portrait.png")
+    group.screenshot(path=ARTIFACTS / "tablet-alert-portrait.png")
     olivia.screenshot(path=ARTIFACTS / "tablet-feed-portrait.png")
     olivia.set_viewport_size(LANDSCAPE)
-    card.screenshot(path=ARTIFACTS / "tablet-alert-landscape.png")
+    group.screenshot(path=ARTIFACTS / "tablet-alert-landscape.png")
     olivia.screenshot(path=ARTIFACTS / "tablet-feed-landscape.png")
 
     card.get_by_label("Notes (optional)").fill("stopped and identified")
@@ -233,3 +235,72 @@ def test_feed_reconnects_by_itself_and_catches_up(browser, served):
     page.locator(f'article[data-alert-id="{missed}"]').wait_for(timeout=10000)
     assert page.locator("article.card").count() == 2
     assert page.locator('#feed-status[data-state="live"]').count() == 1
+
+
+@pytest.fixture
+def pictured():
+    """Person 0 enrolled with three photos; the default grouping interval (300 s)."""
+    world = build_world(SystemClock(), officers=frozenset({"olivia"}), reference_images=3)
+    world.add_user("olivia", Role.OFFICER)
+    app = world.app()
+    with LiveServer(app) as base_url:
+        yield world, base_url
+
+
+def test_repeat_sightings_of_one_person_share_one_card_that_the_live_feed_updates(browser, pictured):
+    world, base_url = pictured
+    problems: list[str] = []
+    # Two passages of the same listed person (two tracks, two alerts) before the tablet opens ...
+    first = world.observe(0, track="t-first").alert_id
+    second = world.observe(0, track="t-second").alert_id
+    assert first
+    assert second not in (None, first)
+    olivia = signed_in_page(browser, base_url, "olivia", PORTRAIT, problems)
+    card = olivia.locator(f'article.card[data-group-id="{first}"]')
+    card.locator(f'article.member[data-alert-id="{second}"]').wait_for(timeout=5000)
+    # ... are one card: the count, the span seen, the best probe beside all three reference images.
+    assert olivia.locator("article.card").count() == 1
+    assert card.get_attribute("data-count") == "2"
+    assert card.locator(".group-count").inner_text() == "2 sightings"
+    assert " – " in card.locator(".seen-span").inner_text()
+    assert card.locator(".probe").get_attribute("data-alert-id") == first  # equal scores: the first
+    references = card.locator("img.reference")
+    assert references.count() == 3
+    assert [references.nth(n).get_attribute("src") for n in range(3)] == [
+        f"/api/alerts/{first}/reference/{n}" for n in range(3)
+    ]
+    assert card.locator(".reference-caption").all_inner_texts() == [
+        "Watchlist reference: custody image",
+        "Watchlist reference: photo 1",
+        "Watchlist reference: photo 2",
+    ]
+    for image in [card.locator(".probe"), *(references.nth(n) for n in range(3))]:
+        image.evaluate("img => img.decode()")
+        assert image.evaluate("img => img.naturalWidth") > 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    card.screenshot(path=ARTIFACTS / "tablet-group-portrait.png")
+
+    # Each alert in the card is still decided on its own.
+    member = card.locator(f'article.member[data-alert-id="{first}"]')
+    member.get_by_role("button", name="False alert").click()
+    member.locator('.state-badge[data-state="false_alert"]').wait_for(timeout=5000)
+    assert card.locator(f'article.member[data-alert-id="{second}"] .state-badge').inner_text() == "Open"
+    assert olivia.locator(f'#open-alerts article.card[data-group-id="{first}"]').count() == 1
+    assert olivia.locator("#open-count").inner_text() == "1"
+
+    # A third passage arrives over the live feed and joins the card instead of adding one.
+    third = world.observe(0, track="t-third").alert_id
+    card.locator(f'article.member[data-alert-id="{third}"]').wait_for(timeout=5000)
+    assert card.get_attribute("data-count") == "3"
+    assert card.locator(".group-count").inner_text() == "3 sightings"
+    assert "sighting 3 of this person" in olivia.locator("#announcer").inner_text()
+    assert olivia.locator("#open-count").inner_text() == "2"
+    other = world.observe(1).alert_id  # another listed person: a card of their own
+    olivia.locator(f'article.card[data-group-id="{other}"]').wait_for(timeout=5000)
+    assert olivia.locator("article.card").count() == 2
+    card.screenshot(path=ARTIFACTS / "tablet-group-updated-portrait.png")
+
+    with world.store() as uow:
+        decided = [r.subject_id for r in uow.audit.records() if r.action == "alert.adjudicated"]
+    assert decided == [first]
+    assert problems == []

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lfr.adapters.storage import Store, open_store
-from lfr.domain.alert import Adjudication
+from lfr.domain.alert import Adjudication, Alert
 from lfr.domain.audit import verify_chain
 from lfr.domain.errors import Conflict, NotFound, StaleUpdate
 from lfr.domain.principal import Credentials, Role
@@ -293,6 +293,25 @@ def test_each_template_keeps_its_provenance_and_source_image_until_erased(store:
         assert uow.watchlists.templates("wl-1") == {}
 
 
+def test_one_subjects_template_images_are_read_alone_in_row_order(store: Store) -> None:
+    from lfr.domain.watchlist import TemplateImage
+
+    with store() as uow:
+        uow.watchlists.add(watchlist("wl-1"))
+        uow.commit()
+    images = [TemplateImage(f"custody {n}", tiny_jpeg(bytes([n]))) for n in range(3)]
+    with store() as uow:
+        uow.watchlists.add_subject(subject("s-3"), np.eye(4, dtype=np.float32)[:3], images)
+        uow.watchlists.add_subject(subject("s-other"), np.eye(4, dtype=np.float32)[3:], images[:1])
+        uow.watchlists.add_subject(subject("s-plain"), np.eye(4, dtype=np.float32)[:1])
+        uow.commit()
+    with store() as uow:
+        assert uow.watchlists.subject_templates("wl-1", "s-3") == images
+        assert uow.watchlists.subject_templates("wl-1", "s-plain") == []
+        with pytest.raises(NotFound):
+            uow.watchlists.subject_templates("wl-2", "s-3")
+
+
 # --- alerts ------------------------------------------------------------------------------------------
 
 
@@ -345,6 +364,35 @@ def test_alerts_are_found_by_window_after_a_sequence_with_a_limit(store: Store) 
         assert [a.id for a in uow.alerts.find(limit=2)] == ["a-0", "a-1"]
         assert [a.id for a in uow.alerts.find(after_sequence=seqs[5], limit=5)] == ["a-6"]
         assert uow.alerts.find([]) == []
+
+
+def test_a_subjects_alerts_in_a_window_are_found_oldest_first_up_to_a_sequence(store: Store) -> None:
+    def named(alert_id: str, subject_id: str, window_id: str = "win-1") -> Alert:
+        return dataclasses.replace(alert(alert_id, window_id=window_id), subject_id=subject_id)
+
+    with store() as uow:
+        added = [
+            uow.alerts.add(a)
+            for a in (
+                named("a-0", "s-1"),
+                named("a-1", "s-2"),
+                named("a-2", "s-1", "win-2"),
+                named("a-3", "s-1"),
+                named("a-4", "s-1"),
+                named("a-5", "s-1"),
+            )
+        ]
+        uow.commit()
+    seq = {a.id: a.sequence for a in added}
+    with store() as uow:
+        found = uow.alerts.find_for_subject("win-1", "s-1", seq["a-4"])
+        assert [a.id for a in found] == ["a-0", "a-3", "a-4"]
+        assert all(a.crop_jpeg == b"" for a in found)
+        assert [a.id for a in uow.alerts.find_for_subject("win-1", "s-1", seq["a-5"], limit=2)] == [
+            "a-4",
+            "a-5",
+        ]
+        assert uow.alerts.find_for_subject("win-1", "s-9", seq["a-5"]) == []
 
 
 def test_one_alert_per_camera_and_source_and_a_duplicate_leaves_the_unit_of_work_usable(

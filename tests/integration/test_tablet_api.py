@@ -238,6 +238,60 @@ def test_alert_without_reference_image_says_so(world):
     assert olivia.get(f"/api/alerts/{alert_id}/reference.jpg").status_code == 404
 
 
+@pytest.fixture
+def pictured_world():
+    """Person 0 enrolled with three photos; repeat sightings within 60 s share a card."""
+    w = build_world(
+        ManualClock(START), officers=frozenset({"olivia"}), reference_images=3, group_interval_seconds=60
+    )
+    w.add_user("olivia", Role.OFFICER)
+    w.add_user("oscar", Role.OFFICER)  # not assigned to the window
+    yield from serve(w)
+
+
+def test_every_reference_image_of_the_subject_is_listed_and_fetched_as_any_listing_fact(pictured_world):
+    world = pictured_world
+    alert_id = world.observe(0).alert_id
+    olivia, oscar = client_for(world, "olivia"), client_for(world, "oscar")
+    [listed] = olivia.get("/api/alerts").json()["alerts"]
+    base = f"/api/alerts/{alert_id}"
+    assert listed["reference_images"] == [
+        {"url": f"{base}/reference/0", "provenance": "custody image"},
+        {"url": f"{base}/reference/1", "provenance": "photo 1"},
+        {"url": f"{base}/reference/2", "provenance": "photo 2"},
+    ]
+    assert listed["reference_url"] == f"{base}/reference.jpg"
+    expected = [tiny_jpeg(b"reference", size=64)] + [tiny_jpeg(b"reference %d" % n, size=64) for n in (1, 2)]
+    for n, jpeg in enumerate(expected):
+        image = olivia.get(f"{base}/reference/{n}")
+        assert image.status_code == 200
+        assert image.headers["content-type"] == "image/jpeg"
+        assert image.headers["cache-control"] == "no-store"
+        assert image.content == jpeg
+    assert olivia.get(f"{base}/reference.jpg").content == expected[0]
+    assert olivia.get(f"{base}/reference/3").json()["detail"] == f"alert {alert_id} has no reference image 3"
+    assert olivia.get(f"{base}/reference/-1").status_code == 422
+    for n in (0, 2, 3):  # an alert of a window he is not assigned to does not exist for him
+        hidden = oscar.get(f"{base}/reference/{n}")
+        assert (hidden.status_code, hidden.json()["detail"]) == (404, f"no alert {alert_id}")
+    assert audit(world, "alert.consulted") == []  # listing data, like the rest of the card; the crop is
+
+
+def test_repeat_sightings_within_the_interval_name_the_first_alert_as_their_group(pictured_world):
+    world = pictured_world
+    first = world.observe(0).alert_id
+    world.clock.advance(timedelta(seconds=30))
+    again = world.observe(0).alert_id  # a second passage: another track, another alert
+    other = world.observe(1).alert_id
+    world.clock.advance(timedelta(seconds=61))
+    later = world.observe(0).alert_id
+    olivia = client_for(world, "olivia")
+    groups = {a["id"]: a["group_id"] for a in olivia.get("/api/alerts").json()["alerts"]}
+    assert groups == {first: first, again: first, other: other, later: later}
+    assert len({first, again, later}) == 3  # grouping is a view: every alert is still its own
+    assert olivia.get(f"/api/alerts/{again}").json()["group_id"] == first
+
+
 def test_adjudication_is_recorded_audited_and_final(world):
     alert_id = world.observe(0).alert_id
     olivia, owen = client_for(world, "olivia"), client_for(world, "owen")

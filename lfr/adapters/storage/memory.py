@@ -196,6 +196,10 @@ class _Watchlists:
             if s.id in self._s.templates
         }
 
+    def subject_templates(self, watchlist_id: str, subject_id: str) -> list[TemplateImage]:
+        self.get_subject(watchlist_id, subject_id)
+        return list(self._s.templates.get(subject_id, ()))
+
     def remove_subject(self, watchlist_id: str, subject_id: str) -> None:
         self.get_subject(watchlist_id, subject_id)
         del self._s.subjects[subject_id]
@@ -273,6 +277,19 @@ class _Alerts:
             key=lambda a: a.sequence,
         )
         return [dataclasses.replace(a, crop_jpeg=b"") for a in found]
+
+    def find_for_subject(
+        self, window_id: str, subject_id: str, up_to_sequence: int, limit: int = 1000
+    ) -> list[Alert]:
+        found = sorted(
+            (
+                a
+                for a in self._s.alerts.values()
+                if a.window_id == window_id and a.subject_id == subject_id and a.sequence <= up_to_sequence
+            ),
+            key=lambda a: a.sequence,
+        )
+        return [dataclasses.replace(a, crop_jpeg=b"") for a in found[-limit:]] if limit > 0 else []
 
     def update(self, alert: Alert) -> Alert:
         stored = self.get(alert.id)

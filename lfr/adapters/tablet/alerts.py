@@ -17,6 +17,7 @@ from lfr.domain.limits import MAX_ID, MAX_SEQUENCE
 router = APIRouter(prefix="/api/alerts", tags=["alerts"], responses=ERROR_RESPONSES)
 
 AlertId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+MAX_REFERENCE_IMAGES = 1000
 IMAGE_HEADERS = {"Cache-Control": "no-store", "Content-Disposition": "inline"}
 
 
@@ -89,8 +90,25 @@ def alert_crop(ctx: Context, principal: User, alert_id: AlertId) -> Response:
     "/{alert_id}/reference.jpg", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}}
 )
 def reference_image(ctx: Context, principal: User, alert_id: AlertId) -> Response:
-    """The watchlist's reference image of the subject the alert names."""
+    """The watchlist's reference image of the subject the alert names (its first reference image)."""
     image = ctx.services.views.reference_image(alert_id, principal)
+    return Response(image, media_type="image/jpeg", headers=IMAGE_HEADERS)
+
+
+@router.get(
+    "/{alert_id}/reference/{index}",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def reference_image_n(
+    ctx: Context,
+    principal: User,
+    alert_id: AlertId,
+    index: Annotated[int, Path(ge=0, le=MAX_REFERENCE_IMAGES, description="as listed in `reference_images`")],
+) -> Response:
+    """One of the reference images of the subject the alert names, as listed on the alert. Listing data
+    like the rest of the card: not an audited consultation (the probe crop is)."""
+    image = ctx.services.views.reference_image(alert_id, principal, index)
     return Response(image, media_type="image/jpeg", headers=IMAGE_HEADERS)
 
 

@@ -51,6 +51,11 @@ class SubjectOut(BaseModel):
     reason: str
 
 
+class ReferenceImageOut(BaseModel):
+    url: str
+    provenance: str = Field(description="where the image came from (custody image, passport, ...)")
+
+
 class AlertOut(BaseModel):
     id: str
     sequence: int
@@ -80,6 +85,13 @@ class AlertOut(BaseModel):
     score_words: str = Field(description="what the score means, in words, for the officer")
     crop_url: str = Field(description="probe crop; each fetch is an audited consultation")
     reference_url: str | None = Field(description="the watchlist's reference image, if it has one")
+    reference_images: list[ReferenceImageOut] = Field(
+        description="every reference image of the subject (the first is `reference_url`)"
+    )
+    group_id: str = Field(
+        description="the first alert of its group: repeat sightings of the subject in the window within "
+        "`tablet.group_interval_seconds` share one card (this alert's own id when alone)"
+    )
 
     @classmethod
     def of(cls, card: AlertCard) -> AlertOut:
@@ -119,6 +131,11 @@ class AlertOut(BaseModel):
             score_words=explain_score(a.score, a.threshold),
             crop_url=f"{base}/crop.jpg",
             reference_url=f"{base}/reference.jpg" if card.has_reference_image else None,
+            reference_images=[
+                ReferenceImageOut(url=f"{base}/reference/{n}", provenance=provenance)
+                for n, provenance in enumerate(card.reference_provenances)
+            ],
+            group_id=card.group_id,
         )
 
 

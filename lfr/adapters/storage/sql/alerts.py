@@ -137,6 +137,18 @@ class SqlAlerts:
             query = query.where(t.c.window_id.in_(list(window_ids)))
         return [_from_row(r) for r in self._tx.rows(query, "listing alerts")]
 
+    def find_for_subject(
+        self, window_id: str, subject_id: str, up_to_sequence: int, limit: int = 1000
+    ) -> list[Alert]:
+        latest = (
+            select(*[c for c in t.c if c.name != "crop_jpeg"])
+            .where(t.c.window_id == window_id, t.c.subject_id == subject_id, t.c.sequence <= up_to_sequence)
+            .order_by(t.c.sequence.desc())
+            .limit(max(limit, 0))
+        )
+        rows = self._tx.rows(latest, f"reading subject {subject_id}'s alerts in window {window_id}")
+        return [_from_row(r) for r in reversed(rows)]
+
     def purge_raised_before(self, cutoff: datetime) -> int:
         return self._tx.run(delete(t).where(t.c.raised_at < cutoff), "purging alerts")
 

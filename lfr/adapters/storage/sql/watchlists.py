@@ -92,6 +92,24 @@ class SqlWatchlists:
             out.setdefault(r.subject_id, []).append(TemplateImage(r.provenance, image))
         return out
 
+    def subject_templates(self, watchlist_id: str, subject_id: str) -> list[TemplateImage]:
+        self.get_subject(watchlist_id, subject_id)
+        rows = self._tx.rows(
+            select(e.c.position, e.c.provenance, e.c.source_image_jpeg)
+            .where(e.c.subject_id == subject_id, e.c.provenance.is_not(None))
+            .order_by(e.c.position),
+            f"reading template images of subject {subject_id}",
+        )
+        return [
+            TemplateImage(
+                r.provenance,
+                opened(self._sealer, bytes(r.source_image_jpeg), _template_context(subject_id, r.position))
+                if r.source_image_jpeg is not None
+                else None,
+            )
+            for r in rows
+        ]
+
     def remove_subject(self, watchlist_id: str, subject_id: str) -> None:
         self.get_subject(watchlist_id, subject_id)
         doing = f"removing subject {subject_id}"
