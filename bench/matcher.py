@@ -7,6 +7,13 @@ alert subscriber run in a second process, as cameras would run on other machines
   saturation: every stream keeps `--in-flight` messages outstanding -> sustained embeddings/s;
   paced:      streams send at `--paced-fraction` of the saturated rate -> latency at a realistic load.
 One observation in `--match-every` is a watchlist face, so alerts flow (stored, audited, pushed).
+
+    python -m bench.matcher --ab-rounds 6 [--seconds 5]
+
+Track fusion side by side (issue 10): one matcher, saturated load with fusion off, then on, then off ...
+(the order flips every round), the same setup, index and store throughout. Each load is rated per CPU-second
+of the matcher's process (this one: the cameras run in another) as well as per wall-clock second, since on
+a shared machine the CPU the matcher gets varies more than what it costs; each round gives the ratio on/off.
 """
 
 from __future__ import annotations
@@ -233,7 +240,7 @@ async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) 
     sent_match: dict[str, float] = {}
     alert_latency: list[float] = []
     result_latency: list[float] = []
-    counted = {"embeddings": 0}
+    counted = {"embeddings": 0, "answered": 0}  # in the measured phase; over the whole run
     phase = {"measuring": False}
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -272,6 +279,7 @@ async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) 
                     if answer == grpc.aio.EOF:
                         return
                     answered[0] += 1
+                    counted["answered"] += len(answer.results)
                     sent = in_flight.get_nowait()
                     if phase["measuring"]:
                         result_latency.append(time.perf_counter() - sent)
@@ -327,6 +335,7 @@ async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) 
         "alert_p50_ms": pct(alert_latency, 50),
         "alert_p99_ms": pct(alert_latency, 99),
         "alerts": len(alert_latency),
+        "answered": counted["answered"],
     }
 
 
@@ -350,6 +359,57 @@ def run_load(port: int, tokens: dict[str, str], params: Params, rate: float) -> 
     return outcome
 
 
+def side_by_side(params: Params, rounds: int) -> list[dict[str, Any]]:
+    """Saturated loads against one matcher with track fusion off and on, alternating, `rounds` pairs.
+    The matcher's CPU time is this process's (the cameras and subscriber run in a child process)."""
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="lfr-bench-") as folder:
+        port, tokens, stop, _ = start_matcher(params, Path(folder))
+        evidence = stop.container.ingest.track_evidence  # type: ignore[attr-defined]
+        try:
+            for n in range(rounds):
+                order = (False, True) if n % 2 == 0 else (True, False)
+                for fusion in order:
+                    evidence.clear()
+                    evidence.policy = dataclasses.replace(evidence.policy, enabled=fusion)
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    outcome = run_load(port, tokens, params, rate=0)
+                    outcome["matcher_cpu_s"] = time.process_time() - cpu
+                    outcome["wall_s"] = time.perf_counter() - wall
+                    outcome["per_cpu_s"] = outcome["answered"] / outcome["matcher_cpu_s"]
+                    runs.append({"round": n + 1, "fusion": fusion, **outcome})
+                    print(
+                        f"round {n + 1} fusion {'on ' if fusion else 'off'}: {outcome['rate']:,.0f}/s wall, "
+                        f"{outcome['per_cpu_s']:,.0f} per matcher CPU-second "
+                        f"({outcome['answered']:,} in {outcome['matcher_cpu_s']:.1f} CPU-s), "
+                        f"load average {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
+        finally:
+            stop()
+    return runs
+
+
+def print_side_by_side(runs: list[dict[str, Any]]) -> None:
+    rounds = sorted({r["round"] for r in runs})
+    by = {(r["round"], r["fusion"]): r for r in runs}
+    cpu_ratios = [by[n, True]["per_cpu_s"] / by[n, False]["per_cpu_s"] for n in rounds]
+    wall_ratios = [by[n, True]["rate"] / by[n, False]["rate"] for n in rounds]
+    print("| round | off per CPU-s | on per CPU-s | on / off | off /s wall | on /s wall | on / off (wall) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for n, cpu_ratio, wall_ratio in zip(rounds, cpu_ratios, wall_ratios, strict=True):
+        off, on = by[n, False], by[n, True]
+        print(
+            f"| {n} | {off['per_cpu_s']:,.0f} | {on['per_cpu_s']:,.0f} | {cpu_ratio:.3f} "
+            f"| {off['rate']:,.0f} | {on['rate']:,.0f} | {wall_ratio:.3f} |"
+        )
+    for name, ratios in (("per matcher CPU-second", cpu_ratios), ("per wall-clock second", wall_ratios)):
+        print(
+            f"on / off {name}: median {np.median(ratios):.3f}, range {min(ratios):.3f}-{max(ratios):.3f}, "
+            f"interquartile {np.percentile(ratios, 25):.3f}-{np.percentile(ratios, 75):.3f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -366,6 +426,9 @@ def main() -> None:
     parser.add_argument("--batch-wait-ms", type=float, default=1.5)
     parser.add_argument("--batch-max", type=int, default=256)
     parser.add_argument("--track-fusion", choices=["on", "off"], default="on")
+    parser.add_argument(
+        "--ab-rounds", type=int, default=0, help="track fusion off/on side by side, this many pairs"
+    )
     args = parser.parse_args()
     params = Params(
         args.subjects,
@@ -381,6 +444,9 @@ def main() -> None:
         args.batch_max,
         track_fusion=args.track_fusion == "on",
     )
+    if args.ab_rounds:
+        print_side_by_side(side_by_side(params, args.ab_rounds))
+        return
     from rich.console import Console
     from rich.table import Table
 

@@ -139,9 +139,10 @@ def plan_clip(cast: Cast, fps: float = 10.0, seed: int = 7) -> ClipPlan:
     return ClipPlan(tuple(segments), fps, t + LEAD_IN_S, arm_at, disarm_at)
 
 
-def _backdrop(rng: np.random.Generator) -> np.ndarray:
-    """A plain street: sky, building fronts with windows, pavement."""
-    width, height = SIZE
+def backdrop(rng: np.random.Generator, size: tuple[int, int] = SIZE) -> np.ndarray:
+    """A plain street of `size` (width, height): sky, building fronts with windows, pavement."""
+    width, height = size
+    kerb = height * 380 // 480
     scene = np.zeros((height, width, 3), np.uint8)
     rows = np.linspace(0, 1, height)[:, None]
     scene[:] = (np.stack([200 - 60 * rows, 190 - 60 * rows, 170 - 50 * rows], axis=-1)).astype(np.uint8)
@@ -150,18 +151,19 @@ def _backdrop(rng: np.random.Generator) -> np.ndarray:
         w = int(rng.integers(90, 170))
         top = int(rng.integers(20, 120))
         colour = tuple(int(c) for c in rng.integers(90, 170, size=3))
-        cv2.rectangle(scene, (x, top), (x + w, 380), colour, -1)
-        for wy in range(top + 15, 360, 40):
+        cv2.rectangle(scene, (x, top), (x + w, kerb), colour, -1)
+        for wy in range(top + 15, kerb - 20, 40):
             for wx in range(x + 12, x + w - 20, 30):
                 cv2.rectangle(scene, (wx, wy), (wx + 14, wy + 20), (70, 60, 50), -1)
         x += w + int(rng.integers(0, 20))
-    cv2.rectangle(scene, (0, 380), (width, height), (105, 110, 115), -1)
+    cv2.rectangle(scene, (0, kerb), (width, height), (105, 110, 115), -1)
     noise = rng.normal(0, 3, scene.shape)
     noisy: np.ndarray = np.clip(scene + noise, 0, 255).astype(np.uint8)
     return noisy
 
 
-def _place(frame: np.ndarray, portrait: np.ndarray, face_height: float, walk: Walk, progress: float) -> None:
+def posed(portrait: np.ndarray, face_height: float, walk: Walk, progress: float) -> np.ndarray:
+    """The walker's cut-out `progress` (0-1) of the way through the walk: scaled, mirrored, lit, tilted."""
     scale = (walk.scale_from + (walk.scale_to - walk.scale_from) * progress) * FACE_HEIGHT_PX / face_height
     person = cv2.resize(portrait, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     if walk.flip:
@@ -174,15 +176,27 @@ def _place(frame: np.ndarray, portrait: np.ndarray, face_height: float, walk: Wa
     )
     if walk.blur:
         person = cv2.GaussianBlur(person, (0, 0), walk.blur)
-    width, height = SIZE
-    travel = 110 * progress
-    centre_x = (width * 0.25 + travel - 55) if walk.lane == 0 else (width * 0.75 - travel + 55)
-    left = int(centre_x - w / 2)
-    top = int(150 - h * 0.3 + 4 * np.sin(progress * 12))  # a walker's bob
+    return person
+
+
+def paste(frame: np.ndarray, person: np.ndarray, left: int, top: int) -> None:
+    """Copies `person` into `frame` with its top-left corner at (left, top); what falls outside is cut."""
+    h, w = person.shape[:2]
+    height, width = frame.shape[:2]
     x1, y1 = max(0, left), max(0, top)
     x2, y2 = min(width, left + w), min(height, top + h)
     if x2 > x1 and y2 > y1:
         frame[y1:y2, x1:x2] = person[y1 - top : y2 - top, x1 - left : x2 - left]
+
+
+def _place(frame: np.ndarray, portrait: np.ndarray, face_height: float, walk: Walk, progress: float) -> None:
+    person = posed(portrait, face_height, walk, progress)
+    h, w = person.shape[:2]
+    width, _ = SIZE
+    travel = 110 * progress
+    centre_x = (width * 0.25 + travel - 55) if walk.lane == 0 else (width * 0.75 - travel + 55)
+    top = int(150 - h * 0.3 + 4 * np.sin(progress * 12))  # a walker's bob
+    paste(frame, person, int(centre_x - w / 2), top)
 
 
 def render_clip(
@@ -193,15 +207,15 @@ def render_clip(
 ) -> None:
     """Writes the clip as Motion-JPEG; `portrait_of(image)` gives a person's cut-out and face height."""
     rng = np.random.default_rng(seed)
-    backdrop = _backdrop(rng)
-    grain = [rng.integers(-3, 4, backdrop.shape, dtype=np.int16) for _ in range(4)]
+    street = backdrop(rng)
+    grain = [rng.integers(-3, 4, street.shape, dtype=np.int16) for _ in range(4)]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), plan.fps, SIZE)
     if not writer.isOpened():
         raise LfrError(f"cannot write the demo clip {path}: OpenCV has no Motion-JPEG writer")
     try:
         for index in range(plan.frames):
             t = index / plan.fps
-            frame = backdrop.copy()
+            frame = street.copy()
             for segment in plan.segments:
                 if segment.start_s <= t < segment.end_s:
                     progress = (t - segment.start_s) / (segment.end_s - segment.start_s)

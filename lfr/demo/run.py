@@ -39,7 +39,7 @@ from lfr.adapters.passwords import Argon2Hasher
 from lfr.adapters.signing import write_key_pair
 from lfr.adapters.watchlist_upload import upload_report
 from lfr.bootstrap import Container, build_camera_node, build_container, running_matcher, serving_tablet
-from lfr.config import load_config
+from lfr.config import LfrConfig, load_config
 from lfr.demo.cast import Cast, default_cast, user_cast
 from lfr.demo.clip import ClipPlan, plan_clip, render_clip
 from lfr.demo.outcomes import AlertSeen, DemoSummary, Ledger, find_problems
@@ -122,6 +122,41 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
     )
     summary.seconds["preparation"] = round(time.monotonic() - began, 1)
 
+    config = local_matcher_config(
+        workdir,
+        {
+            "tablet.listen": options.tablet_listen,
+            "tablet.session_secret_file": private_file(
+                workdir / "tablet-session-secret", secrets.token_urlsafe(48)
+            ),
+        },
+    )
+    container = build_container(config)
+    try:
+        tokens, passwords = await asyncio.to_thread(demo_accounts, container)
+        async with running_matcher(container, extensions=[serving_tablet]) as running:
+            address = f"127.0.0.1:{running.port}"
+            tablet = f"http://127.0.0.1:{container.tablet_port}/"
+            heading(console, "2. Matcher and officers' tablet")
+            console.print(f"matcher    gRPC on {address}, store {workdir / 'lfr.db'} (embedded SQLite)")
+            console.print(f"tablet     {tablet}", highlight=False)
+            for line in sign_in_lines(passwords):
+                console.print(f"           {line}", highlight=False)
+            async with grpc.aio.insecure_channel(address) as channel:
+                session = DemoSession(options, console, container, channel, address, tokens, summary)
+                await _scenario(session, embedder, cast, plan)
+                summary.seconds["total"] = round(time.monotonic() - began, 1)
+                print_summary(console, summary)
+                if options.keep_running:
+                    await _wait_for_interrupt(console, tablet, passwords)
+    finally:
+        container.close()
+    return summary
+
+
+def local_matcher_config(workdir: Path, overrides: dict[str, Any]) -> LfrConfig:
+    """`lfr serve`'s configuration for a matcher on loopback with its store (embedded SQLite) and keys in
+    `workdir`; `overrides` adds to it (the demo's tablet). bench.street_clip runs the same matcher."""
     # The demo's own keys, made here rather than by `lfr serve`'s first start (which warns): the audit
     # trail's signing key and the key that encrypts the crops it keeps (removed with the work folder).
     signing_key, image_key = workdir / "audit-signing.pem", workdir / "image-kek.hex"
@@ -129,7 +164,7 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
         write_key_pair(signing_key)
     if not image_key.exists():
         write_kek(image_key)
-    config = load_config(
+    return load_config(
         None,
         {
             "store.url": f"sqlite:///{workdir / 'lfr.db'}",
@@ -145,33 +180,9 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
             "policy.equity_gate": "warn",
             "matching.gate_refresh_seconds": 0.2,
             "matching.counter_flush_seconds": 0.5,
-            "tablet.listen": options.tablet_listen,
-            "tablet.session_secret_file": _private_file(
-                workdir / "tablet-session-secret", secrets.token_urlsafe(48)
-            ),
+            **overrides,
         },
     )
-    container = build_container(config)
-    try:
-        tokens, passwords = await asyncio.to_thread(_accounts, container)
-        async with running_matcher(container, extensions=[serving_tablet]) as running:
-            address = f"127.0.0.1:{running.port}"
-            tablet = f"http://127.0.0.1:{container.tablet_port}/"
-            heading(console, "2. Matcher and officers' tablet")
-            console.print(f"matcher    gRPC on {address}, store {workdir / 'lfr.db'} (embedded SQLite)")
-            console.print(f"tablet     {tablet}", highlight=False)
-            for line in sign_in_lines(passwords):
-                console.print(f"           {line}", highlight=False)
-            async with grpc.aio.insecure_channel(address) as channel:
-                session = _Session(options, console, container, channel, address, tokens, summary)
-                await _scenario(session, embedder, cast, plan)
-                summary.seconds["total"] = round(time.monotonic() - began, 1)
-                print_summary(console, summary)
-                if options.keep_running:
-                    await _wait_for_interrupt(console, tablet, passwords)
-    finally:
-        container.close()
-    return summary
 
 
 ROLE_NOTES = {
@@ -190,7 +201,7 @@ def sign_in_lines(passwords: dict[str, str]) -> list[str]:
     ]
 
 
-def _accounts(container: Container) -> tuple[dict[str, str], dict[str, str]]:
+def demo_accounts(container: Container) -> tuple[dict[str, str], dict[str, str]]:
     """Tokens for every demo account, and a tablet password for every person among them."""
     accounts = {
         SUPERVISOR: (PrincipalKind.USER, {Role.SUPERVISOR, Role.ADMIN}),
@@ -213,7 +224,7 @@ def _accounts(container: Container) -> tuple[dict[str, str], dict[str, str]]:
 
 
 @dataclass(slots=True)
-class _Session:
+class DemoSession:
     """What every step of the scenario needs: where to print, the matcher, and the accounts' tokens."""
 
     options: DemoOptions
@@ -229,7 +240,7 @@ class _Session:
 
 
 @dataclass(frozen=True, slots=True)
-class _Watchlist:
+class EnrolledWatchlist:
     id: str
     references: dict[str, str]  # subject id -> reference
     names: dict[str, str]  # reference -> name
@@ -237,21 +248,21 @@ class _Watchlist:
 
 
 @dataclass(frozen=True, slots=True)
-class _Window:
+class DemoWindow:
     id: str
     clip_starts: datetime
     starts: datetime
     ends: datetime
 
 
-async def _scenario(session: _Session, embedder: InsightFaceEmbedder, cast: Cast, plan: ClipPlan) -> None:
-    watchlist = await _enrol(session, embedder, cast)
-    window = await _authorise_window(session, watchlist, plan)
+async def _scenario(session: DemoSession, embedder: InsightFaceEmbedder, cast: Cast, plan: ClipPlan) -> None:
+    watchlist = await enrol_cast(session, embedder, cast)
+    window = await authorise_window(session, watchlist, plan)
     ledger = await _watch(session, embedder, watchlist, window, plan)
     await _account_for(session, ledger, watchlist, len(cast.listed))
 
 
-async def _enrol(session: _Session, embedder: InsightFaceEmbedder, cast: Cast) -> _Watchlist:
+async def enrol_cast(session: DemoSession, embedder: InsightFaceEmbedder, cast: Cast) -> EnrolledWatchlist:
     console, summary = session.console, session.summary
     heading(console, "3. Watchlist")
     report = await asyncio.to_thread(embed_subjects, embedder, cast.enrolment, cast.images_dir, Pick.CENTRAL)
@@ -296,10 +307,10 @@ async def _enrol(session: _Session, embedder: InsightFaceEmbedder, cast: Cast) -
         f"{(uploaded.sealed_hash or '')[:16]}..."
     )
     references = {subject_id: reference for reference, subject_id in uploaded.added.items()}
-    return _Watchlist(uploaded.watchlist_id, references, names, enrolled)
+    return EnrolledWatchlist(uploaded.watchlist_id, references, names, enrolled)
 
 
-async def _authorise_window(session: _Session, watchlist: _Watchlist, plan: ClipPlan) -> _Window:
+async def authorise_window(session: DemoSession, watchlist: EnrolledWatchlist, plan: ClipPlan) -> DemoWindow:
     """A window that opens and closes in the clip's quiet stretches, timed from its first frame."""
     console, threshold = session.console, session.options.threshold
     heading(console, "4. Deployment window")
@@ -340,11 +351,15 @@ async def _authorise_window(session: _Session, watchlist: _Watchlist, plan: Clip
         f"           armed from {timestamp(starts)} to {timestamp(ends)} (the clip starts "
         f"{plan.arm_at_s:.1f} s earlier and runs on {plan.duration_s - plan.disarm_at_s:.1f} s after)"
     )
-    return _Window(window.id, clip_starts, starts, ends)
+    return DemoWindow(window.id, clip_starts, starts, ends)
 
 
 async def _watch(
-    session: _Session, embedder: InsightFaceEmbedder, watchlist: _Watchlist, window: _Window, plan: ClipPlan
+    session: DemoSession,
+    embedder: InsightFaceEmbedder,
+    watchlist: EnrolledWatchlist,
+    window: DemoWindow,
+    plan: ClipPlan,
 ) -> Ledger:
     """Runs lfr's camera node over the clip while an officer's Alerts.Subscribe stream prints alerts."""
     console, summary, workdir = session.console, session.summary, session.options.workdir
@@ -355,7 +370,7 @@ async def _watch(
             "camera_id": CAMERA,
             "matcher": {
                 "address": session.address,
-                "token_file": _private_file(workdir / "camera-token", session.tokens[CAMERA]),
+                "token_file": private_file(workdir / "camera-token", session.tokens[CAMERA]),
             },
             "source": {"uri": str(workdir / "clip.avi"), "fps": plan.fps, "realtime": True},
             # Short tracks: a face is sent within half a second of its person leaving the scene.
@@ -405,7 +420,9 @@ async def _watch(
     return ledger
 
 
-async def _account_for(session: _Session, ledger: Ledger, watchlist: _Watchlist, listed: int) -> None:
+async def _account_for(
+    session: DemoSession, ledger: Ledger, watchlist: EnrolledWatchlist, listed: int
+) -> None:
     """What the store kept, whether the audit chain holds, and whether any non-match left a trace."""
     container, summary = session.container, session.summary
     await asyncio.to_thread(container.flush_counters)
@@ -434,14 +451,14 @@ async def _account_for(session: _Session, ledger: Ledger, watchlist: _Watchlist,
     summary.ok = not summary.problems
 
 
-def _private_file(path: Path, content: str) -> str:
+def private_file(path: Path, content: str) -> str:
     """A secret the demo's processes share through the work folder (removed with it)."""
     path.touch(0o600)
     path.write_text(content)
     return str(path)
 
 
-async def _announce(console: Console, window: _Window, subjects: int) -> None:
+async def _announce(console: Console, window: DemoWindow, subjects: int) -> None:
     await asyncio.sleep(max(0.0, (window.starts - datetime.now(UTC)).total_seconds()))
     console.print(
         f"[bold green]{timestamp(window.starts)}  window armed: matching against {subjects} watchlisted "
@@ -455,9 +472,9 @@ async def _print_alerts(
     console: Console,
     subscription: grpc.aio.UnaryStreamCall,  # type: ignore[type-arg]
     alerts: list[AlertSeen],
-    watchlist: _Watchlist,
+    watchlist: EnrolledWatchlist,
     plan: ClipPlan,
-    window: _Window,
+    window: DemoWindow,
 ) -> None:
     with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
         async for alert in subscription:

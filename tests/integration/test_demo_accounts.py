@@ -6,7 +6,7 @@ from __future__ import annotations
 from lfr.adapters.passwords import Argon2Hasher
 from lfr.bootstrap import build_container
 from lfr.config import load_config
-from lfr.demo.run import AUDITOR, OFFICER, SUPERVISOR, _accounts, sign_in_lines
+from lfr.demo.run import AUDITOR, OFFICER, SUPERVISOR, demo_accounts, sign_in_lines
 from lfr.domain.principal import PrincipalKind
 from lfr.services.passwords import PasswordService
 
@@ -14,7 +14,7 @@ from lfr.services.passwords import PasswordService
 def test_every_demo_person_gets_a_working_password_and_a_printed_line() -> None:
     container = build_container(load_config(None, {"store.url": "memory://"}))
     try:
-        _tokens, passwords = _accounts(container)
+        _tokens, passwords = demo_accounts(container)
         people = {p.name for p in container.principals.list_principals() if p.kind is PrincipalKind.USER}
         assert {SUPERVISOR, OFFICER, AUDITOR} <= people
         assert set(passwords) == people  # every person the demo creates, whatever it adds later

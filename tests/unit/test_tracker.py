@@ -159,3 +159,20 @@ def test_ended_tracks_are_reported_once() -> None:
     tracker.assign(np.array([box(0, 0)]), 6.0)
     tracker.clear()
     assert len(tracker.take_ended()) == 1
+
+
+def test_a_face_cut_by_the_frame_edge_keeps_its_track_when_it_walks_in() -> None:
+    """bench.street_clip: a face entering at the frame's edge is first detected cut to the frame, half
+    its width; with the next frame dropped (a busy node), its next box is a whole face, twice as wide.
+    Its height says it is the same face; it must not start a second track (and a second alert)."""
+    tracker = make()
+    (entering,) = tracker.assign(np.array([[1240.0, 300, 1280, 400]]), 0.0)  # 40 x 100: cut at x = 1280
+    assert tracker.assign(np.array([[1140.0, 300, 1220, 400]]), 0.2) == [entering]  # 80 x 100
+
+
+def test_a_face_cut_by_the_frame_edge_keeps_its_track_when_it_walks_out() -> None:
+    tracker = make()
+    (leaving,) = tracker.assign(np.array([[300.0, 300, 380, 400]]), 0.0)
+    for step, x in enumerate((180.0, 60.0), start=1):
+        assert tracker.assign(np.array([[x, 300, x + 80, 400]]), step * 0.1) == [leaving]
+    assert tracker.assign(np.array([[0.0, 300, 20, 400]]), 0.3) == [leaving]  # 20 of its 80 px in view

@@ -137,7 +137,11 @@ class Tracker(Generic[P]):
                 for t, dt in zip(tracks, elapsed, strict=True)
             ]
         )
-        ratio = np.maximum(widths[:, None], 1e-6) / np.maximum(box_widths[None, :], 1e-6)
+        # Sizes compare by the box's longer side: a face cut by the frame's edge as it walks in or out
+        # keeps its height (or width) while the other side shrinks, and must stay the same person.
+        sizes = (predicted[:, 2:] - predicted[:, :2]).max(axis=1)
+        box_sizes = (boxes[:, 2:] - boxes[:, :2]).max(axis=1)
+        ratio = np.maximum(sizes[:, None], 1e-6) / np.maximum(box_sizes[None, :], 1e-6)
         similar_size = (ratio <= policy.max_size_ratio) & (ratio >= 1 / policy.max_size_ratio)
         inside = ((distance <= gate[:, None]) & similar_size) | (
             iou_matrix(predicted, boxes) >= policy.min_iou
