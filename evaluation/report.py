@@ -1113,29 +1113,46 @@ def _markdown_fusion(document: dict[str, Any]) -> list[str]:
             f"{_rate_text(op['tpir'], 1) if op else 'n/a'} | "
             f"{_rate_text(op['fpir'], 3, 'clopper_pearson') if op else 'n/a'} |"
         )
-    lines += [
-        "",
-        "Per group (TPIR = 1 - FNIR at rank 1, Wilson 95%; FPIR Clopper-Pearson 95%); each variant at its "
-        "own "
-        f"FPIR-{_pct(target, 1)} threshold and at {_fmt_threshold(at)}:",
-        "",
-        "| variant | attribute | group | TPIR at FPIR target | FPIR there | TPIR at operating | FPIR there |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for v in study["variants"]:
-        operating = {
-            (g["attribute"], g["group"]): g for g in (v["at_operating_threshold"] or {"groups": []})["groups"]
-        }
-        for g in v["at_target_fpir"]["groups"]:
+    for key, where in (
+        ("at_target_fpir", f"its own FPIR-{_pct(target, 1)} threshold"),
+        ("at_operating_threshold", f"{_fmt_threshold(at)}"),
+    ):
+        if any(v[key] is None for v in study["variants"]):
+            continue
+        lines += [
+            "",
+            f"Per group, each variant at {where}: TPIR (= 1 - FNIR at rank 1) [Wilson 95%] over mated "
+            "searches; FPIR [Clopper-Pearson 95%] over non-mated searches; searches in parentheses, - "
+            "where there are none:",
+            "",
+            "| attribute | group | " + " | ".join(v["name"] for v in study["variants"]) + " |",
+            "|---|---|" + "---|" * len(study["variants"]),
+        ]
+        first = study["variants"][0][key]["groups"]
+        for g in first:
             if INTERSECTION in g["attribute"] or g["group"] == "unknown":
                 continue
-            o = operating.get((g["attribute"], g["group"]))
-            lines.append(
-                f"| {v['name']} | {g['attribute']} | {g['group']} | {_tpir_of_group(g)} "
-                f"({g['fnir']['searches']:,}) | {_rate_text(g['fpir'], 2, 'clopper_pearson')} "
-                f"({g['fpir']['searches']:,}) | {_tpir_of_group(o) if o else 'n/a'} | "
-                f"{_rate_text(o['fpir'], 2, 'clopper_pearson') if o else 'n/a'} |"
-            )
+            cells = []
+            for v in study["variants"]:
+                x = next(
+                    (
+                        y
+                        for y in v[key]["groups"]
+                        if (y["attribute"], y["group"]) == (g["attribute"], g["group"])
+                    ),
+                    None,
+                )
+                if x is None:
+                    cells.append("n/a")
+                    continue
+                tpir = f"{_tpir_of_group(x)} ({x['fnir']['searches']:,})" if x["fnir"]["searches"] else "-"
+                fpir = (
+                    f"{_rate_text(x['fpir'], 2, 'clopper_pearson')} ({x['fpir']['searches']:,})"
+                    if x["fpir"]["searches"]
+                    else "-"
+                )
+                cells.append(f"{tpir}; {fpir}")
+            lines.append(f"| {g['attribute']} | {g['group']} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
