@@ -117,6 +117,8 @@ def draw_passages(
             f"the fusion study's watchlist of {size} needs more identities than the data holds "
             f"({len(mated) + len(filler)}; no synthetic filler in this study)"
         )
+    if not mated:
+        raise ProtocolError(f"the fusion study needs people with at least {needed} acquired images; none has")
     listed = tuple(mated + filler)
     listed_keys = {i.key for i in listed}
     mated_passages = tuple(
