@@ -139,12 +139,8 @@ def apply_reviews(
 ) -> AppliedReviews:
     """Drop each non-mated search whose probe is judged `same` as an identity listed in this run. A probe
     judged to be someone not listed here stays: for this watchlist it is a genuine non-mated search."""
-    judged: dict[ImageRef, set[str]] = {}
-    for r in reviews:
-        if r.verdict == SAME:
-            judged.setdefault((r.probe_dataset, r.probe_image), set()).add(r.listed_identity)
-    listed = set(run.enrolled)
-    drop = np.array([bool(judged.get(probe, set()) & listed) for probe in run.nonmated.probes], dtype=bool)
+    excluded = judged_listed(reviews, set(run.enrolled))
+    drop = np.array([probe in excluded for probe in run.nonmated.probes], dtype=bool)
     drop = drop.reshape(len(run.nonmated))
     unknown = tuple(
         r
@@ -152,6 +148,13 @@ def apply_reviews(
         if (r.probe_dataset, r.probe_image) not in known_images or r.listed_identity not in known_identities
     )
     return AppliedReviews(without_nonmated(run, drop), int(drop.sum()), unknown)
+
+
+def judged_listed(reviews: Sequence[Review], listed: set[str]) -> set[ImageRef]:
+    """The probe images a reviewer judged to be one of the `listed` identities."""
+    return {
+        (r.probe_dataset, r.probe_image) for r in reviews if r.verdict == SAME and r.listed_identity in listed
+    }
 
 
 def median_mated_score(run: WatchlistRun) -> float:

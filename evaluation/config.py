@@ -175,6 +175,23 @@ class ScalingConfig(Section):
     )
 
 
+class FusionStudyConfig(Section):
+    """The four-way fusion study (issue 10): enrolment {1 image, `enrolment_images` as one mean template}
+    x probe {each image searched alone, `probe_samples` images of one person as one track}, on one
+    watchlist draw and one non-mated set (evaluation/fusion_study.py; docs/evaluation.md)."""
+
+    enrolment_images: int = Field(
+        default=2, ge=2, le=10, description="images fused into each listed person's mean template"
+    )
+    probe_samples: int = Field(
+        default=2, ge=2, le=10, description="images of one person standing in for a track's faces"
+    )
+    watchlist_size: int | None = Field(
+        default=None, ge=1, description="null: the largest of protocol.watchlist_sizes"
+    )
+    target_fpir: float = Field(default=0.001, gt=0, lt=1, description="TPIR is read at this FPIR")
+
+
 class QualityGateConfig(GateSettings):
     """`camera`: the camera node's quality gate (its defaults, bounds and field names, from the node's own
     `gate:` settings), with any field overridden here; `none`: every detected face is used."""
@@ -216,6 +233,9 @@ class EvalConfig(Section):
     audit: AuditConfig = AuditConfig()
     scaling: ScalingConfig | None = Field(
         default=None, description="watchlist-size scaling over several seeded draws; null: not run"
+    )
+    fusion_study: FusionStudyConfig | None = Field(
+        default=None, description="enrolment x probe fusion, four variants on one draw; null: not run"
     )
     base_dir: str = Field(default=".", description="set by the loader: the config file's folder")
 

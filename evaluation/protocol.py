@@ -3,7 +3,9 @@ non-mated probes, through lfr's own index and decision code.
 
 - Listed (mated) people: identities with at least `enrolment_images` + 1 acquired images, in a seeded
   order drawn per person (so one person's lost image moves no one else); their first images (in a seeded
-  per-person order) are enrolled and every other image is a mated search.
+  per-person order) are enrolled and every other image is a mated search. Several enrolled images are
+  searched as the matcher searches them: one unit mean template per person
+  (lfr.domain.watchlist.mean_templates).
 - Filler: further identities enrolled (never searched for) to bring the watchlist to size N; real
   identities first, then synthetic ones if allowed (and then labelled as such in the report).
 - Non-mated searches: every acquired image of a person NOT on the watchlist, from the identities
@@ -26,6 +28,7 @@ from evaluation.datasets import UNKNOWN, EmbeddedSet
 from lfr.adapters.faiss_index import FaissIndex
 from lfr.adapters.index_spec import IndexSpec
 from lfr.domain.matching import Candidate, decide
+from lfr.domain.watchlist import mean_templates
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +105,9 @@ class WatchlistRun:
 
 
 @dataclass(frozen=True, slots=True)
-class _Identity:
+class Identity:
+    """A named person of an identities dataset, with their acquired images in seeded order."""
+
     key: str
     source: EmbeddedSet
     rows: tuple[int, ...]  # acquired sample indices, in seeded order
@@ -129,7 +134,7 @@ def attribute_columns(
     return columns
 
 
-def _draw(seed: int, purpose: str, key: str) -> bytes:
+def seeded_rank(seed: int, purpose: str, key: str) -> bytes:
     """A seeded pseudo-random rank for one person, independent of everyone else: losing one person's image
     (a quality-gate change) changes only that person's place, so runs under two gates compare paired."""
     return hashlib.sha256(f"{seed}:{purpose}:{key}".encode()).digest()
@@ -165,21 +170,38 @@ class OpenSetProtocol:
         self._per_identity = max_searches_per_identity
         self._seed = seed
         identities = self._identities()
+        self.identities: tuple[Identity, ...] = tuple(identities)
         eligible = [i for i in identities if len(i.rows) > enrolment_images]
         others = [i for i in identities if 0 < len(i.rows) <= enrolment_images]
-        mated = sorted(eligible, key=lambda i: _draw(seed, "list", i.key))
+        mated = sorted(eligible, key=lambda i: seeded_rank(seed, "list", i.key))
         if max_mated_identities is not None:
             others = mated[max_mated_identities:] + others
             mated = mated[:max_mated_identities]
         self._mated = mated
-        self._filler = sorted(others, key=lambda i: _draw(seed, "filler", i.key))
+        self._filler = sorted(others, key=lambda i: seeded_rank(seed, "filler", i.key))
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @property
+    def index_spec(self) -> IndexSpec:
+        return self._index_spec
+
+    @property
+    def top_k(self) -> int:
+        return self._top_k
+
+    @property
+    def embedded_sets(self) -> tuple[EmbeddedSet, ...]:
+        return tuple(r.embedded for r in self._roles)
 
     @property
     def available_identities(self) -> int:
         return len(self._mated) + len(self._filler)
 
-    def _identities(self) -> list[_Identity]:
-        found: list[_Identity] = []
+    def _identities(self) -> list[Identity]:
+        found: list[Identity] = []
         for role in self._roles:
             if not role.lists_identities:
                 continue
@@ -192,9 +214,9 @@ class OpenSetProtocol:
                 key = f"{embedded.dataset}:{identity}"
                 shuffled = sorted(
                     rows_of[identity],
-                    key=lambda i: _draw(self._seed, "image", f"{key}/{embedded.samples[i].key}"),
+                    key=lambda i: seeded_rank(self._seed, "image", f"{key}/{embedded.samples[i].key}"),
                 )
-                found.append(_Identity(key, embedded, tuple(shuffled)))
+                found.append(Identity(key, embedded, tuple(shuffled)))
         return found
 
     def run(self, size: int) -> WatchlistRun:
@@ -222,12 +244,14 @@ class OpenSetProtocol:
             synthetic = self._synthetic_vectors(vectors, missing)
             subject_of_row += [f"synthetic-filler:{i}" for i in range(missing)]
             vectors = np.concatenate([vectors, synthetic])
-        index = FaissIndex(subject_of_row, vectors, self._index_spec)
+        # As the matcher searches (lfr.services.indexes): one unit mean template per listed person.
+        subjects, templates = mean_templates(subject_of_row, vectors)
+        index = FaissIndex(subjects, templates, self._index_spec)
         listed_keys = {i.key for i in listed}
 
         cap = None if self._per_identity is None else self._enrol + self._per_identity
         mated_rows = [(i, row) for i in mated for row in i.rows[self._enrol : cap]]
-        mated_searches = self._search(
+        mated_searches = self.search(
             index,
             [(i.source, row) for i, row in mated_rows],
             cluster=[i.key for i, _ in mated_rows],
@@ -252,10 +276,10 @@ class OpenSetProtocol:
                 clusters.append(
                     person if person is not None and role.lists_identities else f"{embedded.dataset}#{row}"
                 )
-        nonmated = self._search(index, probes, cluster=clusters, mated_identity=None)
+        nonmated = self.search(index, probes, cluster=clusters, mated_identity=None)
         exact_best = None
         if not self._index_spec.exact:
-            exact = FaissIndex(subject_of_row, vectors)
+            exact = FaissIndex(subjects, templates)
             exact_best = self._best(exact, [(i.source, row) for i, row in mated_rows] + probes)
         index.close()
         logger.info(
@@ -294,7 +318,7 @@ class OpenSetProtocol:
             scores[start : start + len(chunk)] = best[:, 0]
         return subjects, scores
 
-    def _search(
+    def search(
         self,
         index: FaissIndex,
         probes: Sequence[tuple[EmbeddedSet, int]],

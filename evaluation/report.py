@@ -26,6 +26,7 @@ from evaluation.analysis import (
 )
 from evaluation.audit import DuplicatePair, ImageRef, Pair, Review, WatchlistAudit, attribute_concentration
 from evaluation.datasets import UNKNOWN, EmbeddedSet
+from evaluation.fusion_study import FusionStudy
 from evaluation.metrics import one_in
 from evaluation.protocol import INTERSECTION_JOIN as INTERSECTION
 from evaluation.protocol import SOURCE_ATTRIBUTE
@@ -55,6 +56,7 @@ class ReportInputs:
     index_type: str = EXACT_INDEX  # IndexSpec.label() of the index the protocol searched
     audit: AuditInputs | None = None
     scaling: Sequence[SizeSummary] | None = None
+    fusion_study: FusionStudy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +252,7 @@ def build_document(inputs: ReportInputs) -> dict[str, Any]:
         if inputs.audit is None
         else _audit_doc(inputs.audit, operating_threshold_of(inputs.analyses)),
         "scaling": None if inputs.scaling is None else [_scaling_doc(x) for x in inputs.scaling],
+        "fusion_study": None if inputs.fusion_study is None else _fusion_doc(inputs.fusion_study),
     }
 
 
@@ -457,6 +460,39 @@ def _audit_doc(audit: AuditInputs, operating: float | None) -> dict[str, Any]:
                 for d in audit.duplicates
             ],
         },
+    }
+
+
+def _fusion_doc(study: FusionStudy) -> dict[str, Any]:
+    """The four-way fusion study: each variant's rates at the target FPIR's threshold and at the operating
+    threshold, overall and per group, in the watchlists' row format (`_row`)."""
+    draw = study.draw
+    return {
+        "watchlist_size": draw.size,
+        "mated_identities": len(draw.mated),
+        "real_filler": draw.size - len(draw.mated),
+        "enrolment_images": study.enrolment_images,
+        "probe_samples": study.probe_samples,
+        "support_margin": study.support_margin,
+        "target_fpir": study.target_fpir,
+        "operating_threshold": study.operating_threshold,
+        "nonmated_passages": len(draw.nonmated),
+        "multi_face_nonmated_passages": sum(len(p.faces) > 1 for p in draw.nonmated),
+        "excluded_passages": draw.excluded_passages,
+        "variants": [
+            {
+                "name": v.name,
+                "enrolment_images": v.enrolment_images,
+                "probe_samples": v.probe_samples,
+                "enrolled_images": v.run.enrolled_images,
+                "mated_searches": len(v.run.mated),
+                "nonmated_searches": len(v.run.nonmated),
+                "threshold_at_target_fpir": v.threshold_at_target,
+                "at_target_fpir": _row(v.at_target),
+                "at_operating_threshold": None if v.at_operating is None else _row(v.at_operating),
+            }
+            for v in study.variants
+        ],
     }
 
 
@@ -947,6 +983,7 @@ def markdown_summary(document: dict[str, Any], group_thresholds: Sequence[float]
             lines.append("")
     lines += _markdown_audit(document)
     lines += _markdown_scaling(document)
+    lines += _markdown_fusion(document)
     lines += _markdown_fta(document)
     return "\n".join(lines)
 
@@ -1028,6 +1065,94 @@ def _markdown_scaling(document: dict[str, Any]) -> list[str]:
             f"| {x['size']:,} | {len(x['draws'])} | {first.get('real_filler', 0):,} real,{synthetic} | "
             f"{first.get('nonmated_searches', 0):,} | {tpir} | {fpir} | {per_draw} | {free} | {above} |"
         )
+    return [*lines, ""]
+
+
+def _tpir_of_group(group: dict[str, Any], interval: str = "wilson") -> str:
+    """A group's TPIR at rank 1 (1 - FNIR) with its interval, in percent."""
+    fnir = group["fnir"]
+    bounds = fnir.get(interval) or [None, None]
+    if fnir["value"] is None or bounds[0] is None:
+        return "n/a"
+    return f"{_pct(1 - fnir['value'], 1)} [{_pct(1 - bounds[1], 1)}, {_pct(1 - bounds[0], 1)}]"
+
+
+def _rate_text(rate: dict[str, Any], digits: int, interval: str = "wilson") -> str:
+    if rate["value"] is None:
+        return "n/a"
+    low, high = rate.get(interval) or rate["wilson"]
+    return f"{_pct(rate['value'], digits)} [{_pct(low, digits)}, {_pct(high, digits)}]"
+
+
+def _markdown_fusion(document: dict[str, Any]) -> list[str]:
+    study = document.get("fusion_study")
+    if not study:
+        return []
+    target, at = study["target_fpir"], study["operating_threshold"]
+    lines = [
+        f"Fusion study, N = {study['watchlist_size']:,} ({study['mated_identities']} searched-for people, "
+        f"{study['real_filler']} real filler): enrolment 1 or {study['enrolment_images']} images (mean "
+        f"template) x probe 1 image or {study['probe_samples']} images as one track (support margin "
+        f"{study['support_margin']:g}); {study['nonmated_passages']:,} non-mated passages "
+        f"({study['multi_face_nonmated_passages']:,} of several faces; {study['excluded_passages']} "
+        f"excluded by review). TPIR with Wilson [and bootstrap-by-person] 95% intervals; FPIR with "
+        "Clopper-Pearson:",
+        "",
+        f"| variant | mated / non-mated searches | threshold at FPIR {_pct(target, 1)} | TPIR there | "
+        f"FPIR there | TPIR at {_fmt_threshold(at)} | FPIR at {_fmt_threshold(at)} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in study["variants"]:
+        row, op = v["at_target_fpir"], v["at_operating_threshold"]
+        boot = row["tpir"].get("bootstrap_by_person")
+        boot_text = f" [{_pct(boot[0], 1)}, {_pct(boot[1], 1)}]" if boot and boot[0] is not None else ""
+        lines.append(
+            f"| {v['name']} | {v['mated_searches']:,} / {v['nonmated_searches']:,} | "
+            f"{v['threshold_at_target_fpir']:.3f} | {_rate_text(row['tpir'], 1)}{boot_text} | "
+            f"{_rate_text(row['fpir'], 3, 'clopper_pearson')} | "
+            f"{_rate_text(op['tpir'], 1) if op else 'n/a'} | "
+            f"{_rate_text(op['fpir'], 3, 'clopper_pearson') if op else 'n/a'} |"
+        )
+    for key, where in (
+        ("at_target_fpir", f"its own FPIR-{_pct(target, 1)} threshold"),
+        ("at_operating_threshold", f"{_fmt_threshold(at)}"),
+    ):
+        if any(v[key] is None for v in study["variants"]):
+            continue
+        lines += [
+            "",
+            f"Per group, each variant at {where}: TPIR (= 1 - FNIR at rank 1) [Wilson 95%] over mated "
+            "searches; FPIR [Clopper-Pearson 95%] over non-mated searches; searches in parentheses, - "
+            "where there are none:",
+            "",
+            "| attribute | group | " + " | ".join(v["name"] for v in study["variants"]) + " |",
+            "|---|---|" + "---|" * len(study["variants"]),
+        ]
+        first = study["variants"][0][key]["groups"]
+        for g in first:
+            if INTERSECTION in g["attribute"] or g["group"] == "unknown":
+                continue
+            cells = []
+            for v in study["variants"]:
+                x = next(
+                    (
+                        y
+                        for y in v[key]["groups"]
+                        if (y["attribute"], y["group"]) == (g["attribute"], g["group"])
+                    ),
+                    None,
+                )
+                if x is None:
+                    cells.append("n/a")
+                    continue
+                tpir = f"{_tpir_of_group(x)} ({x['fnir']['searches']:,})" if x["fnir"]["searches"] else "-"
+                fpir = (
+                    f"{_rate_text(x['fpir'], 2, 'clopper_pearson')} ({x['fpir']['searches']:,})"
+                    if x["fpir"]["searches"]
+                    else "-"
+                )
+                cells.append(f"{tpir}; {fpir}")
+            lines.append(f"| {g['attribute']} | {g['group']} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 

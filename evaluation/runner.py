@@ -12,6 +12,7 @@ from evaluation.analysis import StatisticsSettings, WatchlistAnalysis, analyse, 
 from evaluation.audit import (
     AppliedReviews,
     AuditSettings,
+    Review,
     apply_reviews,
     audit_watchlist,
     load_reviews,
@@ -19,6 +20,7 @@ from evaluation.audit import (
     without_nonmated,
 )
 from evaluation.config import EvalConfig
+from evaluation.fusion_study import FusionStudy, run_fusion_study
 from evaluation.index_agreement import IndexAgreement, agreement, write_agreements
 from evaluation.pipeline import EmbeddedDataset, embed_datasets
 from evaluation.progress import Progress
@@ -151,6 +153,7 @@ def run_evaluation(
             )
             audits.append(AuditedWatchlist(audit, as_drawn, analysis, cleaned))
             step(position, len(sizes))
+    fusion = fusion_study(config, protocol, group_by, settings, operating, reviews, progress)
     duplicates = near_duplicates(
         [d.embedded for d in datasets], audit_settings.duplicate_score, audit_settings.max_duplicates
     )
@@ -229,11 +232,50 @@ def run_evaluation(
             image_roots=roots if config.audit.thumbnails else {},
         ),
         scaling=scaling,
+        fusion_study=fusion,
     )
     paths = write_report(inputs, config.resolve(config.output_dir))
     if agreements:
         paths["index_agreement"] = write_agreements(agreements, config.resolve(config.output_dir))
     return RunResult(paths, recommended_overall(analyses))
+
+
+def fusion_study(
+    config: EvalConfig,
+    protocol: OpenSetProtocol,
+    group_by: Sequence[str],
+    settings: StatisticsSettings,
+    operating: float | None,
+    reviews: Sequence[Review],
+    progress: Progress,
+) -> FusionStudy | None:
+    study = config.fusion_study
+    if study is None:
+        return None
+    size = study.watchlist_size or max(config.protocol.watchlist_sizes)
+    with progress.phase("fusion study", 1, "study") as step:
+        found = run_fusion_study(
+            protocol,
+            size,
+            study.enrolment_images,
+            study.probe_samples,
+            group_by,
+            settings,
+            operating,
+            study.target_fpir,
+            reviews,
+        )
+        step(1, 1)
+    for variant in found.variants:
+        logger.info(
+            "fusion study N=%d, %s: TPIR %.4f at FPIR %g (threshold %.3f)",
+            size,
+            variant.name,
+            variant.at_target.tpir.value,
+            study.target_fpir,
+            variant.threshold_at_target,
+        )
+    return found
 
 
 def quality_gate_record(config: EvalConfig, datasets: Sequence[EmbeddedDataset]) -> dict[str, object]:

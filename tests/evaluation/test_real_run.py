@@ -38,6 +38,7 @@ def small_config(tmp_path):
     config["statistics"]["bootstrap_samples"] = 100
     config["audit"]["exclusions"] = None  # dev.yaml's reviewed pairs: relative to its own folder
     config["scaling"] = {"sizes": [20, 60, 200], "draws": 2}  # 200: beyond the 100 identities, synthetic
+    config["fusion_study"] = None  # needs people with 4+ images: tests/evaluation/test_fusion_study.py
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
