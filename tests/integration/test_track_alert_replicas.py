@@ -116,22 +116,20 @@ class LooksBeforeTheOtherWrites:
         self._store = store
         self.looked = threading.Event()
         self.other_committed = threading.Event()
-        self._first = True
 
     @contextmanager
     def __call__(self) -> Iterator[Any]:
         with self._store() as uow:
-            if self._first:
-                self._first = False
-                real = uow.alerts.find_for_track
+            real = uow.alerts.find_for_track
 
-                def looking_first(*args: Any) -> Any:
-                    found = real(*args)
+            def looking(identity: TrackIdentity) -> Alert | None:
+                found = real(identity)
+                if not self.looked.is_set():
                     self.looked.set()
                     assert self.other_committed.wait(10)
-                    return found
+                return found
 
-                uow.alerts.find_for_track = looking_first
+            uow.alerts.find_for_track = looking
             yield uow
 
 
