@@ -23,6 +23,24 @@ class AlertState(StrEnum):
     ADJUDICATED = "adjudicated"
 
 
+@dataclass(frozen=True, slots=True)
+class TrackIdentity:
+    """Whose faces one alert gathers: at most one alert per identity, whichever replica sees the track
+    (the store enforces it). A node process names one session and its tracker one random track-id
+    prefix, so a node restarted mid-track starts new tracks."""
+
+    window_id: str
+    camera_id: str
+    node_session: str  # "" for a node that names none: its tracks still gather, as one session
+    track_id: str
+    subject_id: str
+
+
+def node_session(source_ref: str | None) -> str:
+    """The node session of an observation's "{node session}:{seq}" ("" when it named none)."""
+    return source_ref.rpartition(":")[0] if source_ref else ""
+
+
 class Adjudication(StrEnum):
     CONFIRMED = "confirmed"  # the person was the listed subject and was engaged
     FALSE_ALERT = "false_alert"  # the person was not the listed subject
@@ -64,6 +82,15 @@ class Alert:
     sightings: int = 1
     first_seen_at: datetime | None = None  # None: only `captured_at`'s face (alerts from before)
     last_seen_at: datetime | None = None
+
+    @property
+    def track_identity(self) -> TrackIdentity | None:
+        """None for an alert from an observation that named no track: those are never gathered."""
+        if not self.track_id:
+            return None
+        return TrackIdentity(
+            self.window_id, self.camera_id, node_session(self.source_ref), self.track_id, self.subject_id
+        )
 
     def seen_again(
         self, score: float, candidates: tuple[Candidate, ...], crop_jpeg: bytes, captured_at: datetime

@@ -13,7 +13,7 @@ from typing import Protocol, Self
 
 import numpy as np
 
-from lfr.domain.alert import Alert
+from lfr.domain.alert import Alert, TrackIdentity
 from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead
 from lfr.domain.checkpoint import Checkpoint, SignatureChecker, Signer
 from lfr.domain.evaluation import EvaluationSummary
@@ -70,7 +70,9 @@ class WatchlistRepository(Protocol):
 class AlertRepository(Protocol):
     def add(self, alert: Alert) -> Alert:
         """Stores a new alert and returns it with its store-assigned `sequence`. Raises Conflict if its id,
-        or its camera and `source_ref` (when set), are already stored; the unit of work stays usable."""
+        its camera and `source_ref` (when set), or its `track_identity` (when it has a track) are already
+        stored, committed by anyone; the unit of work stays usable. So two replicas racing to raise the
+        same track's alert store one: the other learns it here and updates that one instead."""
         ...
 
     def get(self, alert_id: str) -> Alert: ...
@@ -78,9 +80,8 @@ class AlertRepository(Protocol):
         """The alert raised for this camera's observation `source_ref`, if any."""
         ...
 
-    def find_for_track(self, window_id: str, camera_id: str, track_id: str, subject_id: str) -> list[Alert]:
-        """Alerts already raised in this window for this camera's track id and subject, oldest first
-        (one per node session: the caller picks its session's). Like every listing, without their crops."""
+    def find_for_track(self, identity: TrackIdentity) -> Alert | None:
+        """The alert already raised for this track identity, if any. Like every listing, without its crop."""
         ...
 
     def find_for_subject(

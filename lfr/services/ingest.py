@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from lfr.domain.alert import Alert, AlertState
+from lfr.domain.alert import Alert, AlertState, node_session
 from lfr.domain.audit import AuditAction, AuditEvent
 from lfr.domain.clock import Clock
 from lfr.domain.embedding import require_model
@@ -40,6 +40,10 @@ from lfr.services.track_evidence import TrackEvidence, TrackKey
 logger = logging.getLogger(__name__)
 
 CounterKey = tuple[str, str, str]  # (window id or "", camera id, outcome)
+# Tries at counting one sighting. A try that loses to another writer has already taken the audit chain
+# lock, which every alert writer takes before writing, so its second look sees the last change and its
+# second try cannot lose again.
+_SIGHTING_ATTEMPTS = 2
 
 
 @dataclass(slots=True)
@@ -284,7 +288,12 @@ class IngestService:
             if not observation.track_id:
                 item.new_track = True
                 continue
-            key = (window.id, observation.camera_id, _session(observation.source_ref), observation.track_id)
+            key = (
+                window.id,
+                observation.camera_id,
+                node_session(observation.source_ref),
+                observation.track_id,
+            )
             item.new_track = self.track_evidence.is_new(key)
             probe = self.track_evidence.add(key, observation.source_ref, query, candidates, window.threshold)
             if probe is not None:
@@ -338,10 +347,16 @@ class IngestService:
                 try:
                     stored = uow.alerts.add(alert)
                 except Conflict:
+                    # Another replica stored this observation's alert (a re-send), or its track's alert
+                    # since we looked (two replicas got faces of one track at once): the store's unique
+                    # indexes let only one in. Its alert is committed, so it is readable now.
                     earlier = self._raised_before(uow, alert)
+                    if earlier is not None:
+                        return self._repeat(observation, earlier)
+                    earlier = self._raised_for_track(uow, alert)
                     if earlier is None:
                         raise
-                    return self._repeat(observation, earlier)
+                    return self._seen_again(uow, item, earlier, alert)
                 # The gate this batch read may be older than a close committed since. Adding the alert
                 # took the audit chain lock, which closing a window needs too: a close committed before
                 # is seen here, a later one waits for this commit. So no alert follows a close.
@@ -388,22 +403,10 @@ class IngestService:
     @staticmethod
     def _raised_for_track(uow: UnitOfWork, alert: Alert) -> Alert | None:
         """The alert this track already raised for this subject in this window and node session: at
-        most one per (window, camera, node session, track, subject). A node process names one session
-        and its tracker one random track-id prefix, so a node restarted mid-track starts new tracks;
-        observations naming no track are never folded together."""
-        if not alert.track_id:
-            return None
-        session = _session(alert.source_ref)
-        return next(
-            (
-                a
-                for a in uow.alerts.find_for_track(
-                    alert.window_id, alert.camera_id, alert.track_id, alert.subject_id
-                )
-                if _session(a.source_ref) == session
-            ),
-            None,
-        )
+        most one per track identity (Alert.track_identity), held by the store's unique index across
+        replicas. Observations naming no track are never folded together."""
+        identity = alert.track_identity
+        return uow.alerts.find_for_track(identity) if identity is not None else None
 
     def _seen_again(
         self, uow: UnitOfWork, item: _Pending, earlier: Alert, candidate: Alert
@@ -411,17 +414,25 @@ class IngestService:
         """A later face of a track that already raised an alert for this subject: the open alert takes
         the better face and counts the sighting; a decided one keeps the evidence it was decided on."""
         observation = item.observation
-        if earlier.state is not AlertState.RAISED or (
-            candidate.source_ref is not None and candidate.source_ref == earlier.source_ref
-        ):
-            return self._repeat(observation, earlier)
-        updated = earlier.seen_again(
-            candidate.score, candidate.candidates, candidate.crop_jpeg, candidate.captured_at
-        )
-        try:
-            updated = uow.alerts.update(updated)  # as stored: with its new revision, which feeds follow
-        except StaleUpdate:
-            # An officer decided on it at this very moment: the decision stands on what they saw.
+        for _ in range(_SIGHTING_ATTEMPTS):
+            if earlier.state is not AlertState.RAISED or (
+                candidate.source_ref is not None and candidate.source_ref == earlier.source_ref
+            ):
+                return self._repeat(observation, earlier)
+            updated = earlier.seen_again(
+                candidate.score, candidate.candidates, candidate.crop_jpeg, candidate.captured_at
+            )
+            try:
+                updated = uow.alerts.update(updated)  # as stored: with its new revision, which feeds follow
+                break
+            except StaleUpdate:
+                # Another face of the track counted first (on another replica or thread), or an officer
+                # decided at this very moment: look again, so the sighting is counted on what is stored
+                # now, and a decision stands on what they saw.
+                earlier = self._raised_for_track(uow, candidate) or earlier
+        else:
+            # Not expected (see _SIGHTING_ATTEMPTS); the alert is stored, so its camera is still told.
+            logger.warning("alert %s kept changing; one sighting of its track was not counted", earlier.id)
             return self._repeat(observation, earlier)
         uow.audit.append(
             AuditEvent(
@@ -502,11 +513,6 @@ class IngestService:
         except LfrError:
             self.counters.put_back(counts)
             raise
-
-
-def _session(source_ref: str | None) -> str:
-    """The node session of an observation's "{node session}:{seq}" ("" when it named none)."""
-    return source_ref.rpartition(":")[0] if source_ref else ""
 
 
 def _candidates(subjects: Sequence[str], codes: np.ndarray, scores: np.ndarray) -> tuple[Candidate, ...]:

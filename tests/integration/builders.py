@@ -53,12 +53,14 @@ def alert(
     raised_at: datetime = T0,
     camera_id: str = "cam-1",
     source_ref: str | None = None,
+    track_id: str | None = None,
 ) -> Alert:
+    """By default each alert is its own track's (one alert per track and subject is the rule)."""
     return Alert(
         id=alert_id,
         window_id=window_id,
         camera_id=camera_id,
-        track_id="t-9",
+        track_id=f"t-{alert_id}" if track_id is None else track_id,
         subject_id="s-1",
         score=0.9123456789012345,
         threshold=0.8,

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from lfr.adapters.envelope import EnvelopeSealer, FileKeyWrapper, write_kek
 from lfr.adapters.storage.sql import SqlStore
+from lfr.domain.alert import TrackIdentity
 from lfr.domain.clock import ManualClock
 from lfr.domain.errors import StoreUnavailable
 from lfr.domain.retention import RetentionPolicy
@@ -98,16 +99,18 @@ def test_a_better_face_of_a_track_replaces_its_sealed_crop_and_a_plain_sighting_
     first, best = tiny_jpeg(MARKER + b"first"), tiny_jpeg(MARKER + b"best")
     try:
         with store() as uow:
-            uow.alerts.add(dataclasses.replace(alert("a-1"), crop_jpeg=first))
+            uow.alerts.add(dataclasses.replace(alert("a-1", track_id="t-9"), crop_jpeg=first))
             uow.commit()
         with store() as uow:  # as ingest does: the track's alert is listed (no crop), then seen again
-            (listed,) = uow.alerts.find_for_track("win-1", "cam-1", "t-9", "s-1")
+            listed = uow.alerts.find_for_track(TrackIdentity("win-1", "cam-1", "", "t-9", "s-1"))
+            assert listed is not None
             assert listed.crop_jpeg == b""
             uow.alerts.update(listed.seen_again(listed.score - 0.01, listed.candidates, b"", T0))
             uow.commit()
         with store() as uow:
             assert uow.alerts.get("a-1").crop_jpeg == first  # not better: the sealed crop stays
-            (listed,) = uow.alerts.find_for_track("win-1", "cam-1", "t-9", "s-1")
+            listed = uow.alerts.find_for_track(TrackIdentity("win-1", "cam-1", "", "t-9", "s-1"))
+            assert listed is not None
             uow.alerts.update(listed.seen_again(listed.score + 0.01, listed.candidates, best, T0))
             uow.commit()
         with store() as uow:

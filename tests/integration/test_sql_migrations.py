@@ -11,7 +11,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect
+from sqlalchemy import insert, inspect, text
 from typer.testing import CliRunner
 
 from lfr.adapters.storage import open_store
@@ -21,6 +21,7 @@ from lfr.adapters.storage.sql.engine import create_store_engine
 from lfr.adapters.storage.sql.migrate import alembic_config, current_revisions, head_revision, upgrade
 from lfr.adapters.storage.sql.schema import metadata
 from lfr.cli.main import app
+from lfr.domain.alert import Adjudication, TrackIdentity
 from lfr.domain.errors import Conflict
 from lfr.domain.evaluation import EvaluationSummary
 from tests.databases import temporary_postgres_database
@@ -155,6 +156,7 @@ def alerts_before_0003(url: str) -> list[str]:
         upgrade(engine, "0002")
         added_later = {"source_ref", "revision", "amended_by", "amended_at", "amendment_reason"}
         added_later |= {"sightings", "first_seen_at", "last_seen_at"}  # 0012
+        added_later |= {"node_session"}  # 0013
         old_row = {k: v for k, v in sql_alerts._to_row(alert("a-old")).items() if k not in added_later}
         del old_row["sequence"]
         with engine.begin() as connection:
@@ -243,3 +245,75 @@ def test_evaluations_recorded_before_0007_on_postgres(postgres_url: str) -> None
     with temporary_postgres_database() as url:
         (old,) = evaluations_before_0007(url)
     assert (old.index_type, old.report_json) == ("flat", None)
+
+
+def duplicates_before_0013(url: str) -> None:
+    """Migrates to 0012, stores two alerts of one track (as racing replicas could), then upgrades: both
+    are kept, the oldest is the track's alert from then on, and no third can be added."""
+    engine = create_store_engine(url)
+    try:
+        upgrade(engine, "0012")
+        old = [
+            alert("a-old-1", source_ref="node-a:1", track_id="t-1"),
+            alert("a-old-dup", source_ref="node-a:2", track_id="t-1"),
+            alert("a-old-other-session", source_ref="node-b:1", track_id="t-1"),
+            alert("a-old-no-track-1", source_ref="node-a:3", track_id=""),
+            alert("a-old-no-track-2", source_ref="node-a:4", track_id=""),
+        ]
+        with engine.begin() as connection:
+            for each in old:
+                row = sql_alerts._to_row(each)
+                del row["sequence"], row["node_session"]
+                connection.execute(insert(metadata.tables["alerts"]).values(row))
+        upgrade(engine)
+        with engine.connect() as connection:
+            sessions = dict(connection.execute(text("SELECT id, node_session FROM alerts")).all())
+        assert sessions == {
+            "a-old-1": "node-a",
+            "a-old-dup": None,  # kept as it was, outside the constraint
+            "a-old-other-session": "node-b",
+            "a-old-no-track-1": None,
+            "a-old-no-track-2": None,
+        }
+    finally:
+        engine.dispose()
+    store = SqlStore.open(url)
+    try:
+        with store() as uow:
+            found = uow.alerts.find_for_track(TrackIdentity("win-1", "cam-1", "node-a", "t-1", "s-1"))
+            assert found is not None
+            assert found.id == "a-old-1"
+            with pytest.raises(Conflict):
+                uow.alerts.add(alert("a-new", source_ref="node-a:5", track_id="t-1"))
+            duplicate = uow.alerts.get("a-old-dup")
+            uow.alerts.update(duplicate.adjudicate(Adjudication.FALSE_ALERT, "officer-a", T0))
+            uow.commit()
+        with store() as uow:
+            assert [a.id for a in uow.alerts.find()] == [a.id for a in old]
+            assert uow.alerts.get("a-old-dup").outcome is Adjudication.FALSE_ALERT
+    finally:
+        store.close()
+
+
+def test_alerts_duplicated_before_0013_are_kept_and_the_oldest_is_the_tracks_alert(sqlite_url: str) -> None:
+    duplicates_before_0013(sqlite_url)
+
+
+@pytest.mark.postgres
+def test_alerts_duplicated_before_0013_on_postgres(postgres_url: str) -> None:
+    with temporary_postgres_database() as url:
+        duplicates_before_0013(url)
+
+
+def test_0013_downgrades_and_upgrades_again(sqlite_url: str) -> None:
+    engine = create_store_engine(sqlite_url)
+    try:
+        upgrade(engine)
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "0012")
+        assert current_revisions(engine) == ("0012",)
+        assert "node_session" not in {c["name"] for c in inspect(engine).get_columns("alerts")}
+        upgrade(engine)
+        assert current_revisions(engine) == (head_revision(),)
+    finally:
+        engine.dispose()

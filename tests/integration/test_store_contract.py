@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lfr.adapters.storage import Store, open_store
-from lfr.domain.alert import Adjudication, Alert
+from lfr.domain.alert import Adjudication, Alert, TrackIdentity
 from lfr.domain.audit import verify_chain
 from lfr.domain.errors import Conflict, NotFound, StaleUpdate
 from lfr.domain.principal import Credentials, Role
@@ -424,6 +424,58 @@ def test_a_duplicate_source_in_the_same_unit_of_work_is_a_conflict_too(store: St
         uow.alerts.add(alert("a-1", source_ref="node-a:1"))
         with pytest.raises(Conflict):
             uow.alerts.add(alert("a-2", source_ref="node-a:1"))
+        uow.commit()
+    with store() as uow:
+        assert [a.id for a in uow.alerts.find()] == ["a-1"]
+
+
+def test_one_alert_per_track_identity_and_a_second_raise_finds_the_first(store: Store) -> None:
+    """Window, camera, node session (of source_ref), track and subject: a replica whose raise meets the
+    track's alert here is told so (Conflict) and updates that alert instead."""
+    with store() as uow:
+        first = uow.alerts.add(alert("a-1", source_ref="node-a:1", track_id="t-1"))
+        uow.commit()
+    identity = TrackIdentity("win-1", "cam-1", "node-a", "t-1", "s-1")
+    with store() as uow:
+        with pytest.raises(Conflict):
+            uow.alerts.add(alert("a-again", source_ref="node-a:2", track_id="t-1"))
+        found = uow.alerts.find_for_track(identity)
+        assert found == dataclasses.replace(first, crop_jpeg=b"")  # the first, as listed: no crop
+        assert found is not None
+        seen = uow.alerts.update(found.seen_again(0.97, found.candidates, tiny_jpeg(b"better"), T0))
+        others = [
+            alert("a-other-session", source_ref="node-b:2", track_id="t-1"),
+            alert("a-other-track", source_ref="node-a:3", track_id="t-2"),
+            alert("a-other-camera", camera_id="cam-2", source_ref="node-a:2", track_id="t-1"),
+            alert("a-other-window", window_id="win-2", source_ref="node-a:4", track_id="t-1"),
+            dataclasses.replace(
+                alert("a-other-subject", source_ref="node-a:5", track_id="t-1"), subject_id="s-2"
+            ),
+            alert("a-no-track-1", source_ref="node-a:6", track_id=""),  # never gathered, never constrained
+            alert("a-no-track-2", source_ref="node-a:7", track_id=""),
+            alert("a-no-session", track_id="t-1"),  # a node naming no session: its tracks gather as ""
+        ]
+        for other in others:
+            uow.alerts.add(other)
+        with pytest.raises(Conflict):
+            uow.alerts.add(alert("a-no-session-again", track_id="t-1"))
+        uow.commit()
+    with store() as uow:
+        assert [a.id for a in uow.alerts.find()] == ["a-1"] + [a.id for a in others]
+        assert uow.alerts.find_for_track(identity) == dataclasses.replace(seen, crop_jpeg=b"")
+        assert uow.alerts.get("a-1").sightings == 2
+        no_session = uow.alerts.find_for_track(TrackIdentity("win-1", "cam-1", "", "t-1", "s-1"))
+        assert no_session is not None
+        assert no_session.id == "a-no-session"
+        assert uow.alerts.find_for_track(TrackIdentity("win-1", "cam-1", "node-a", "", "s-1")) is None
+        assert uow.alerts.find_for_track(TrackIdentity("win-1", "cam-1", "node-c", "t-1", "s-1")) is None
+
+
+def test_a_second_alert_for_a_track_in_the_same_unit_of_work_is_a_conflict_too(store: Store) -> None:
+    with store() as uow:
+        uow.alerts.add(alert("a-1", source_ref="node-a:1", track_id="t-1"))
+        with pytest.raises(Conflict):
+            uow.alerts.add(alert("a-2", source_ref="node-a:2", track_id="t-1"))
         uow.commit()
     with store() as uow:
         assert [a.id for a in uow.alerts.find()] == ["a-1"]

@@ -13,7 +13,7 @@ from typing import Self
 
 import numpy as np
 
-from lfr.domain.alert import Alert
+from lfr.domain.alert import Alert, TrackIdentity
 from lfr.domain.audit import AuditEvent, AuditRecord, ChainHead, next_record
 from lfr.domain.checkpoint import Checkpoint
 from lfr.domain.errors import Conflict, InvalidInput, NotFound, StaleUpdate
@@ -248,6 +248,11 @@ class _Alerts:
         source_ref = alert.source_ref
         if source_ref is not None and self.find_by_source(alert.camera_id, source_ref) is not None:
             raise Conflict(f"an alert for this observation of camera {alert.camera_id} exists")
+        identity = alert.track_identity
+        if identity is not None and self.find_for_track(identity) is not None:
+            raise Conflict(
+                f"track {alert.track_id} of camera {alert.camera_id} has an alert for this subject"
+            )
         self._s.alert_sequence += 1
         self._s.alert_revision += 1
         stored = dataclasses.replace(alert, sequence=self._s.alert_sequence, revision=self._s.alert_revision)
@@ -266,17 +271,9 @@ class _Alerts:
             None,
         )
 
-    def find_for_track(self, window_id: str, camera_id: str, track_id: str, subject_id: str) -> list[Alert]:
-        found = sorted(
-            (
-                a
-                for a in self._s.alerts.values()
-                if (a.window_id, a.camera_id, a.track_id, a.subject_id)
-                == (window_id, camera_id, track_id, subject_id)
-            ),
-            key=lambda a: a.sequence,
-        )
-        return [dataclasses.replace(a, crop_jpeg=b"") for a in found]
+    def find_for_track(self, identity: TrackIdentity) -> Alert | None:
+        found = next((a for a in self._s.alerts.values() if a.track_identity == identity), None)
+        return dataclasses.replace(found, crop_jpeg=b"") if found is not None else None
 
     def find_for_subject(
         self, window_id: str, subject_id: str, up_to_sequence: int, limit: int = 1000

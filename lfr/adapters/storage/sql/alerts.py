@@ -13,7 +13,7 @@ from lfr.adapters.storage.sql.schema import alert_revision_counter as counter
 from lfr.adapters.storage.sql.schema import alerts as t
 from lfr.adapters.storage.sql.sealing import opened, sealed
 from lfr.adapters.storage.sql.tx import Tx
-from lfr.domain.alert import Adjudication, Alert, AlertState
+from lfr.domain.alert import Adjudication, Alert, AlertState, TrackIdentity
 from lfr.domain.errors import NotFound, StaleUpdate, StoreUnavailable
 from lfr.domain.matching import Candidate
 from lfr.domain.ports import ImageSealer
@@ -55,27 +55,27 @@ class SqlAlerts:
         )
         return self._alert(row) if row is not None else None
 
-    def find_for_track(self, window_id: str, camera_id: str, track_id: str, subject_id: str) -> list[Alert]:
-        rows = self._tx.rows(
-            select(*[c for c in t.c if c.name != "crop_jpeg"])  # the crop stays sealed unless replaced
-            .where(
-                t.c.window_id == window_id,
-                t.c.camera_id == camera_id,
-                t.c.track_id == track_id,
-                t.c.subject_id == subject_id,
-            )
-            .order_by(t.c.sequence)
-            .limit(100),
-            f"reading camera {camera_id}'s alerts by track",
+    def find_for_track(self, identity: TrackIdentity) -> Alert | None:
+        columns = [c for c in t.c if c.name != "crop_jpeg"]  # the crop stays sealed unless replaced
+        row = self._tx.first(
+            select(*columns).where(
+                t.c.window_id == identity.window_id,
+                t.c.camera_id == identity.camera_id,
+                t.c.node_session == identity.node_session,
+                t.c.track_id == identity.track_id,
+                t.c.subject_id == identity.subject_id,
+            ),
+            f"reading camera {identity.camera_id}'s alert by track",
         )
-        return [_from_row(r) for r in rows]
+        return _from_row(row) if row is not None else None
 
     def update(self, alert: Alert) -> Alert:
         # The chain lock before the revision counter, in the same order as `add`, so two writers can never
         # wait for each other (a decision's audit record needs the chain lock anyway).
         lock_chain_head(self._tx)
         row = _to_row(alert)
-        del row["sequence"]  # assigned once by the store, never rewritten
+        # Assigned once by the store, never rewritten; a duplicate kept by migration 0013 keeps no session.
+        del row["sequence"], row["node_session"]
         # A listed alert carries no crop: the stored one stays sealed as it was. A better face of the same
         # track brings a new crop, sealed like the first.
         if alert.crop_jpeg:
@@ -184,6 +184,7 @@ def _to_row(a: Alert) -> dict[str, Any]:
         "version": a.version,
         "source_ref": a.source_ref,
         "sightings": a.sightings,
+        "node_session": identity.node_session if (identity := a.track_identity) is not None else None,
         "first_seen_at": a.first_seen_at,
         "last_seen_at": a.last_seen_at,
         "revision": a.revision,

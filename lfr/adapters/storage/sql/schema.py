@@ -143,10 +143,27 @@ alerts = Table(
     Column("amended_by", key_type(), nullable=True),
     Column("amended_at", UtcDateTime, nullable=True),
     Column("amendment_reason", Text, nullable=False, server_default=""),
-    # One alert per window, camera, track and subject; later faces update it (migration 0012).
+    # One alert per track identity (see node_session); later faces update it (migration 0012).
     Column("sightings", Integer, nullable=False, server_default="1"),
     Column("first_seen_at", UtcDateTime, nullable=True),
     Column("last_seen_at", UtcDateTime, nullable=True),
+    # The node session of `source_ref` ("" when it named none), set once on insert for an alert with a
+    # track and NULL for one without (migration 0013). With the unique index below it makes "one alert
+    # per window, camera, node session, track and subject" hold across replicas: of two racing inserts,
+    # one fails and its replica updates the other's alert. NULL also marks the later duplicates a
+    # database held before the index existed: kept as they were, left outside the constraint.
+    Column("node_session", key_type(), nullable=True),
+    Index(
+        None,
+        "window_id",
+        "camera_id",
+        "node_session",
+        "track_id",
+        "subject_id",
+        unique=True,
+        sqlite_where=text("node_session IS NOT NULL"),
+        postgresql_where=text("node_session IS NOT NULL"),
+    ),
     Index(
         None,
         "camera_id",
