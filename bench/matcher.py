@@ -58,6 +58,9 @@ class Params:
     # Issue 10: the matcher's per-track fusion. The strangers of a camera all share one track id here,
     # so with it on every observation also costs a fused search: the worst case.
     track_fusion: bool = True
+    # Issue 13: the message's embeddings in ObservationBatch.embeddings_f32le (what camera nodes send now);
+    # False: one embedding_f32le per observation (camera nodes before it).
+    packed: bool = True
 
 
 def people(n: int) -> np.ndarray:
@@ -226,16 +229,18 @@ async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) 
     stamp = Timestamp()
     stamp.FromDatetime(datetime.now(UTC))
 
-    def obs(camera: str, vector: np.ndarray, track: str) -> Any:
+    def obs(camera: str, track: str) -> Any:
         return ingest_pb2.Observation(
-            camera_id=camera,
-            captured_at=stamp,
-            track_id=track,
-            model_id=MODEL,
-            dimension=DIM,
-            embedding_f32le=vector.astype("<f4").tobytes(),
-            crop_jpeg=crop,
+            camera_id=camera, captured_at=stamp, track_id=track, model_id=MODEL, dimension=DIM, crop_jpeg=crop
         )
+
+    def message(observations: list[Any], vectors: list[np.ndarray]) -> Any:
+        if params.packed:
+            packed = np.stack(vectors).astype("<f4").tobytes()
+            return ingest_pb2.ObservationBatch(observations=observations, embeddings_f32le=packed)
+        for item, vector in zip(observations, vectors, strict=True):
+            item.embedding_f32le = vector.astype("<f4").tobytes()
+        return ingest_pb2.ObservationBatch(observations=observations)
 
     sent_match: dict[str, float] = {}
     alert_latency: list[float] = []
@@ -256,15 +261,11 @@ async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) 
 
         async def camera(index: int) -> None:
             name = f"cam-{index}"
-            pool = [
-                ingest_pb2.ObservationBatch(
-                    observations=[
-                        obs(name, strangers[(k * params.batch + j) % len(strangers)], "s")
-                        for j in range(params.batch)
-                    ]
-                )
+            vectors = [
+                [strangers[(k * params.batch + j) % len(strangers)] for j in range(params.batch)]
                 for k in range(16)
             ]
+            pool = [message([obs(name, "s") for _ in chunk], chunk) for chunk in vectors]
             call = ingest_pb2_grpc.CameraIngestStub(channel).Stream(
                 metadata=(("authorization", f"Bearer {tokens[name]}"),)
             )
@@ -291,18 +292,19 @@ async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) 
             n, next_at = 0, time.perf_counter() + interval * index / params.streams
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             while not stop_sending.is_set():
-                message = pool[n % len(pool)]
+                outgoing = pool[n % len(pool)]
                 if n % max(1, params.match_every // params.batch) == index % 7:
                     track = f"{name}-{n}"
                     person = listed[(n * 31 + index) % len(listed)]
                     noisy = person + 0.02 * rng.normal(size=DIM).astype(np.float32)
-                    message = ingest_pb2.ObservationBatch(
-                        observations=[*message.observations[1:], obs(name, noisy, track)]
+                    outgoing = message(
+                        [obs(name, "s") for _ in range(params.batch - 1)] + [obs(name, track)],
+                        [*vectors[n % len(pool)][1:], noisy],
                     )
                     sent_match[track] = time.perf_counter()
                 await in_flight.put(time.perf_counter())
-                message.answers_read = answered[0]  # this stream's own pool: serialised by write
-                await call.write(message)
+                outgoing.answers_read = answered[0]  # this stream's own pool: serialised by write
+                await call.write(outgoing)
                 n += 1
                 if interval:
                     next_at += interval
@@ -429,6 +431,13 @@ def main() -> None:
     parser.add_argument(
         "--ab-rounds", type=int, default=0, help="track fusion off/on side by side, this many pairs"
     )
+    parser.add_argument(
+        "--embeddings",
+        choices=["packed", "per-observation"],
+        default="packed",
+        help="one embeddings_f32le per message (camera nodes since issue 13) or one per observation",
+    )
+    parser.add_argument("--search-threads", type=int, default=1, help="matching.search_threads")
     args = parser.parse_args()
     params = Params(
         args.subjects,
@@ -442,7 +451,9 @@ def main() -> None:
         args.store,
         args.batch_wait_ms,
         args.batch_max,
+        search_threads=args.search_threads,
         track_fusion=args.track_fusion == "on",
+        packed=args.embeddings == "packed",
     )
     if args.ab_rounds:
         print_side_by_side(side_by_side(params, args.ab_rounds))
@@ -463,7 +474,9 @@ def main() -> None:
     table = Table(
         title=f"lfr matcher, {params.subjects} subjects x {DIM}-d, {params.streams} streams x "
         f"{params.batch}/message, store {params.store}, "
-        f"track fusion {'on' if params.track_fusion else 'off'}, {os.cpu_count()} CPUs"
+        f"track fusion {'on' if params.track_fusion else 'off'}, embeddings "
+        f"{'packed' if params.packed else 'per observation'}, {params.search_threads} search thread(s), "
+        f"{os.cpu_count()} CPUs"
     )
     table.add_column("measure")
     table.add_column("saturated", justify="right")

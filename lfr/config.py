@@ -231,7 +231,11 @@ class MatchingSettings(Section):
         default_factory=dict, description="FAISS search parameters: nprobe (ivf), efSearch (hnsw)"
     )
     search_threads: int = Field(
-        default=1, ge=1, le=64, description="index shards searched in parallel, one thread each"
+        default=1,
+        ge=1,
+        le=64,
+        description="index shards searched in parallel, one thread each; each costs a few percent more CPU "
+        "per query, so more than 1 only where a core is free for it (docs/benchmarks.md)",
     )
 
     track_fusion: bool = Field(default=True, description="also search with each track's fused faces")

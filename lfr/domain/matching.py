@@ -87,13 +87,16 @@ def normalise_queries(vectors: Sequence[np.ndarray], dimension: int) -> tuple[np
     """
     queries = np.zeros((len(vectors), dimension), dtype=np.float32)
     reasons: list[str | None] = [None] * len(vectors)
-    for i, vector in enumerate(vectors):
-        if vector.ndim != 1:
-            reasons[i] = f"embedding must be one-dimensional, got shape {vector.shape}"
-        elif vector.shape[0] != dimension:
-            reasons[i] = f"embedding has dimension {vector.shape[0]}, expected {dimension}"
-        else:
-            queries[i] = vector
+    if vectors and all(v.shape == (dimension,) for v in vectors):
+        np.stack(vectors, out=queries)  # the usual batch: one copy in C, not one per row
+    else:
+        for i, vector in enumerate(vectors):
+            if vector.ndim != 1:
+                reasons[i] = f"embedding must be one-dimensional, got shape {vector.shape}"
+            elif vector.shape[0] != dimension:
+                reasons[i] = f"embedding has dimension {vector.shape[0]}, expected {dimension}"
+            else:
+                queries[i] = vector
     finite = np.asarray(np.isfinite(queries).all(axis=1), dtype=bool)
     norms = np.linalg.norm(np.where(finite[:, None], queries, 0), axis=1)
     for i in np.flatnonzero(~finite).tolist():

@@ -11,7 +11,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -71,6 +71,11 @@ class ObservationCounters:
         with self._lock:
             self._counts[key] += n
 
+    def add_all(self, counts: Counter[CounterKey]) -> None:
+        if counts:
+            with self._lock:
+                self._counts.update(counts)
+
     def take(self) -> dict[CounterKey, int]:
         with self._lock:
             taken, self._counts = dict(self._counts), Counter()
@@ -79,6 +84,26 @@ class ObservationCounters:
     def put_back(self, counts: dict[CounterKey, int]) -> None:
         with self._lock:
             self._counts.update(counts)
+
+
+@dataclass(slots=True)
+class _Tally:
+    """A batch's counts, added to the counters and metrics once per key when the batch is done rather than
+    once per observation (each addition takes a lock)."""
+
+    counts: Counter[CounterKey] = field(default_factory=Counter)
+    observed: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    def add(self, window_id: str, camera_id: str, result: ObservationResult, new_track: bool) -> None:
+        outcome = result.outcome.value
+        self.counts[window_id, camera_id, outcome] += 1
+        if new_track:
+            # A person seen: a track's first face here (see TRACKS_COUNTER), once it was matched.
+            self.counts[window_id, camera_id, TRACKS_COUNTER] += 1
+        self.observed[camera_id, outcome] += 1
+        if result.reject_code is not None:
+            self.rejected[result.reject_code.value] += 1
 
 
 class IngestService:
@@ -111,11 +136,27 @@ class IngestService:
         self.counters = ObservationCounters()
         self.track_evidence = track_evidence if track_evidence is not None else TrackEvidence()
         self._armed_ids: frozenset[str] = frozenset()
+        self._batch = threading.local()  # .tally: the batch this thread is processing, if any
 
     def process(
         self, batch: Sequence[Observation], authenticated_camera: str | None = None
     ) -> list[ObservationResult]:
         started = time.perf_counter()
+        self._batch.tally = tally = _Tally()
+        try:
+            results = self._process(batch, authenticated_camera)
+        finally:
+            self._batch.tally = None
+            self._record(tally)
+        self._metrics.match_latency(time.perf_counter() - started)
+        return [
+            r if r is not None else ObservationResult.rejected(RejectCode.MALFORMED, "unprocessed")
+            for r in results
+        ]
+
+    def _process(
+        self, batch: Sequence[Observation], authenticated_camera: str | None
+    ) -> list[ObservationResult | None]:
         results: list[ObservationResult | None] = [None] * len(batch)
         gate = self._gate()
         now = self._clock.now()
@@ -124,8 +165,13 @@ class IngestService:
         if armed_ids != self._armed_ids:  # a window closed or opened: forget disarmed windows' tracks
             self.track_evidence.retain_windows(armed_ids)
             self._armed_ids = armed_ids
+        windows: dict[str, DeploymentWindow | None] = {}  # by camera: the gate is asked once per batch
         for position, observation in enumerate(batch):
-            window = gate.armed_window(observation.camera_id, now)
+            camera = observation.camera_id
+            if camera in windows:
+                window = windows[camera]
+            else:
+                window = windows[camera] = gate.armed_window(camera, now)
             try:
                 refusal = self._screen(observation, window, authenticated_camera, now)
             except Exception as exc:
@@ -137,11 +183,7 @@ class IngestService:
             else:
                 pending.append(_Pending(position, observation, window))
         self._match(pending, results)
-        self._metrics.match_latency(time.perf_counter() - started)
-        return [
-            r if r is not None else ObservationResult.rejected(RejectCode.MALFORMED, "unprocessed")
-            for r in results
-        ]
+        return results
 
     def _screen(
         self,
@@ -263,6 +305,10 @@ class IngestService:
         """One observation's outcome; whatever goes wrong with it is its own answer, never its batch's.
         `fused`: its track's key and the fused probe's candidates, when the track's evidence was searched."""
         try:
+            if not candidates and fused is None:  # nothing near the threshold: almost every passer-by
+                return self._finish(
+                    item.observation, ObservationResult(Outcome.NO_MATCH), item.window.id, item.new_track
+                )
             decision = decide(candidates, item.window.threshold)
             if not decision.is_match and fused is not None:
                 decision = self._track_decision(item.window, *fused) or decision
@@ -480,14 +526,21 @@ class IngestService:
         self, observation: Observation, result: ObservationResult, window_id: str, new_track: bool = False
     ) -> ObservationResult:
         observation.discard()
-        self.counters.add((window_id, observation.camera_id, str(result.outcome)))
-        if new_track:
-            # A person seen: a track's first face here (see TRACKS_COUNTER), once it was matched.
-            self.counters.add((window_id, observation.camera_id, TRACKS_COUNTER))
-        self._metrics.observed(observation.camera_id, str(result.outcome))
-        if result.reject_code is not None:
-            self._metrics.rejected(str(result.reject_code))
+        tally: _Tally | None = getattr(self._batch, "tally", None)
+        if tally is not None:
+            tally.add(window_id, observation.camera_id, result, new_track)
+        else:
+            tally = _Tally()
+            tally.add(window_id, observation.camera_id, result, new_track)
+            self._record(tally)
         return result
+
+    def _record(self, tally: _Tally) -> None:
+        self.counters.add_all(tally.counts)
+        for (camera_id, outcome), n in tally.observed.items():
+            self._metrics.observed(camera_id, outcome, n)
+        for code, n in tally.rejected.items():
+            self._metrics.rejected(code, n)
 
     def tracks_ended(self, camera_id: str, session: str, track_ids: Sequence[str]) -> None:
         """The camera's node says these tracks ended: what the matcher kept for them goes now."""
@@ -496,10 +549,9 @@ class IngestService:
     def refuse(self, camera_id: str, result: ObservationResult) -> ObservationResult:
         """Counts an observation the transport refused before it could become an Observation (undecodable,
         or naming another camera than its credentials), so counters and metrics still see it."""
-        self.counters.add(("", camera_id, str(result.outcome)))
-        self._metrics.observed(camera_id, str(result.outcome))
-        if result.reject_code is not None:
-            self._metrics.rejected(str(result.reject_code))
+        tally = _Tally()
+        tally.add("", camera_id, result, False)
+        self._record(tally)
         return result
 
     def flush_counters(self) -> None:

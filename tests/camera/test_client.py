@@ -4,6 +4,7 @@ like the matcher): auth metadata, results by outcome, bounded buffer while down,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ class FakeMatcher(ingest_pb2_grpc.CameraIngestServicer):
         self.sessions: set[str] = set()
         self.unread: list[int] = []  # per message: answers sent before it that the client had not read
         self.messages: list[tuple[list[int], list[str]]] = []  # per message: its seqs and ended tracks
+        self.packed: list[bool] = []  # per message: whether its embeddings came in embeddings_f32le
+        self.embeddings: list[bytes] = []  # per observation, wherever the message carried it
 
     async def Stream(
         self, request_iterator: AsyncIterator[ingest_pb2.ObservationBatch], context: grpc.aio.ServicerContext
@@ -42,9 +45,18 @@ class FakeMatcher(ingest_pb2_grpc.CameraIngestServicer):
             self.sessions.add(batch.node_session)
             self.messages.append(([o.seq for o in batch.observations], list(batch.ended_track_ids)))
             results = ingest_pb2.ObservationResults()
+            self.packed.append(bool(batch.embeddings_f32le))
+            if batch.embeddings_f32le:
+                assert len(batch.embeddings_f32le) == sum(4 * o.dimension for o in batch.observations)
+                assert not any(o.embedding_f32le for o in batch.observations)
+                size = 4 * batch.observations[0].dimension
+                packed = batch.embeddings_f32le
+                self.embeddings.extend(packed[i : i + size] for i in range(0, len(packed), size))
+            else:
+                self.embeddings.extend(o.embedding_f32le for o in batch.observations)
             for o in batch.observations:
                 self.seqs.append(o.seq)
-                assert len(o.embedding_f32le) == 4 * o.dimension
+                assert len(self.embeddings[len(self.seqs) - 1]) == 4 * o.dimension
                 outcome = {"wanted": ingest_pb2.OUTCOME_ALERT, "bad": ingest_pb2.OUTCOME_REJECTED}.get(
                     o.track_id, ingest_pb2.OUTCOME_NO_MATCH
                 )
@@ -291,3 +303,23 @@ async def test_ended_tracks_ride_with_the_message_that_carries_the_last_queued_f
     for seqs, ended in servicer.messages:
         for track in ended:
             assert max(seqs) >= last_seq_by_track[track]
+
+
+@pytest.mark.parametrize("packed", [True, False])
+async def test_embeddings_go_packed_in_the_message_or_one_per_observation_for_an_older_matcher(
+    packed: bool,
+) -> None:
+    matcher = FakeMatcher()
+    server, port = await start_matcher(matcher)
+    client = client_for(port, CollectorRegistry(), dataclasses.replace(FAST, packed_embeddings=packed))
+    sent = [observation() for _ in range(6)]
+    expected = [o.vector.astype("<f4").tobytes() for o in sent]
+    running = asyncio.create_task(client.run())
+    for item in sent:
+        client.submit(item)
+    assert await client.drain(5)
+    client.stop()
+    await running
+    await server.stop(0)
+    assert matcher.embeddings == expected
+    assert set(matcher.packed) == {packed}

@@ -60,6 +60,15 @@ def observation(
     )
 
 
+def packed_batch(observations: list[ingest_pb2.Observation]) -> ingest_pb2.ObservationBatch:
+    """The observations with their embeddings moved into the message's embeddings_f32le, in order."""
+    moved = []
+    for item in observations:
+        moved.append(item.embedding_f32le)
+        item.embedding_f32le = b""
+    return ingest_pb2.ObservationBatch(observations=observations, embeddings_f32le=b"".join(moved))
+
+
 @dataclass
 class World:
     container: Container
@@ -151,12 +160,16 @@ class World:
         )
 
     async def stream(
-        self, camera: str, batches: list[list[ingest_pb2.Observation]]
+        self, camera: str, batches: list[list[ingest_pb2.Observation]], packed: bool = False
     ) -> list[ingest_pb2.ObservationResults]:
+        """`packed`: each message carries its embeddings in embeddings_f32le, as camera nodes do since
+        issue 13, instead of one embedding_f32le per observation."""
         call = self.ingest.Stream(metadata=self.md(camera))
         answers = []
         for batch in batches:
-            await call.write(ingest_pb2.ObservationBatch(observations=batch, answers_read=len(answers)))
+            message = packed_batch(batch) if packed else ingest_pb2.ObservationBatch(observations=batch)
+            message.answers_read = len(answers)
+            await call.write(message)
             answers.append(await call.read())
         await call.done_writing()
         assert await call.read() == grpc.aio.EOF

@@ -58,6 +58,41 @@ def test_flat_is_exact_and_shards_merge_to_the_same_answer():
     three.close()
 
 
+def assert_same_knn_with_ties(ref_scores, ref_ids, new_scores, new_ids, tolerance=1e-5):
+    """As faiss's contrib/evaluation.py check_ref_knn_with_draws: scores equal; ids equal except that rows
+    with equal scores may come in any order, and the last score's group may be cut at another row. Equal
+    within `tolerance`: the same vector scores a few ULPs apart when another GEMM (shard) computes it."""
+    np.testing.assert_allclose(ref_scores, new_scores, rtol=tolerance, atol=tolerance)
+    for i in range(len(ref_ids)):
+        if np.array_equal(ref_ids[i], new_ids[i]):
+            continue
+        for j in np.flatnonzero(ref_ids[i] != new_ids[i]):
+            if abs(ref_scores[i, j] - ref_scores[i, -1]) <= tolerance:
+                continue  # the cut-off group: which of its rows made the top k is arbitrary
+            tied = np.abs(ref_scores[i] - ref_scores[i, j]) <= tolerance
+            assert new_ids[i, j] in ref_ids[i, tied], (i, j)
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_sharded_search_gives_the_unsharded_top_k_on_a_random_problem_with_ties(shards):
+    rng = np.random.default_rng(17)
+    vectors = rng.standard_normal((4000, DIM)).astype(np.float32)
+    vectors[3500:3700] = vectors[100:300]  # exact ties, across the shards' boundaries
+    vectors[1900:2100] = vectors[300:500]
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    subject_of_row = [f"s{i % 3000:05d}" for i in range(4000)]  # some subjects with several rows
+    probes = vectors[rng.choice(4000, 300)] + 0.3 * rng.standard_normal((300, DIM)).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    one = FaissIndex(subject_of_row, vectors)
+    split = FaissIndex(subject_of_row, vectors, IndexSpec("flat", shards=shards))
+    for k in (1, 5, 20):
+        assert_same_knn_with_ties(*one.raw_search(probes, k), *split.raw_search(probes, k))
+        one_codes, one_scores = one.search_codes(probes, k)
+        split_codes, split_scores = split.search_codes(probes, k)
+        assert_same_knn_with_ties(one_scores, one_codes, split_scores, split_codes)
+    split.close()
+
+
 @pytest.mark.parametrize(
     ("kind", "params", "least_recall"),
     [

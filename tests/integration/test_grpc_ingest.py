@@ -11,7 +11,15 @@ from PIL import Image
 
 from lfr.v1 import control_pb2 as pb
 from lfr.v1 import ingest_pb2 as ipb
-from tests.integration.conftest import DIM, World, auth, first_answer, observation, rpc_error
+from tests.integration.conftest import (
+    DIM,
+    World,
+    auth,
+    first_answer,
+    observation,
+    packed_batch,
+    rpc_error,
+)
 from tests.support import tiny_jpeg
 
 
@@ -57,15 +65,23 @@ async def test_match_raises_alert_and_non_match_is_only_counted(world: World):
         assert len(uow.alerts.find()) == 1
 
 
-async def test_each_bad_observation_is_rejected_alone_and_the_stream_goes_on(world: World):
+@pytest.mark.parametrize("packed", [False, True], ids=["per-observation", "packed"])
+async def test_each_bad_observation_is_rejected_alone_and_the_stream_goes_on(world: World, packed: bool):
     await world.armed_window()
     person = world.people[1]
     nan, inf = person.copy(), person.copy()
     nan[5], inf[9] = np.nan, np.inf
+    # Packed, an observation's share is its declared dimension, so a byte count that disagrees with it is
+    # an out-of-range dimension instead (a total that disagrees refuses the whole message: below).
+    disagreeing = (
+        observation(3, np.ones(5000, dtype=np.float32))
+        if packed
+        else observation(3, person, dimension=DIM + 3)
+    )
     bad = [
         observation(1, person),  # accepted before anything bad: must survive
         observation(2, np.ones(DIM + 1, dtype=np.float32)),  # wrong dimension (declared consistently)
-        observation(3, person, dimension=DIM + 3),  # byte count does not match declared dimension
+        disagreeing,  # byte count does not match declared dimension / dimension out of range
         observation(4, nan),
         observation(5, inf),
         observation(6, np.zeros(DIM, dtype=np.float32)),
@@ -74,7 +90,7 @@ async def test_each_bad_observation_is_rejected_alone_and_the_stream_goes_on(wor
         observation(9, person, crop=b"\xff\xd8\xff corrupt \xff\xd9"),
         observation(10, person, crop=noisy_jpeg(320)),  # over matching.max_crop_bytes (64 KiB)
     ]
-    answers = await world.stream("cam-1", [bad, [observation(11, person)]])
+    answers = await world.stream("cam-1", [bad, [observation(11, person)]], packed=packed)
     results = answers[0].results
     assert results[0].outcome == ipb.OUTCOME_ALERT
     codes = [(r.seq, r.outcome, r.reject_code) for r in results[1:]]
@@ -98,6 +114,30 @@ async def test_each_bad_observation_is_rejected_alone_and_the_stream_goes_on(wor
     stored = world.container.alerts.list_alerts(world.container.principals.get("sam"))
     assert {a.id for a in stored} == {results[0].alert_id, answers[1].results[0].alert_id}
     assert len(noisy_jpeg(320)) > 64 * 1024
+
+
+async def test_packed_embeddings_that_disagree_with_the_declared_dimensions_refuse_the_message(
+    world: World,
+):
+    await world.armed_window()
+    person = world.people[2]
+    short = packed_batch([observation(1, person), observation(2, person)])
+    short.embeddings_f32le = short.embeddings_f32le[:-4]
+    twice = packed_batch([observation(3, person), observation(4, person)])
+    twice.observations[1].embedding_f32le = person.astype("<f4").tobytes()  # in both places
+    call = world.ingest.Stream(metadata=world.md("cam-1"))
+    answers = []
+    for message in (short, twice):
+        message.answers_read = len(answers)
+        await call.write(message)
+        answers.append(await call.read())
+    await call.done_writing()
+    refused = [(r.seq, r.outcome, r.reject_code) for r in answers[0].results]
+    assert refused == [(1, ipb.OUTCOME_REJECTED, "malformed"), (2, ipb.OUTCOME_REJECTED, "malformed")]
+    assert "embeddings_f32le has" in answers[0].results[0].reason
+    assert [r.outcome for r in answers[1].results] == [ipb.OUTCOME_ALERT, ipb.OUTCOME_REJECTED]
+    assert answers[1].results[1].reject_code == "malformed"
+    assert "sent twice" in answers[1].results[1].reason
 
 
 def noisy_jpeg(side: int) -> bytes:

@@ -1,4 +1,5 @@
-"""The hot path's protobuf conversions give exactly what protobuf's own (slower) conversions give."""
+"""The hot path's protobuf conversions give exactly what protobuf's own (slower) conversions give, and a
+batch's conversion (embeddings packed or not) what its observations' one by one give."""
 
 from __future__ import annotations
 
@@ -10,8 +11,17 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lfr.adapters.grpc.convert import embedding_from_bytes, from_timestamp
+from lfr.adapters.grpc.convert import (
+    MalformedObservation,
+    embedding_from_bytes,
+    from_timestamp,
+    observation,
+    observations,
+    packed_embeddings,
+)
 from lfr.domain.errors import InvalidInput
+from lfr.domain.observation import Observation
+from lfr.v1 import ingest_pb2 as ipb
 
 
 @settings(max_examples=300, deadline=None)
@@ -40,3 +50,108 @@ def test_an_embedding_is_a_private_writable_copy_with_the_values_sent():
     assert vector.dtype == np.float32
     vector.fill(0)  # the service wipes it
     assert payload == values.tobytes()  # the message's bytes were never shared
+
+
+# --- a batch's observations, with embeddings per observation or packed in the batch -----------------------
+
+_items = st.lists(
+    st.fixed_dictionaries(
+        {
+            "dimension": st.sampled_from([0, 1, 3, 8, 4096, 4097]),
+            "values": st.sampled_from([0.0, 1.5, -2.0, float("nan"), float("inf")]),
+            "track_id": st.sampled_from(["t1", "", "x" * 129, "bad\x00track"]),
+            "model_id": st.sampled_from(["m", ""]),
+            "seconds": st.sampled_from([0, 1_700_000_000, 253402300800]),
+            "seq": st.integers(0, 2**64 - 1),
+        }
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+def _batches(items: list[dict], session: str) -> tuple[ipb.ObservationBatch, ipb.ObservationBatch]:
+    """The same observations twice: each with its own embedding, and with the embeddings packed."""
+    single, packed, payloads = ipb.ObservationBatch(node_session=session), ipb.ObservationBatch(), []
+    packed.node_session = session
+    for item in items:
+        payload = np.full(item["dimension"], item["values"], dtype="<f4").tobytes()
+        payloads.append(payload)
+        fields = {
+            "seq": item["seq"],
+            "camera_id": "cam-1",
+            "captured_at": Timestamp(seconds=item["seconds"]),
+            "track_id": item["track_id"],
+            "model_id": item["model_id"],
+            "dimension": item["dimension"],
+            "crop_jpeg": b"\xff\xd8crop\xff\xd9",
+        }
+        single.observations.append(ipb.Observation(embedding_f32le=payload, **fields))
+        packed.observations.append(ipb.Observation(**fields))
+    packed.embeddings_f32le = b"".join(payloads)
+    return single, packed
+
+
+def _outcome(found: Observation | MalformedObservation) -> tuple:
+    if isinstance(found, MalformedObservation):
+        return ("malformed", str(found))
+    return (
+        found.camera_id,
+        found.captured_at,
+        found.track_id,
+        found.model_id,
+        found.vector.tobytes(),
+        found.vector.dtype,
+        bytes(found.crop_jpeg),
+        found.quality,
+        found.source_ref,
+    )
+
+
+def _one_by_one(batch: ipb.ObservationBatch) -> list[tuple]:
+    found = []
+    for item in batch.observations:
+        try:
+            found.append(_outcome(observation(item, batch.node_session)))
+        except MalformedObservation as exc:
+            found.append(("malformed", str(exc)))
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(_items, st.sampled_from(["", "node-a", "x" * 65, "bad\nsession"]), st.data())
+def test_a_batch_converts_as_its_observations_do_one_by_one_packed_or_not(items, session, data):
+    single, packed = _batches(items, session)
+    expected = _one_by_one(single)
+    assert [_outcome(o) for o in observations(single)] == expected
+    assert [_outcome(o) for o in observations(packed)] == expected
+    # Any subset of positions (the others: re-sends and refusals) gives the same for those positions.
+    positions = data.draw(st.lists(st.sampled_from(range(len(items))), unique=True).map(sorted))
+    assert [_outcome(o) for o in observations(packed, positions)] == [expected[p] for p in positions]
+
+
+def test_packed_vectors_are_writable_views_of_one_private_copy_and_the_rest_is_wiped():
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((4, 8)).astype("<f4")
+    batch = ipb.ObservationBatch(
+        observations=[ipb.Observation(dimension=8) for _ in rows], embeddings_f32le=rows.tobytes()
+    )
+    taken = packed_embeddings(batch, [1, 3])
+    assert all(isinstance(v, np.ndarray) for v in taken)
+    np.testing.assert_array_equal(np.stack(taken), rows[[1, 3]])
+    whole = taken[0].base
+    assert whole is taken[1].base
+    assert whole.flags.writeable
+    np.testing.assert_array_equal(whole.reshape(4, 8)[[0, 2]], 0)  # shares not taken: wiped at once
+    taken[0].fill(0)  # the service wipes each
+    assert batch.embeddings_f32le == rows.tobytes()  # the message's own bytes were never shared
+
+
+def test_a_packed_total_that_disagrees_with_the_dimensions_refuses_every_observation():
+    batch = ipb.ObservationBatch(
+        observations=[ipb.Observation(dimension=8), ipb.Observation(dimension=8)],
+        embeddings_f32le=b"\x00" * (4 * 15),
+    )
+    refused = packed_embeddings(batch, [0, 1])
+    assert all(isinstance(r, MalformedObservation) for r in refused)
+    assert "embeddings_f32le has 60 bytes, expected 64" in str(refused[0])

@@ -69,6 +69,9 @@ class StreamPolicy:
     jitter: float = 0.2  # +- this fraction of each delay, so a fleet does not reconnect in lockstep
     hits_max: int = 64  # unacknowledged hits kept for re-sending; the oldest is dropped (counted) beyond
     retry_hits_every_s: float = 2.0
+    # A message's embeddings in one ObservationBatch.embeddings_f32le (matchers since issue 13 take them in
+    # one copy); False: one embedding_f32le per observation, for a matcher older than that.
+    packed_embeddings: bool = True
 
 
 def backoff_delay(attempt: int, policy: StreamPolicy, rng: random.Random) -> float:
@@ -268,10 +271,12 @@ class MatcherClient:
         if not self._buffer:  # this message carries the last faces queued: tracks ended so far may go
             message.ended_track_ids.extend(self._ended_tracks)
             self._ended_tracks.clear()
+        packed = self._policy.packed_embeddings
         for item in batch.items:
             captured = Timestamp()
             captured.FromDatetime(item.captured_at)
             q = item.quality
+            embedding = item.vector.astype("<f4", copy=False).tobytes()
             message.observations.append(
                 ingest_pb2.Observation(
                     seq=item.seq,
@@ -280,7 +285,7 @@ class MatcherClient:
                     track_id=item.track_id,
                     model_id=self._model_id,
                     dimension=self._dimension,
-                    embedding_f32le=item.vector.astype("<f4", copy=False).tobytes(),
+                    embedding_f32le=b"" if packed else embedding,
                     quality=ingest_pb2.FaceQuality(
                         detector_score=q.detector_score,
                         face_width_px=q.face_width_px,
@@ -294,7 +299,16 @@ class MatcherClient:
                 )
             )
             if self._on_sent is not None:
-                self._on_sent(message.observations[-1])
+                sent = message.observations[-1]
+                if packed:  # shown with its embedding, as the wire carries it (in the batch)
+                    sent = ingest_pb2.Observation()
+                    sent.CopyFrom(message.observations[-1])
+                    sent.embedding_f32le = embedding
+                self._on_sent(sent)
+        if packed:
+            message.embeddings_f32le = b"".join(
+                item.vector.astype("<f4", copy=False).tobytes() for item in batch.items
+            )
         return message
 
     def _acknowledge(self, results: ingest_pb2.ObservationResults) -> None:

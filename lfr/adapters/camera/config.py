@@ -127,6 +127,11 @@ class StreamSettings(_Section):
     )
     retry_hits_every_s: float = Field(default=2, gt=0, le=600, description="how often those are re-sent")
     drain_timeout_s: float = Field(default=10, ge=0, le=600, description="wait for answers at the end")
+    packed_embeddings: bool = Field(
+        default=True,
+        description="send a message's embeddings in one field (matchers since issue 13); false for an "
+        "older matcher, which reads only each observation's own",
+    )
 
     def policy(self) -> StreamPolicy:
         return StreamPolicy(**self.model_dump(exclude={"drain_timeout_s"}))

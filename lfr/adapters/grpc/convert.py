@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,10 @@ def embedding_from_bytes(payload: bytes, dimension: int) -> np.ndarray:
         raise MalformedObservation(
             f"embedding has {len(payload)} bytes, expected {4 * dimension} for dimension {dimension}"
         )
+    return _private_floats(payload)
+
+
+def _private_floats(payload: bytes) -> np.ndarray:
     if _LITTLE_ENDIAN:  # one copy, into a bytearray the array then views (writable, so it can be wiped)
         return np.frombuffer(bytearray(payload), dtype=np.float32)
     return np.frombuffer(payload, dtype="<f4").astype(np.float32, copy=True)
@@ -94,6 +99,76 @@ def embedding_to_bytes(vector: np.ndarray) -> bytes:
 def observation(message: ipb.Observation, node_session: str = "") -> Observation:
     """Raises MalformedObservation (an InvalidInput) if the message cannot become an Observation.
     `node_session` is its batch's: with the seq it names the observation for the store (`source_ref`)."""
+    _check_node_session(node_session)
+    return _observation(message, node_session, None)
+
+
+def observations(
+    batch: ipb.ObservationBatch, positions: Sequence[int] | None = None
+) -> list[Observation | MalformedObservation]:
+    """The batch's observations at `positions` (all by default), each an Observation or why it cannot be
+    one: what `observation` gives or raises for each, with what the batch shares checked once and its
+    packed embeddings (`embeddings_f32le`) taken in one copy, which each Observation's vector views."""
+    items = batch.observations
+    wanted = range(len(items)) if positions is None else positions
+    session = batch.node_session
+    try:
+        _check_node_session(session)
+    except MalformedObservation as exc:
+        return [exc] * len(wanted)
+    vectors = packed_embeddings(batch, wanted) if batch.embeddings_f32le else None
+    decoded: list[Observation | MalformedObservation] = []
+    for i, position in enumerate(wanted):
+        vector = vectors[i] if vectors is not None else None
+        try:
+            decoded.append(_observation(items[position], session, vector))
+        except MalformedObservation as exc:
+            if isinstance(vector, np.ndarray):
+                vector.fill(0)
+            decoded.append(exc)
+    return decoded
+
+
+def packed_embeddings(
+    batch: ipb.ObservationBatch, positions: Sequence[int]
+) -> list[np.ndarray | MalformedObservation]:
+    """The embeddings at `positions` from the batch's `embeddings_f32le`: views into one private writable
+    copy (so the service can wipe each; the rows of other positions are wiped here at once), or why an
+    observation's share cannot be read."""
+    payload, items = batch.embeddings_f32le, batch.observations
+    dimensions = [item.dimension for item in items]
+    expected = 4 * sum(dimensions)
+    if len(payload) != expected:
+        refusal = MalformedObservation(
+            f"embeddings_f32le has {len(payload)} bytes, expected {expected} for the observations' declared "
+            "dimensions (4 bytes each)"
+        )
+        return [refusal] * len(positions)
+    flat = _private_floats(payload)
+    ends = list(itertools.accumulate(dimensions))
+    kept = np.zeros(len(flat), dtype=bool)
+    taken: list[np.ndarray | MalformedObservation] = []
+    for position in positions:
+        dimension, end = dimensions[position], ends[position]
+        if not 1 <= dimension <= MAX_DIMENSION:
+            taken.append(
+                MalformedObservation(f"declared dimension {dimension} is outside 1..{MAX_DIMENSION}")
+            )
+        elif items[position].embedding_f32le:
+            taken.append(
+                MalformedObservation(
+                    "embedding sent twice: in the observation and in the batch's embeddings_f32le"
+                )
+            )
+        else:
+            taken.append(flat[end - dimension : end])
+            kept[end - dimension : end] = True
+    if not kept.all():
+        flat[~kept] = 0  # re-sends, refusals and malformed shares: no copy of them outlives this call
+    return taken
+
+
+def _check_node_session(node_session: str) -> None:
     if len(node_session) > MAX_NODE_SESSION:
         raise MalformedObservation(f"node_session is longer than {MAX_NODE_SESSION} characters")
     # Both end up in the alert's row: text the database would refuse (too long, a NUL character) must be
@@ -101,6 +176,12 @@ def observation(message: ipb.Observation, node_session: str = "") -> Observation
     # matching for every camera (see lfr/services/durability.py).
     if not (node_session.isascii() and node_session.isprintable()):
         raise MalformedObservation("node_session must be printable ASCII")
+
+
+def _observation(
+    message: ipb.Observation, node_session: str, packed: np.ndarray | MalformedObservation | None
+) -> Observation:
+    """`packed`: this observation's share of its batch's packed embeddings (None: its own field)."""
     if len(message.track_id) > MAX_TRACK_ID or not message.track_id.isprintable():
         raise MalformedObservation(f"track_id must be printable text of at most {MAX_TRACK_ID} characters")
     try:
@@ -109,13 +190,19 @@ def observation(message: ipb.Observation, node_session: str = "") -> Observation
         raise MalformedObservation(f"captured_at: {exc}") from exc
     if not message.model_id:
         raise MalformedObservation("model_id is required")
+    if packed is None:
+        vector = embedding_from_bytes(message.embedding_f32le, message.dimension)
+    elif isinstance(packed, MalformedObservation):
+        raise packed
+    else:
+        vector = packed
     quality = message.quality
     return Observation(
         camera_id=message.camera_id,
         captured_at=captured_at,
         track_id=message.track_id,
         model_id=message.model_id,
-        vector=embedding_from_bytes(message.embedding_f32le, message.dimension),
+        vector=vector,
         crop_jpeg=bytearray(message.crop_jpeg),
         quality=FaceQuality(
             detector_score=quality.detector_score,

@@ -240,34 +240,38 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         the good ones. Every answer is remembered under the node's session, if it named one."""
         session = message.node_session
         answer = _Answer(seqs=[o.seq for o in message.observations])
-        accepted: list[Observation] = []
-        awaiting: list[tuple[ResendKey, asyncio.Future[ObservationResult]]] = []
         loop = asyncio.get_running_loop()
-        for position, item in enumerate(message.observations):
-            key = (camera, session, item.seq)
+        wanted: list[int] = []  # positions to decode and match, in order
+        promised: list[asyncio.Future[ObservationResult] | None] = []  # their answers in the memory
+        for position, (item, seq) in enumerate(zip(message.observations, answer.seqs, strict=True)):
+            key = (camera, session, seq)
             if session and (earlier := self._recent.get(key)) is not None:
-                # Never decoded, so no copy of its embedding or crop exists to wipe; the protobuf's own
-                # bytes go when the message does. Not counted again: it is the same face.
+                # Never matched, and its share of packed embeddings is wiped as the batch is decoded; the
+                # protobuf's own bytes go when the message does. Not counted again: it is the same face.
                 answer.remembered[position] = earlier
                 continue
-            refusal = self._refusal(item, camera) or self._replay(camera, session, item.seq)
-            if refusal is None:
-                try:
-                    accepted.append(convert.observation(item, session))
-                except convert.MalformedObservation as exc:
-                    refusal = ObservationResult.rejected(RejectCode.MALFORMED, str(exc))
+            refusal = self._refusal(item, camera) or self._replay(camera, session, seq)
+            promise: asyncio.Future[ObservationResult] | None = None
+            if session:  # remembered now, so a second copy of this seq later in the message finds it
+                promise = loop.create_future()
+                self._recent.remember(key, promise)
             if refusal is not None:
-                answer.fixed[position] = self._ingest.refuse(camera, refusal)
-                if session:
-                    done = loop.create_future()
-                    done.set_result(answer.fixed[position])
-                    self._recent.remember(key, done)
+                self._fix(answer, position, refusal, camera, promise)
                 continue
+            wanted.append(position)
+            promised.append(promise)
+        accepted: list[Observation] = []
+        awaiting: list[tuple[ResendKey, asyncio.Future[ObservationResult]]] = []
+        decoded = convert.observations(message, wanted)
+        for position, promise, found in zip(wanted, promised, decoded, strict=True):
+            if isinstance(found, convert.MalformedObservation):
+                refusal = ObservationResult.rejected(RejectCode.MALFORMED, str(found))
+                self._fix(answer, position, refusal, camera, promise)
+                continue
+            accepted.append(found)
             answer.submitted.append(position)
-            if session:
-                pending: asyncio.Future[ObservationResult] = loop.create_future()
-                self._recent.remember(key, pending)
-                awaiting.append((key, pending))
+            if promise is not None:
+                awaiting.append(((camera, session, answer.seqs[position]), promise))
         answer.future = self._batcher.submit(accepted, owner=camera)
         if message.ended_track_ids:
             # After this message's own faces are matched: they may be those tracks' last.
@@ -276,6 +280,19 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         if awaiting:
             answer.future.add_done_callback(lambda batch: self._settle(batch, awaiting))
         return answer
+
+    def _fix(
+        self,
+        answer: _Answer,
+        position: int,
+        refusal: ObservationResult,
+        camera: str,
+        promise: asyncio.Future[ObservationResult] | None,
+    ) -> None:
+        """Answers a refused observation now (counted, and kept in the memory if it was promised there)."""
+        answer.fixed[position] = self._ingest.refuse(camera, refusal)
+        if promise is not None:
+            promise.set_result(answer.fixed[position])
 
     @staticmethod
     def _refusal(item: ipb.Observation, camera: str) -> ObservationResult | None:
