@@ -21,6 +21,7 @@ The load average is printed beside every table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -316,10 +317,15 @@ def serve_load(pid: int, port: int, tokens: dict[str, str], n: int, seconds: flo
         batch_wait_ms=1.5,
         batch_max=256,
     )
+    # At 1M a flat search answers ~100 a CPU-second: paced at half of that, 8 streams of 32-observation
+    # messages send one message per stream every few seconds, and a 20 s phase held no alert (2026-11-30).
+    # Paced, small messages with more watchlist faces keep alerts in the phase; saturated, the messages
+    # stay as at 10k and 100k, since that phase's CPU per observation is what the table compares.
+    paced_params = dataclasses.replace(params, batch=2, match_every=8) if n >= 500_000 else params
     cpu = process_cpu_s(pid)
     saturated = run_load(port, tokens, params, rate=0)
     used = process_cpu_s(pid) - cpu
-    paced = run_load(port, tokens, params, rate=saturated["rate"] * params.paced_fraction)
+    paced = run_load(port, tokens, paced_params, rate=saturated["rate"] * params.paced_fraction)
     return {
         "e2e_qps_cpu": saturated["answered"] / used,
         "e2e_rate_wall": saturated["rate"],
