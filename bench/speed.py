@@ -3,7 +3,8 @@ ratios between a threaded pipeline and a one-thread loop are biased by other peo
 
     OMP_NUM_THREADS=1 python -m bench.speed                       # 10k and 100k, index types at 100k
     python -m bench.speed --sizes 10000 --index-size 20000 --e2e-seconds 4   # a quick look
-    python -m bench.speed --million                               # adds FAISS alone / memory at 1M
+    python -m bench.speed --million                               # adds 1M (~35 min on 2 busy cores)
+    python -m bench.speed --sizes "" --million --start-sizes "" --skip kernel   # only the 1M rows and types
 
 Parts (each figure: queries answered / CPU seconds of the process that answered them):
 - kernel: flat search with the kernel FAISS's OpenBLAS picks alone vs the one lfr chose (child processes);
@@ -12,9 +13,12 @@ Parts (each figure: queries answered / CPU seconds of the process that answered 
   loopback gRPC, 8 camera streams, micro-batcher, SQLite): CPU of the matcher process per embedding
   answered, saturated; then p99 latency at 50% of the saturated rate; memory (RSS growth of the matcher
   process once its index is built, against the raw vectors);
-- per index type at `--index-size`: build CPU, memory, q per CPU-second, recall@1 and alerts kept against
-  exact search, on synthetic face-like data (mated probes at cosine ~0.6 to their listed face, strangers
-  at ~0.0 +- 0.045, as LFW pairs measure with the shipped recogniser; see docs/benchmarks.md).
+- per index type at `--index-size` (and at 1M with `--million`): build CPU (2 threads), memory, q per
+  CPU-second, recall@1 and alerts kept against exact search, on synthetic faces (`--types-data`: clustered
+  around sub-centres as real faces are, or isotropic, the worst case for IVF and HNSW; mated probes at
+  cosine ~0.6 to their listed face; see docs/benchmarks.md);
+- with `--million`: FAISS alone at 1M, and `lfr serve` over a bulk-filled 1M store: start, memory (steady
+  and peak) and the same camera load as end to end (CPU of the serve process).
 The load average is printed beside every table.
 """
 
