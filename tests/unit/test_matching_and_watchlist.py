@@ -111,6 +111,22 @@ def test_watchlist_states():
         destroyed.destroy(T0)
 
 
+def test_mean_templates_agree_across_the_blocks_they_are_computed_in(monkeypatch) -> None:
+    """Subjects are averaged a block at a time (bounded float64 memory at 1M): a subject's rows scattered
+    over the list, and blocks boundaries between subjects, give the same means as one subject at a time."""
+    from lfr.domain import watchlist
+
+    rng = np.random.default_rng(3)
+    names = [f"s{i}" for i in rng.integers(0, 7, 40)]
+    vectors = rng.normal(size=(40, 4)).astype(np.float32)
+    monkeypatch.setattr(watchlist, "_MEAN_BLOCK", 3)
+    subjects, fused = watchlist.mean_templates(names, vectors)
+    assert subjects == list(dict.fromkeys(names))
+    for subject, mean in zip(subjects, fused, strict=True):
+        expected = vectors[[i for i, n in enumerate(names) if n == subject]].mean(axis=0)
+        np.testing.assert_allclose(mean, expected / np.linalg.norm(expected), atol=1e-6)
+
+
 def test_a_subject_is_searched_by_the_mean_of_its_templates() -> None:
     from lfr.domain.watchlist import mean_templates
 
