@@ -41,14 +41,12 @@ class GraphRewriteError(LfrError):
 
 
 def load_model(path: Path) -> onnx.ModelProto:
+    from google.protobuf.message import DecodeError
+
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
-    except (OSError, ValueError, onnx.checker.ValidationError) as exc:
-        raise GraphRewriteError(f"{path} is not a readable ONNX model: {exc}") from exc
-    except Exception as exc:  # protobuf's DecodeError has no narrower public base class
-        if type(exc).__name__ != "DecodeError":
-            raise
+    except (OSError, ValueError, DecodeError, onnx.checker.ValidationError) as exc:
         raise GraphRewriteError(f"{path} is not a readable ONNX model: {exc}") from exc
     return model
 

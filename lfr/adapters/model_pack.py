@@ -24,7 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from lfr import __version__
-from lfr.adapters.embedder import InsightFaceEmbedder, ModelPackError, ModelSettings, model_id_for
+from lfr.adapters.embedder import (
+    InsightFaceEmbedder,
+    ModelPackError,
+    ModelSettings,
+    locate_pack,
+    model_id_for,
+)
 from lfr.adapters.model_graph import (
     GraphRewriteError,
     dequantised,
@@ -129,6 +135,9 @@ def aligned_faces(embedder: InsightFaceEmbedder, images: Sequence[Path]) -> list
 
 
 def prepare(request: PrepareRequest, say: Callable[[str], None] = logger.info) -> PreparedPack:
+    folder = locate_pack(request.source)
+    for model_file in sorted(folder.glob("*.onnx")) if folder is not None else []:
+        load_model(model_file)  # a corrupt file named as such, not as a loader's stack trace
     source = InsightFaceEmbedder(request.source.model_copy(update={"intra_op_threads": 1}))
     source_file = source.recogniser_file
     source_folder = source_file.parent
