@@ -228,6 +228,17 @@ def prepare(request: PrepareRequest, say: Callable[[str], None] = logger.info) -
     return PreparedPack(target, prepared.model_id, source.model_id, best.format, source_ms, candidates)
 
 
+def prepared_description(settings: ModelSettings) -> str | None:
+    """What a prepared pack was made from and how (its manifest), or None for any other pack."""
+    folder = locate_pack(settings)
+    manifest = folder / MANIFEST if folder is not None else None
+    if manifest is None or not manifest.is_file():
+        return None
+    made = json.loads(manifest.read_text())
+    source = f"{made['source_pack']} ({made['source_model_id']})"
+    return f"{source} prepared by {made['created_by']}: {made['method']}"
+
+
 def _require_free(target: Path) -> None:
     if target.exists():
         raise ModelPackError(f"{target} already exists: choose another --name or remove it")
