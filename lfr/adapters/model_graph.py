@@ -169,6 +169,7 @@ def _rebuilt(
     )
     rebuilt = helper.make_model(graph, opset_imports=list(model.opset_import), producer_name="lfr")
     rebuilt.ir_version = model.ir_version
+    rebuilt.metadata_props.extend(model.metadata_props)  # e.g. onnxruntime's "pre-processed" mark
     onnx.checker.check_model(rebuilt)
     return rebuilt
 
