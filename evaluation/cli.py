@@ -226,7 +226,10 @@ def compare(
     reference_json: Annotated[Path, typer.Argument(help="the original model's report.json", exists=True)],
     candidate_json: Annotated[Path, typer.Argument(help="the candidate model's report.json", exists=True)],
     threshold: Annotated[
-        float | None, typer.Option("--threshold", "-t", help="default: the reference's recommended threshold")
+        float | None,
+        typer.Option(
+            "--threshold", "-t", help="default: the reference's recommended, else operating, threshold"
+        ),
     ] = None,
 ) -> None:
     """Is the candidate equivalent: TPIR and FPIR inside the reference's 95% intervals? Exit 1 when not."""
@@ -242,7 +245,8 @@ def compare(
     console.print(f"candidate {result.candidate_model}", highlight=False, soft_wrap=True)
     console.print(
         f"recommended thresholds: reference {_threshold_text(result.reference_recommended)}, "
-        f"candidate {_threshold_text(result.candidate_recommended)}; compared at {result.threshold:.2f}"
+        f"candidate {_threshold_text(result.candidate_recommended)}; compared at {result.threshold:.2f} "
+        f"({result.basis})"
     )
     table = Table("size", "rate", "reference [95% CI]", "candidate [95% CI]", "within")
     for r in result.rates:

@@ -1,9 +1,11 @@
 """Is a candidate model equivalent to a reference one at the reference's operating point?
 
 Both report records (`report.json`) must come from the same datasets (same fingerprint). At the reference's
-recommended threshold, for every watchlist size both evaluated, the candidate's TPIR and FPIR must each lie
-inside the reference's 95% confidence interval (Wilson score). That is the test `lfr model prepare` asks of a
-prepared recogniser: what the harness measures for it is indistinguishable, on this data, from the original.
+recommended threshold (or, when it recommends none, the operating threshold its report reads its figures at,
+e.g. the provisional one), for every watchlist size both evaluated, the candidate's TPIR and FPIR must each
+lie inside the reference's 95% confidence interval (Wilson score). That is the test `lfr model prepare` asks
+of a prepared recogniser: what the harness measures for it is indistinguishable, on this data, from the
+original's.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Comparison:
     reference_model: str
     candidate_model: str
     threshold: float
+    basis: str
     reference_recommended: float | None
     candidate_recommended: float | None
     rates: list[RateComparison]
@@ -52,12 +55,10 @@ class Comparison:
 def compare_reports(
     reference: Mapping[str, Any], candidate: Mapping[str, Any], threshold: float | None = None
 ) -> Comparison:
-    """Compare at `threshold`, by default the reference's recommended threshold."""
+    """Compare at `threshold`, by default the reference's operating point (see `operating_point`)."""
     if reference.get("dataset_fingerprint") != candidate.get("dataset_fingerprint"):
         raise NotComparable("the two reports were made on different datasets (dataset_fingerprint differs)")
-    at = threshold if threshold is not None else reference.get("recommended_threshold")
-    if at is None:
-        raise NotComparable("the reference report recommends no threshold: give one to compare at")
+    at, basis = (threshold, "given") if threshold is not None else operating_point(reference)
     candidate_sizes = {w["size"]: w for w in candidate["watchlists"]}
     rates = []
     for watchlist in reference["watchlists"]:
@@ -83,9 +84,24 @@ def compare_reports(
         reference_model=str(reference.get("model_id")),
         candidate_model=str(candidate.get("model_id")),
         threshold=float(at),
+        basis=basis,
         reference_recommended=reference.get("recommended_threshold"),
         candidate_recommended=candidate.get("recommended_threshold"),
         rates=rates,
+    )
+
+
+def operating_point(report: Mapping[str, Any]) -> tuple[float, str]:
+    """The recommended threshold, else the operating threshold the report reads its figures at, and which."""
+    if report.get("recommended_threshold") is not None:
+        return float(report["recommended_threshold"]), "recommended"
+    recommendation = report.get("recommendation") or {}
+    if recommendation.get("operating_threshold") is not None:
+        return float(recommendation["operating_threshold"]), str(
+            recommendation.get("operating_basis") or "operating"
+        )
+    raise NotComparable(
+        "the reference report has no recommended or operating threshold: give one to compare at"
     )
 
 

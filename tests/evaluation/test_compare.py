@@ -60,8 +60,15 @@ def test_reports_on_other_datasets_are_not_comparable() -> None:
         compare_reports(report("a", 0.90, 0.0001), other)
 
 
-def test_no_recommended_threshold_needs_one_given() -> None:
-    with pytest.raises(NotComparable, match="recommends no threshold"):
+def test_without_a_recommendation_the_reports_operating_threshold_is_used() -> None:
+    reference = report("a", 0.9, 0.0001, recommended=None)
+    reference["recommendation"] = {"operating_threshold": 0.4, "operating_basis": "provisional"}
+    result = compare_reports(reference, report("b", 0.9, 0.0001))
+    assert (result.threshold, result.basis) == (0.4, "provisional")
+
+
+def test_no_threshold_at_all_needs_one_given() -> None:
+    with pytest.raises(NotComparable, match="no recommended or operating threshold"):
         compare_reports(report("a", 0.9, 0.0, recommended=None), report("b", 0.9, 0.0))
 
 
