@@ -114,6 +114,7 @@ async def run_once(
     stage = {s: total("lfr_camera_stage_seconds_sum", stage=s) for s in ("detect", "align", "embed", "send")}
     return {
         "fps": summary.frames / elapsed,
+        "elapsed_s": elapsed,
         "faces_s": total("lfr_camera_faces_detected_total") / elapsed,
         "embedded_s": total("lfr_camera_faces_embedded_total") / elapsed,
         **{f"{s}_ms": 1000 * v / summary.frames for s, v in stage.items()},

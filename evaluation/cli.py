@@ -219,3 +219,50 @@ def markdown(
     from evaluation.report import markdown_summary
 
     typer.echo(markdown_summary(json.loads(report_json.read_text()), threshold or ()))
+
+
+@app.command("compare")
+def compare(
+    reference_json: Annotated[Path, typer.Argument(help="the original model's report.json", exists=True)],
+    candidate_json: Annotated[Path, typer.Argument(help="the candidate model's report.json", exists=True)],
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold", "-t", help="default: the reference's recommended, else operating, threshold"
+        ),
+    ] = None,
+) -> None:
+    """Is the candidate equivalent: TPIR and FPIR inside the reference's 95% intervals? Exit 1 when not."""
+    from evaluation.compare import NotComparable, compare_reports
+
+    try:
+        result = compare_reports(
+            json.loads(reference_json.read_text()), json.loads(candidate_json.read_text()), threshold
+        )
+    except NotComparable as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"reference {result.reference_model}", highlight=False, soft_wrap=True)
+    console.print(f"candidate {result.candidate_model}", highlight=False, soft_wrap=True)
+    console.print(
+        f"recommended thresholds: reference {_threshold_text(result.reference_recommended)}, "
+        f"candidate {_threshold_text(result.candidate_recommended)}; compared at {result.threshold:.2f} "
+        f"({result.basis})"
+    )
+    table = Table("size", "rate", "reference [95% CI]", "candidate [95% CI]", "within")
+    for r in result.rates:
+        table.add_row(
+            str(r.size),
+            r.rate.upper(),
+            f"{r.reference:.5f} [{r.reference_interval[0]:.5f}, {r.reference_interval[1]:.5f}]",
+            f"{r.candidate:.5f} [{r.candidate_interval[0]:.5f}, {r.candidate_interval[1]:.5f}]",
+            "yes" if r.within else "NO",
+        )
+    console.print(table)
+    if not result.equivalent:
+        console.print("not equivalent: outside the reference's confidence intervals")
+        raise typer.Exit(1)
+    console.print("equivalent: within CIs")
+
+
+def _threshold_text(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f}"

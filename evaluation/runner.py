@@ -41,6 +41,13 @@ logger = logging.getLogger(__name__)
 QUANTISED_PACKS = {"buffalo_sc_int8": "int8-quantised MobileFaceNet (insightface buffalo_sc, w600k_mbf)"}
 
 
+def _model_description(config: EvalConfig) -> str:
+    from lfr.adapters.model_pack import prepared_description
+
+    prepared = prepared_description(config.model)
+    return prepared or QUANTISED_PACKS.get(config.model.resolved_pack(), "")
+
+
 @dataclass(frozen=True, slots=True)
 class RunResult:
     paths: dict[str, Path]
@@ -202,7 +209,7 @@ def run_evaluation(
         config_text=config_text,
         seed=config.seed,
         model_id=protocol.model_id,
-        model_description=QUANTISED_PACKS.get(config.model.resolved_pack(), "")
+        model_description=_model_description(config)
         if any(d.spec.kind == "manifest" for d in datasets)
         else "synthetic embeddings (no model)",
         embedded=[d.embedded for d in datasets],

@@ -144,7 +144,8 @@ class InsightFaceEmbedder:
         warnings.filterwarnings("ignore", category=FutureWarning, module="insightface.utils.face_align")
         self._detector = self._app.models["detection"]
         self._recogniser = self._app.models["recognition"]
-        self.model_id = model_id_for(Path(self._recogniser.model_file))
+        self.recogniser_file = Path(self._recogniser.model_file)
+        self.model_id = model_id_for(self.recogniser_file)
         self.dimension = int(self._recogniser.output_shape[1])
         logger.info(
             "loaded model pack %s: recogniser %s, %d-d", self._app.model_dir, self.model_id, self.dimension
@@ -165,6 +166,27 @@ class InsightFaceEmbedder:
         size = int(self._recogniser.input_size[0])
         aligned: np.ndarray = face_align.norm_crop(image_bgr, landmark=face.keypoints, image_size=size)
         return aligned
+
+    def recogniser_input(self, aligned_faces: Sequence[np.ndarray]) -> np.ndarray:
+        """The tensor the recogniser is fed for these faces, normalised exactly as `embed_aligned` does
+        (what calibrating a quantised recogniser needs)."""
+        import cv2
+
+        recogniser = self._recogniser
+        mean = float(recogniser.input_mean)
+        blob: np.ndarray = cv2.dnn.blobFromImages(
+            list(aligned_faces),
+            1.0 / recogniser.input_std,
+            recogniser.input_size,
+            (mean, mean, mean),
+            swapRB=True,
+        )
+        return np.ascontiguousarray(blob, dtype=np.float32)
+
+    @property
+    def input_normalisation(self) -> tuple[float, float]:
+        """(mean, std) insightface chose for this recogniser from its graph."""
+        return float(self._recogniser.input_mean), float(self._recogniser.input_std)
 
     def embed_aligned(self, aligned_faces: Sequence[np.ndarray]) -> np.ndarray:
         """One batched recogniser run over several aligned faces; rows are L2-normalised float32."""

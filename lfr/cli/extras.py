@@ -10,6 +10,7 @@ EXTRA_OF_MODULE = {
     "cv2": "camera",
     "insightface": "camera",
     "onnxruntime": "camera",
+    "onnx": "camera",
     "tqdm": "camera",
     "skimage": "camera",
     "fastapi": "tablet",

@@ -79,7 +79,14 @@ def main() -> None:
 
 
 # The extra a whole command group is for (its modules may fail on another extra's module first).
-GROUP_EXTRA = {"eval": "eval", "camera": "camera", "enrol": "camera", "demo": "camera", "tablet": "tablet"}
+GROUP_EXTRA = {
+    "eval": "eval",
+    "camera": "camera",
+    "enrol": "camera",
+    "model": "camera",
+    "demo": "camera",
+    "tablet": "tablet",
+}
 
 SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("lfr.cli.serve", "app", "serve"),
@@ -92,6 +99,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("lfr.cli.db", "app", "db"),
     ("lfr.cli.camera", "app", "camera"),
     ("lfr.cli.enrol", "app", "enrol"),
+    ("lfr.cli.model", "app", "model"),
     ("lfr.cli.tablet", "app", "tablet"),
     ("lfr.cli.health", "app", "health"),
     ("evaluation.cli", "app", "eval"),
