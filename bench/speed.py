@@ -398,8 +398,6 @@ def index_types(
     for every probe it has time for (`budget_s` CPU seconds: at least 200 probes, half mated), queries per
     CPU-second over those searches, and recall@1 / alerts kept against exact search on the same probes.
     Consecutive entries of one kind share its build (only the search parameter changes)."""
-    import faiss
-
     from lfr.adapters.faiss_index import FaissIndex, configure_faiss
     from lfr.adapters.index_spec import IndexSpec, ivf_lists
 
@@ -422,12 +420,7 @@ def index_types(
             build = time.process_time() - cpu
             configure_faiss(1)
         else:
-            space = faiss.ParameterSpace()
-            for name, value in spec.search_params().items():
-                if spec.uses(name):
-                    for shard in index._shards:
-                        space.set_index_parameter(shard, name, value)
-            index.spec = spec
+            index.retune(spec)
         index.search_codes(queries[:16], 5)  # warm
         if truth is None:
             take = np.arange(probes)

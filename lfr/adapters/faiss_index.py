@@ -80,12 +80,16 @@ def _build_one(spec: IndexSpec, vectors: np.ndarray) -> faiss.Index:
         index = faiss.index_factory(dimension, spec.factory_string(len(vectors)), faiss.METRIC_INNER_PRODUCT)
         if not index.is_trained:
             index.train(vectors)
-        space = faiss.ParameterSpace()
-        for name, value in spec.search_params().items():
-            if spec.uses(name):
-                space.set_index_parameter(index, name, value)
+        _set_search_params(index, spec)
     index.add(vectors)
     return index
+
+
+def _set_search_params(index: faiss.Index, spec: IndexSpec) -> None:
+    space = faiss.ParameterSpace()
+    for name, value in spec.search_params().items():
+        if spec.uses(name):
+            space.set_index_parameter(index, name, value)
 
 
 class FaissIndex:
@@ -112,6 +116,15 @@ class FaissIndex:
             if len(self._shards) > 1
             else None
         )
+
+    def retune(self, spec: IndexSpec) -> None:
+        """Another search parameter (nprobe, efSearch) for the same built index: no rebuild."""
+        if (spec.kind, spec.exact) != (self.spec.kind, self.spec.exact):
+            raise ValueError(f"index built as {self.spec.kind} cannot be retuned as {spec.kind}")
+        if not spec.exact:
+            for shard in self._shards:
+                _set_search_params(shard, spec)
+        self.spec = spec
 
     @property
     def size(self) -> int:

@@ -114,6 +114,24 @@ def test_approximate_kinds_find_what_exact_search_finds(kind, params, least_reca
     index.close()
 
 
+def test_retuning_a_built_index_changes_its_search_and_nothing_else():
+    subject_of_row, vectors, probes = clustered(800, 3)
+    truth = [best[0] for best in exact_best(subject_of_row, vectors, probes, 1)]
+    index = FaissIndex(subject_of_row, vectors, IndexSpec("IVF16,Flat", {"nprobe": 1}, shards=2))
+
+    def recall() -> float:
+        found = [f[0].subject_id if f else None for f in index.search(probes, 1)]
+        return float(np.mean([a == b for a, b in zip(found, truth, strict=True)]))
+
+    narrow = recall()
+    index.retune(IndexSpec("IVF16,Flat", {"nprobe": 16}, shards=2))
+    assert recall() == 1.0 > narrow  # every list probed: exact
+    assert index.spec.search_params()["nprobe"] == 16
+    with pytest.raises(ValueError, match="cannot be retuned"):
+        index.retune(IndexSpec("hnsw"))
+    index.close()
+
+
 def test_the_index_keeps_no_copy_of_the_vectors():
     subject_of_row, vectors, _ = clustered(300, 2)
     watcher = weakref.ref(vectors)
