@@ -28,22 +28,34 @@ class IndexNotReady(LfrError):
 
 
 class IndexCache:
-    def __init__(self, uow: UnitOfWorkFactory, factory: VectorIndexFactory) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, factory: VectorIndexFactory, wait_for_build_s: float = 1.0
+    ) -> None:
         self._uow = uow
         self._factory = factory
         self._indexes: dict[Key, VectorIndex] = {}
         self._building: set[Key] = set()
         self._cancelled: set[Key] = set()
         self._lock = threading.Lock()  # guards _building and writes of _indexes; never held while building
+        self._build_ended = threading.Condition(self._lock)
+        # A window just armed has its index built in the background: a face arriving a moment later waits
+        # for a small build rather than being refused, but a long one (a big watchlist) holds no batch up.
+        self._wait_for_build_s = wait_for_build_s
 
     def for_window(self, window: DeploymentWindow) -> VectorIndex:
-        index = self._indexes.get((window.watchlist_id, window.watchlist_hash))
+        key = (window.watchlist_id, window.watchlist_hash)
+        index = self._indexes.get(key)
         if index is not None:
             return index
-        built = self._build_once(window)
+        built = self._build_once(window) or self._wait_for_build(key)
         if built is None:
             raise IndexNotReady(f"the index of watchlist {window.watchlist_id} is still being built")
         return built
+
+    def _wait_for_build(self, key: Key) -> VectorIndex | None:
+        with self._build_ended:
+            self._build_ended.wait_for(lambda: key not in self._building, self._wait_for_build_s)
+            return self._indexes.get(key)
 
     def is_ready(self, window: DeploymentWindow) -> bool:
         return (window.watchlist_id, window.watchlist_hash) in self._indexes
@@ -70,6 +82,7 @@ class IndexCache:
             with self._lock:
                 self._building.discard(key)
                 self._cancelled.discard(key)
+                self._build_ended.notify_all()
 
     def _build(self, window: DeploymentWindow) -> VectorIndex:
         with self._uow() as uow:
