@@ -34,12 +34,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from bench.matcher import Params
 
 DIM = 512
 BATCH = 256
@@ -149,16 +152,17 @@ def faces_counted(container: Any) -> float:
     return total
 
 
-def end_to_end(n: int, seconds: float, search_threads: int) -> dict[str, float]:
-    from bench.matcher import Params, run_load, start_matcher
+def load_params(n: int, seconds: float, warmup: float = 1.5, search_threads: int = 1) -> Params:
+    """The matcher rows' load: 8 streams x 32 observations a message, a watchlist face per 100."""
+    from bench.matcher import Params
 
-    params = Params(
+    return Params(
         subjects=n,
         streams=8,
         batch=32,
         in_flight=2,
         seconds=seconds,
-        warmup=1.5,
+        warmup=warmup,
         match_every=100,
         paced_fraction=0.5,
         store="sqlite",
@@ -166,6 +170,28 @@ def end_to_end(n: int, seconds: float, search_threads: int) -> dict[str, float]:
         batch_max=256,
         search_threads=search_threads,
     )
+
+
+def matcher_row(label: str, search: dict[str, float], e2e: dict[str, float] | None, memory: str) -> list[str]:
+    """One row of the matcher vs FAISS vs GEMM table ("-" where the end-to-end part was skipped)."""
+    return [
+        label,
+        f"{search['roofline']:,.0f}",
+        f"{search['faiss_1']:,.0f}",
+        f"{search['faiss_2']:,.0f} ({search['faiss_2_cpu_share']:.1f} CPUs)",
+        f"{e2e['e2e_qps_cpu']:,.0f}" if e2e else "-",
+        f"{e2e['e2e_qps_cpu'] / search['faiss_1']:.0%}" if e2e else "-",
+        f"{e2e['e2e_qps_cpu'] / search['roofline']:.0%}" if e2e else "-",
+        f"{e2e['alert_p99_ms']:.1f} (p50 {e2e['alert_p50_ms']:.1f}, {e2e['alerts']} alerts)" if e2e else "-",
+        memory,
+        f"{os.getloadavg()[0]:.1f}",
+    ]
+
+
+def end_to_end(n: int, seconds: float, search_threads: int) -> dict[str, float]:
+    from bench.matcher import run_load, start_matcher
+
+    params = load_params(n, seconds, search_threads=search_threads)
     with tempfile.TemporaryDirectory(prefix="lfr-bench-") as folder:
         before = rss_bytes()
         started = time.perf_counter()
@@ -306,21 +332,9 @@ def serve_start(n: int, folder: Path, e2e_seconds: float = 0.0) -> dict[str, flo
 
 
 def serve_load(pid: int, port: int, tokens: dict[str, str], n: int, seconds: float) -> dict[str, float]:
-    from bench.matcher import Params, run_load
+    from bench.matcher import run_load
 
-    params = Params(
-        subjects=n,
-        streams=8,
-        batch=32,
-        in_flight=2,
-        seconds=seconds,
-        warmup=max(1.5, seconds / 4),
-        match_every=100,
-        paced_fraction=0.5,
-        store="sqlite",
-        batch_wait_ms=1.5,
-        batch_max=256,
-    )
+    params = load_params(n, seconds, warmup=max(1.5, seconds / 4))
     # At 1M a flat search answers ~100 a CPU-second: paced at half of that, 8 streams of 32-observation
     # messages send one message per stream every few seconds, and a 20 s phase held no alert (2026-11-30).
     # Paced, small messages with more watchlist faces keep alerts in the phase; saturated, the messages
@@ -527,20 +541,7 @@ def main() -> None:
         search = search_part(n, args.seconds)
         e2e = end_to_end(n, args.e2e_seconds, args.search_threads) if "e2e" not in skip else None
         raw = n * DIM * 4
-        table.add_row(
-            f"{n:,}",
-            f"{search['roofline']:,.0f}",
-            f"{search['faiss_1']:,.0f}",
-            f"{search['faiss_2']:,.0f} ({search['faiss_2_cpu_share']:.1f} CPUs)",
-            f"{e2e['e2e_qps_cpu']:,.0f}" if e2e else "-",
-            f"{e2e['e2e_qps_cpu'] / search['faiss_1']:.0%}" if e2e else "-",
-            f"{e2e['e2e_qps_cpu'] / search['roofline']:.0%}" if e2e else "-",
-            f"{e2e['alert_p99_ms']:.1f} (p50 {e2e['alert_p50_ms']:.1f}, {e2e['alerts']} alerts)"
-            if e2e
-            else "-",
-            f"{e2e['rss_growth'] / raw:.2f}x" if e2e else "-",
-            f"{os.getloadavg()[0]:.1f}",
-        )
+        table.add_row(*matcher_row(f"{n:,}", search, e2e, f"{e2e['rss_growth'] / raw:.2f}x" if e2e else "-"))
         if e2e:
             console.print(
                 f"N={n:,}: e2e saturated {e2e['e2e_rate_wall']:,.0f} embeddings/s wall, paced "
@@ -560,20 +561,8 @@ def main() -> None:
             million = serve_in_folder(big, max(args.e2e_seconds, 20.0))
         raw = big * DIM * 4
         e2e = million
-        table.add_row(
-            f"{big:,} (`lfr serve`)",
-            f"{search['roofline']:,.0f}",
-            f"{search['faiss_1']:,.0f}",
-            f"{search['faiss_2']:,.0f} ({search['faiss_2_cpu_share']:.1f} CPUs)",
-            f"{e2e['e2e_qps_cpu']:,.0f}" if e2e else "-",
-            f"{e2e['e2e_qps_cpu'] / search['faiss_1']:.0%}" if e2e else "-",
-            f"{e2e['e2e_qps_cpu'] / search['roofline']:.0%}" if e2e else "-",
-            f"{e2e['alert_p99_ms']:.1f} (p50 {e2e['alert_p50_ms']:.1f}, {e2e['alerts']} alerts)"
-            if e2e
-            else "-",
-            steady_and_peak(e2e, baseline, raw) if e2e and baseline else "-",
-            f"{os.getloadavg()[0]:.1f}",
-        )
+        memory = steady_and_peak(e2e, baseline, raw) if e2e and baseline else "-"
+        table.add_row(*matcher_row(f"{big:,} (`lfr serve`)", search, e2e, memory))
         if e2e:
             console.print(
                 f"N={big:,} (`lfr serve`): e2e saturated {e2e['e2e_rate_wall']:,.0f} embeddings/s wall, "
