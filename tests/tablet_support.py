@@ -7,6 +7,8 @@ import asyncio
 import re
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -18,9 +20,9 @@ from lfr.adapters.passwords import Argon2Hasher
 from lfr.adapters.storage import Store
 from lfr.adapters.tablet.app import close_feeds, create_tablet_app
 from lfr.adapters.tablet.context import TabletServices
-from lfr.bootstrap import Container, build_container, tablet_services
+from lfr.bootstrap import Container, build_container, listening, tablet_services
 from lfr.config import TabletSettings, load_config
-from lfr.domain.clock import Clock
+from lfr.domain.clock import Clock, SystemClock
 from lfr.domain.observation import Observation, ObservationResult
 from lfr.domain.principal import SYSTEM, Principal, PrincipalKind, Role
 from lfr.domain.watchlist import Subject, TemplateImage
@@ -201,3 +203,21 @@ class LiveServer:
         close_feeds(self.app)
         self.server.should_exit = True
         self._thread.join(timeout=10)
+
+
+@contextmanager
+def replica_pair(url: str) -> Iterator[tuple[TabletWorld, Container, list[object | None]]]:
+    """Two matcher replicas on one store: A, the tablet world (olivia an officer), and B. Each listens for
+    the other's commits where the store can say (PostgreSQL: connected before this yields); None else."""
+    with ExitStack() as stack:
+        world = build_world(SystemClock(), store_url=url)
+        stack.callback(world.container.close)
+        world.add_user("olivia", Role.OFFICER)
+        b = build_container(world.container.config, policy=no_policy)
+        stack.callback(b.close)
+        b.refresh_gate()
+        listeners = [stack.enter_context(listening(c)) for c in (world.container, b)]
+        for listener in listeners:
+            if listener is not None:
+                assert listener.wait_connected(5)  # type: ignore[attr-defined]
+        yield world, b, listeners

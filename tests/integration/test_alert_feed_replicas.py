@@ -8,7 +8,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,16 +18,13 @@ import pytest
 
 from lfr.adapters.storage.sql.engine import parse_store_url
 from lfr.adapters.storage.sql.notifications import PostgresListener, _libpq_dsn
-from lfr.bootstrap import Container, build_container, listening
+from lfr.bootstrap import Container
 from lfr.domain.alert import Adjudication
-from lfr.domain.clock import SystemClock
 from lfr.domain.observation import Observation, Outcome
-from lfr.domain.principal import Role
 from lfr.services.alert_feed import FeedEventKind
-from lfr.services.deployments import no_policy
 from tests.integration.test_alert_feed import OLIVIA, follow, nothing_more, take
 from tests.support import tiny_jpeg
-from tests.tablet_support import MODEL, SUPERVISOR, TabletWorld, build_world
+from tests.tablet_support import MODEL, SUPERVISOR, TabletWorld, replica_pair
 
 pytestmark = pytest.mark.postgres
 
@@ -42,19 +39,9 @@ class Replicas:
 
 @contextmanager
 def two_replicas(url: str) -> Iterator[Replicas]:
-    with ExitStack() as stack:
-        world = build_world(SystemClock(), store_url=url)
-        stack.callback(world.container.close)
-        world.add_user("olivia", Role.OFFICER)
-        b = build_container(world.container.config, policy=no_policy)
-        stack.callback(b.close)
-        b.refresh_gate()
-        listener_a = stack.enter_context(listening(world.container))
-        listener_b = stack.enter_context(listening(b))
+    with replica_pair(url) as (world, b, (listener_a, listener_b)):
         assert isinstance(listener_a, PostgresListener)
         assert isinstance(listener_b, PostgresListener)
-        assert listener_a.wait_connected(5)
-        assert listener_b.wait_connected(5)
         yield Replicas(world, b, listener_a, listener_b)
 
 

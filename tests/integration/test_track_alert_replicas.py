@@ -14,7 +14,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,17 +23,14 @@ import numpy as np
 import pytest
 
 from lfr.adapters.storage import Store
-from lfr.bootstrap import Container, build_container, listening
+from lfr.bootstrap import Container
 from lfr.domain.alert import Alert, TrackIdentity
 from lfr.domain.audit import AuditAction, verify_chain
-from lfr.domain.clock import SystemClock
 from lfr.domain.observation import Observation, ObservationResult, Outcome
-from lfr.domain.principal import Role
 from lfr.services.alert_feed import AlertFeed, FeedEventKind
-from lfr.services.deployments import no_policy
 from tests.integration.test_alert_feed import OLIVIA, Reader, follow, nothing_more, take
 from tests.support import tiny_jpeg
-from tests.tablet_support import MODEL, TabletWorld, build_world, unit
+from tests.tablet_support import MODEL, TabletWorld, replica_pair, unit
 
 TRACK = "t-4f2a"
 
@@ -78,17 +75,7 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 @contextmanager
 def two_replicas(url: str) -> Iterator[Replicas]:
-    with ExitStack() as stack:
-        world = build_world(SystemClock(), store_url=url)
-        stack.callback(world.container.close)
-        world.add_user("olivia", Role.OFFICER)
-        b = build_container(world.container.config, policy=no_policy)
-        stack.callback(b.close)
-        b.refresh_gate()
-        listeners = [stack.enter_context(listening(c)) for c in (world.container, b)]
-        for listener in listeners:
-            if listener is not None:
-                assert listener.wait_connected(5)  # type: ignore[attr-defined]
+    with replica_pair(url) as (world, b, listeners):
         yield Replicas(world, world.container, b, listeners[0] is not None)
 
 
