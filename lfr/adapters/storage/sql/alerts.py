@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 
 from lfr.adapters.storage.sql.audit import lock_chain_head
 from lfr.adapters.storage.sql.schema import alert_revision_counter as counter
@@ -19,6 +19,25 @@ from lfr.domain.matching import Candidate
 from lfr.domain.ports import ImageSealer
 
 ALERT_CHANNEL = "lfr_alert_changes"  # NOTIFY payload: a revision number
+
+# Built once: raising an alert runs these on the matcher's hot path (see Tx's Params).
+_UNSEALED = [c for c in t.c if c.name != "crop_jpeg"]  # listings and feeds never decrypt a crop
+_INSERT = insert(t).returning(t.c.sequence)
+_FOR_TRACK = select(*_UNSEALED).where(
+    t.c.window_id == bindparam("window_id"),
+    t.c.camera_id == bindparam("camera_id"),
+    t.c.node_session == bindparam("node_session"),
+    t.c.track_id == bindparam("track_id"),
+    t.c.subject_id == bindparam("subject_id"),
+)
+_NEXT_REVISION = (
+    update(counter).where(counter.c.id == 1).values(value=counter.c.value + 1).returning(counter.c.value)
+)
+_CHANGED_SINCE = select(*_UNSEALED).where(t.c.revision > bindparam("after")).order_by(t.c.revision)
+_CHANGED_SINCE_ALL = _CHANGED_SINCE.limit(bindparam("limit"))
+_CHANGED_SINCE_IN = _CHANGED_SINCE.where(t.c.window_id.in_(bindparam("windows", expanding=True))).limit(
+    bindparam("limit")
+)
 
 
 class SqlAlerts:
@@ -35,9 +54,7 @@ class SqlAlerts:
         del row["sequence"]
         row["crop_jpeg"] = sealed(self._sealer, row["crop_jpeg"], f"alert:{alert.id}")
         row["revision"] = self._next_revision()
-        inserted = self._tx.first(
-            insert(t).values(row).returning(t.c.sequence), f"adding alert {alert.id}", may_conflict=True
-        )
+        inserted = self._tx.first(_INSERT, f"adding alert {alert.id}", may_conflict=True, params=row)
         if inserted is None:
             raise StoreUnavailable(f"adding alert {alert.id}: the database assigned no sequence")
         return dataclasses.replace(alert, sequence=int(inserted.sequence), revision=row["revision"])
@@ -56,16 +73,17 @@ class SqlAlerts:
         return self._alert(row) if row is not None else None
 
     def find_for_track(self, identity: TrackIdentity) -> Alert | None:
-        columns = [c for c in t.c if c.name != "crop_jpeg"]  # the crop stays sealed unless replaced
+        # The crop stays sealed unless replaced.
         row = self._tx.first(
-            select(*columns).where(
-                t.c.window_id == identity.window_id,
-                t.c.camera_id == identity.camera_id,
-                t.c.node_session == identity.node_session,
-                t.c.track_id == identity.track_id,
-                t.c.subject_id == identity.subject_id,
-            ),
+            _FOR_TRACK,
             f"reading camera {identity.camera_id}'s alert by track",
+            params={
+                "window_id": identity.window_id,
+                "camera_id": identity.camera_id,
+                "node_session": identity.node_session,
+                "track_id": identity.track_id,
+                "subject_id": identity.subject_id,
+            },
         )
         return _from_row(row) if row is not None else None
 
@@ -95,13 +113,12 @@ class SqlAlerts:
     def changed_since(
         self, after_revision: int, window_ids: Sequence[str] | None = None, limit: int = 100
     ) -> list[Alert]:
-        columns = [c for c in t.c if c.name != "crop_jpeg"]  # no crop: none is decrypted for a feed
-        query = (
-            select(*columns).where(t.c.revision > after_revision).order_by(t.c.revision).limit(max(limit, 0))
-        )
+        # No crop: none is decrypted for a feed.
+        params: dict[str, Any] = {"after": after_revision, "limit": max(limit, 0)}
+        query = _CHANGED_SINCE_ALL
         if window_ids is not None:
-            query = query.where(t.c.window_id.in_(list(window_ids)))
-        return [_from_row(r) for r in self._tx.rows(query, "listing changed alerts")]
+            query, params["windows"] = _CHANGED_SINCE_IN, list(window_ids)
+        return [_from_row(r) for r in self._tx.rows(query, "listing changed alerts", params)]
 
     def last_revision(self) -> int:
         row = self._tx.first(select(counter.c.value).where(counter.c.id == 1), "reading the alert revision")
@@ -111,13 +128,7 @@ class SqlAlerts:
         """Takes the next revision; the counter row stays locked until commit, so revisions become visible
         in order. On PostgreSQL the commit also tells every listening replica (the payload is the number
         only, never alert content)."""
-        row = self._tx.first(
-            update(counter)
-            .where(counter.c.id == 1)
-            .values(value=counter.c.value + 1)
-            .returning(counter.c.value),
-            "numbering an alert change",
-        )
+        row = self._tx.first(_NEXT_REVISION, "numbering an alert change")
         if row is None:
             raise StoreUnavailable("the alert revision counter is missing: the schema was not migrated")
         revision = int(row.value)

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 
 from lfr.adapters.storage.sql.schema import audit_chain_head as h
 from lfr.adapters.storage.sql.schema import audit_checkpoints as cp
@@ -17,6 +17,14 @@ from lfr.domain.errors import StoreUnavailable
 HEAD_ROW_ID = 1
 _PAGE = 1000
 
+# Built once: every alert appends a record (see Tx's Params).
+_LOCK_HEAD = select(h).where(h.c.id == HEAD_ROW_ID).with_for_update()
+_RECORD = select(t).where(t.c.seq == bindparam("record_seq"))
+_APPEND = insert(t)
+_MOVE_HEAD = (
+    update(h).where(h.c.id == HEAD_ROW_ID).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
 
 def lock_chain_head(tx: Tx) -> Row[Any]:
     """Locks the chain head row until the transaction ends and returns it.
@@ -25,7 +33,7 @@ def lock_chain_head(tx: Tx) -> Row[Any]:
     wait here. SQLite renders no FOR UPDATE; there the transaction already holds the database's single
     write lock from BEGIN IMMEDIATE.
     """
-    row = tx.first(select(h).where(h.c.id == HEAD_ROW_ID).with_for_update(), "locking the audit chain")
+    row = tx.first(_LOCK_HEAD, "locking the audit chain")
     if row is None:
         raise StoreUnavailable("the audit chain head row is missing: the schema was not migrated")
     return row
@@ -39,14 +47,14 @@ class SqlAudit:
         head = lock_chain_head(self._tx)
         previous = None
         if head.seq > 0:
-            last = self._tx.first(select(t).where(t.c.seq == head.seq), "reading the audit chain")
+            last = self._tx.first(_RECORD, "reading the audit chain", params={"record_seq": head.seq})
             if last is None:
                 raise StoreUnavailable(f"the audit chain head names record {head.seq}, which is missing")
             previous = _from_row(last)
         record = next_record(previous, event)
         doing = f"appending audit record {record.seq}"
-        self._tx.run(insert(t).values(_to_row(record)), doing)
-        self._tx.run(update(h).where(h.c.id == HEAD_ROW_ID).values(seq=record.seq, hash=record.hash), doing)
+        self._tx.run(_APPEND, doing, params=_to_row(record))
+        self._tx.run(_MOVE_HEAD, doing, params={"new_seq": record.seq, "new_hash": record.hash})
         return record
 
     def records(self, from_seq: int = 1) -> Iterator[AuditRecord]:

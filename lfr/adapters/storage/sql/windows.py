@@ -4,7 +4,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 
 from lfr.adapters.storage.sql.schema import windows as t
 from lfr.adapters.storage.sql.tx import Tx
@@ -12,6 +12,8 @@ from lfr.domain.errors import NotFound, StaleUpdate
 from lfr.domain.window import DeploymentWindow, WindowState
 
 WINDOW_CHANNEL = "lfr_window_changes"  # NOTIFY payload: the window id
+
+_BY_ID = select(t).where(t.c.id == bindparam("window_id"))  # built once: every alert reads its window
 
 
 class SqlWindows:
@@ -22,7 +24,7 @@ class SqlWindows:
         self._tx.run(insert(t).values(_to_row(window)), f"adding window {window.id}", may_conflict=True)
 
     def get(self, window_id: str) -> DeploymentWindow:
-        row = self._tx.first(select(t).where(t.c.id == window_id), f"reading window {window_id}")
+        row = self._tx.first(_BY_ID, f"reading window {window_id}", params={"window_id": window_id})
         if row is None:
             raise NotFound(f"no window {window_id}")
         return _from_row(row)
