@@ -118,10 +118,11 @@ def observations(
         return [exc] * len(wanted)
     vectors = packed_embeddings(batch, wanted) if batch.embeddings_f32le else None
     decoded: list[Observation | MalformedObservation] = []
+    times: dict[tuple[int, int], datetime] = {}  # the faces of one frame share its capture time
     for i, position in enumerate(wanted):
         vector = vectors[i] if vectors is not None else None
         try:
-            decoded.append(_observation(items[position], session, vector))
+            decoded.append(_observation(items[position], session, vector, times))
         except MalformedObservation as exc:
             if isinstance(vector, np.ndarray):
                 vector.fill(0)
@@ -145,6 +146,20 @@ def packed_embeddings(
         )
         return [refusal] * len(positions)
     flat = _private_floats(payload)
+    first = dimensions[0] if dimensions else 0
+    if (
+        1 <= first <= MAX_DIMENSION
+        and dimensions.count(first) == len(dimensions)
+        and not any(item.embedding_f32le for item in items)
+    ):
+        # What camera nodes send: one model, so one dimension, and no embedding of its own. Rows of one
+        # reshaped view; only the rows of positions not taken (re-sends) need wiping here.
+        rows = flat.reshape(len(dimensions), first)
+        if len(positions) != len(dimensions):
+            unwanted = np.ones(len(dimensions), dtype=bool)
+            unwanted[list(positions)] = False
+            rows[unwanted] = 0
+        return [rows[position] for position in positions]
     ends = list(itertools.accumulate(dimensions))
     kept = np.zeros(len(flat), dtype=bool)
     taken: list[np.ndarray | MalformedObservation] = []
@@ -179,15 +194,25 @@ def _check_node_session(node_session: str) -> None:
 
 
 def _observation(
-    message: ipb.Observation, node_session: str, packed: np.ndarray | MalformedObservation | None
+    message: ipb.Observation,
+    node_session: str,
+    packed: np.ndarray | MalformedObservation | None,
+    times: dict[tuple[int, int], datetime] | None = None,
 ) -> Observation:
-    """`packed`: this observation's share of its batch's packed embeddings (None: its own field)."""
+    """`packed`: this observation's share of its batch's packed embeddings (None: its own field).
+    `times`: capture times already converted in this batch, by (seconds, nanos)."""
     if len(message.track_id) > MAX_TRACK_ID or not message.track_id.isprintable():
         raise MalformedObservation(f"track_id must be printable text of at most {MAX_TRACK_ID} characters")
-    try:
-        captured_at = from_timestamp(message.captured_at, "captured_at")
-    except (InvalidInput, ValueError, OverflowError) as exc:
-        raise MalformedObservation(f"captured_at: {exc}") from exc
+    stamp = message.captured_at
+    key = (stamp.seconds, stamp.nanos)
+    captured_at = times.get(key) if times is not None else None
+    if captured_at is None:
+        try:
+            captured_at = from_timestamp(stamp, "captured_at")
+        except (InvalidInput, ValueError, OverflowError) as exc:
+            raise MalformedObservation(f"captured_at: {exc}") from exc
+        if times is not None:
+            times[key] = captured_at
     if not message.model_id:
         raise MalformedObservation("model_id is required")
     if packed is None:
@@ -196,7 +221,6 @@ def _observation(
         raise packed
     else:
         vector = packed
-    quality = message.quality
     return Observation(
         camera_id=message.camera_id,
         captured_at=captured_at,
@@ -204,17 +228,24 @@ def _observation(
         model_id=message.model_id,
         vector=vector,
         crop_jpeg=bytearray(message.crop_jpeg),
-        quality=FaceQuality(
-            detector_score=quality.detector_score,
-            face_width_px=quality.face_width_px,
-            face_height_px=quality.face_height_px,
-            interocular_px=quality.interocular_px,
-            sharpness=quality.sharpness,
-            yaw_deg=quality.yaw_deg,
-            pitch_deg=quality.pitch_deg,
-        ),
+        quality=_quality(message.quality) if message.HasField("quality") else _NO_QUALITY,
         source_ref=f"{node_session}:{message.seq}" if node_session else None,
     )
+
+
+def _quality(quality: ipb.FaceQuality) -> FaceQuality:
+    return FaceQuality(
+        detector_score=quality.detector_score,
+        face_width_px=quality.face_width_px,
+        face_height_px=quality.face_height_px,
+        interocular_px=quality.interocular_px,
+        sharpness=quality.sharpness,
+        yaw_deg=quality.yaw_deg,
+        pitch_deg=quality.pitch_deg,
+    )
+
+
+_NO_QUALITY = FaceQuality()  # what an unset message field reads as: all zeros (FaceQuality is frozen)
 
 
 _OUTCOMES = {
