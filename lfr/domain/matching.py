@@ -87,9 +87,9 @@ def normalise_queries(vectors: Sequence[np.ndarray], dimension: int) -> tuple[np
     """
     queries = np.zeros((len(vectors), dimension), dtype=np.float32)
     reasons: list[str | None] = [None] * len(vectors)
-    if vectors and all(v.shape == (dimension,) for v in vectors):
+    try:
         np.stack(vectors, out=queries)  # the usual batch: one copy in C, not one per row
-    else:
+    except ValueError:  # some row is not (dimension,): each row on its own
         for i, vector in enumerate(vectors):
             if vector.ndim != 1:
                 reasons[i] = f"embedding must be one-dimensional, got shape {vector.shape}"
@@ -97,15 +97,22 @@ def normalise_queries(vectors: Sequence[np.ndarray], dimension: int) -> tuple[np
                 reasons[i] = f"embedding has dimension {vector.shape[0]}, expected {dimension}"
             else:
                 queries[i] = vector
-    finite = np.asarray(np.isfinite(queries).all(axis=1), dtype=bool)
-    norms = np.linalg.norm(np.where(finite[:, None], queries, 0), axis=1)
-    for i in np.flatnonzero(~finite).tolist():
-        reasons[i] = reasons[i] or "embedding contains NaN or infinite values"
-    for i in np.flatnonzero(finite & (norms < MIN_NORM)).tolist():
+    with np.errstate(over="ignore", invalid="ignore"):  # the rows that overflow are handled below
+        squares = np.einsum("ij,ij->i", queries, queries)
+    # A NaN or an infinity makes its row's sum of squares non-finite, and so can finite values too large to
+    # square in float32 (those divide to zero, as `normalised` does): only such rows are looked at again.
+    for i in np.flatnonzero(~np.isfinite(squares)).tolist():
+        if not np.isfinite(queries[i]).all():
+            reasons[i] = reasons[i] or "embedding contains NaN or infinite values"
+            squares[i] = 0
+    norms = np.sqrt(squares)
+    for i in np.flatnonzero(norms < MIN_NORM).tolist():
         reasons[i] = reasons[i] or "embedding has zero norm"
-    usable = np.array([r is None for r in reasons], dtype=bool)
-    queries[~usable] = 0
-    queries[usable] /= norms[usable, None]
+    unusable = np.array([r is not None for r in reasons], dtype=bool)
+    if unusable.any():
+        queries[unusable] = 0
+        norms[unusable] = 1
+    queries /= norms[:, None]
     return queries, reasons
 
 

@@ -54,6 +54,9 @@ class _Pending:
     new_track: bool = False  # its track's first face here: counted as a person once it is decided
 
 
+_NO_MATCH = ObservationResult(Outcome.NO_MATCH)  # frozen: one answer shared by every passer-by
+
+
 def _internal_error() -> ObservationResult:
     return ObservationResult.rejected(
         RejectCode.INTERNAL, "the matcher failed on this observation; see the matcher's log"
@@ -269,8 +272,11 @@ class IngestService:
                     ObservationResult.rejected(RejectCode.BAD_EMBEDDING, reason),
                     window.id,
                 )
-        usable = queries[[r is None for r in reasons]]
-        queries.fill(0)
+        if len(valid) == len(items):
+            usable = queries  # the usual batch: no copy (wiped below, after the search)
+        else:
+            usable = queries[[r is None for r in reasons]]
+            queries.fill(0)
         if not valid:
             return
         codes, scores = index.search_codes(usable, self._top_k)
@@ -306,17 +312,13 @@ class IngestService:
         `fused`: its track's key and the fused probe's candidates, when the track's evidence was searched."""
         try:
             if not candidates and fused is None:  # nothing near the threshold: almost every passer-by
-                return self._finish(
-                    item.observation, ObservationResult(Outcome.NO_MATCH), item.window.id, item.new_track
-                )
+                return self._finish(item.observation, _NO_MATCH, item.window.id, item.new_track)
             decision = decide(candidates, item.window.threshold)
             if not decision.is_match and fused is not None:
                 decision = self._track_decision(item.window, *fused) or decision
             if decision.is_match:
                 return self._raise_alert(item, decision.candidates)
-            return self._finish(
-                item.observation, ObservationResult(Outcome.NO_MATCH), item.window.id, item.new_track
-            )
+            return self._finish(item.observation, _NO_MATCH, item.window.id, item.new_track)
         except Exception as exc:
             logger.exception("observation in window %s failed (%s)", item.window.id, type(exc).__name__)
             return self._finish(item.observation, _internal_error(), item.window.id)
