@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import multiprocessing as mp
 import os
+import secrets
 import tempfile
 import threading
 import time
@@ -62,6 +63,10 @@ class Params:
     # Issue 13: the message's embeddings in ObservationBatch.embeddings_f32le (what camera nodes send now);
     # False: one embedding_f32le per observation (camera nodes before it).
     packed: bool = True
+    # Camera nodes name a node session and number their observations (lfr/adapters/camera/client.py), so
+    # the matcher remembers each answer for re-sends and checks seqs against replays: that per-observation
+    # work is part of the hot path. False: neither, as the bench sent before.
+    node_session: bool = True
 
 
 def people(n: int) -> np.ndarray:
@@ -286,6 +291,8 @@ async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) 
                 metadata=(("authorization", f"Bearer {tokens[name]}"),)
             )
             in_flight: asyncio.Queue[float] = asyncio.Queue(maxsize=params.in_flight)
+            session = secrets.token_hex(16) if params.node_session else ""
+            seq = 0
             interval = params.batch * params.streams / rate if rate > 0 else 0.0
 
             answered = [0]  # reported in answers_read: the matcher cuts off streams that do not read
@@ -318,6 +325,11 @@ async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) 
                         [*vectors[n % len(pool)][1:], noisy],
                     )
                     sent_match[track] = time.perf_counter()
+                if session:
+                    outgoing.node_session = session
+                    for item in outgoing.observations:
+                        seq += 1
+                        item.seq = seq
                 await in_flight.put(time.perf_counter())
                 outgoing.answers_read = answered[0]  # this stream's own pool: serialised by write
                 await call.write(outgoing)
@@ -448,6 +460,12 @@ def main() -> None:
         "--ab-rounds", type=int, default=0, help="track fusion off/on side by side, this many pairs"
     )
     parser.add_argument(
+        "--node-session",
+        choices=["on", "off"],
+        default="on",
+        help="name a node session and number the observations, as camera nodes do (off: neither)",
+    )
+    parser.add_argument(
         "--embeddings",
         choices=["packed", "per-observation"],
         default="packed",
@@ -470,6 +488,7 @@ def main() -> None:
         search_threads=args.search_threads,
         track_fusion=args.track_fusion == "on",
         packed=args.embeddings == "packed",
+        node_session=args.node_session == "on",
     )
     if args.ab_rounds:
         print_side_by_side(side_by_side(params, args.ab_rounds))

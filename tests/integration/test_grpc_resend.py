@@ -7,7 +7,7 @@ import asyncio
 import grpc
 import pytest
 
-from lfr.adapters.grpc.resends import RecentResults
+from lfr.adapters.grpc.resends import Answers, RecentResults
 from lfr.config import LfrConfig
 from lfr.domain.observation import ObservationResult, Outcome
 from lfr.v1 import ingest_pb2 as ipb
@@ -80,14 +80,15 @@ async def test_memory_of_recent_results_is_bounded_in_size_and_age():
     recent = RecentResults(max_entries=3, max_age_seconds=10, monotonic=lambda: now[0])
     loop = asyncio.get_running_loop()
 
-    def done(alert: str) -> asyncio.Future[ObservationResult]:
-        future: asyncio.Future[ObservationResult] = loop.create_future()
-        future.set_result(ObservationResult(Outcome.ALERT, alert_id=alert))
+    def done(alert: str) -> asyncio.Future[Answers]:
+        future: asyncio.Future[Answers] = loop.create_future()
+        future.set_result([None, ObservationResult(Outcome.ALERT, alert_id=alert)])
         return future
 
     for seq in range(1, 6):
-        recent.remember(("cam-1", "s", seq), done(f"a{seq}"))
+        recent.remember(("cam-1", "s", seq), done(f"a{seq}"), 1)  # its message's second answer
         now[0] += 1
+    recent.expire()  # the servicer's, once a message's observations are remembered
     assert len(recent) == 3
     assert recent.get(("cam-1", "s", 2)) is None  # oldest dropped first
     kept = recent.get(("cam-1", "s", 5))
@@ -137,3 +138,35 @@ async def test_a_track_the_node_says_ended_is_forgotten_at_once(world: World):
     await call.done_writing()
     await asyncio.sleep(0.1)
     assert [k[3] for k in evidence._tracks] == ["other"]
+
+
+async def test_a_seq_twice_in_one_message_is_matched_once_and_both_get_its_answer(world: World):
+    await world.armed_window()
+    face = observation(5, world.people[3])
+    answer = await send(world, "node-a", [face, observation(6, world.stranger()), face])
+    first, _, second = answer.results
+    assert first.outcome == ipb.OUTCOME_ALERT
+    assert second == first
+    assert stored_alert_ids(world) == [first.alert_id]
+
+
+async def test_a_message_whose_batch_failed_is_matched_afresh_when_resent(world: World, monkeypatch):
+    """Nothing was decided for it, so the memory must not answer the re-send (its refusals still are)."""
+    await world.armed_window()
+    ingest = world.container.ingest
+
+    def failing(batch, authenticated_camera=None):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a fault the service did not foresee")
+
+    wrong_camera = observation(9, world.stranger())
+    wrong_camera.camera_id = "cam-2"
+    batch = [observation(8, world.people[1]), wrong_camera]
+    with monkeypatch.context() as patched:
+        patched.setattr(ingest, "_process", failing)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await send(world, "node-a", batch)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    again = await send(world, "node-a", batch)
+    assert again.results[0].outcome == ipb.OUTCOME_ALERT
+    assert again.results[1].reject_code == "camera_mismatch"  # refused before matching: from memory
+    assert stored_alert_ids(world) == [again.results[0].alert_id]

@@ -25,7 +25,14 @@ from grpc import aio
 from lfr.adapters.faiss_index import configure_faiss
 from lfr.adapters.grpc import convert
 from lfr.adapters.grpc.interceptors import current_principal
-from lfr.adapters.grpc.resends import RecentResults, ResendKey, SessionSeqs
+from lfr.adapters.grpc.resends import (
+    Answers,
+    NodeSession,
+    RecentResults,
+    Remembered,
+    ResendKey,
+    SessionSeqs,
+)
 from lfr.adapters.grpc.streams import CameraStreams
 from lfr.domain.errors import StoreUnavailable, Throttled
 from lfr.domain.observation import Observation, ObservationResult, RejectCode
@@ -240,45 +247,49 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         the good ones. Every answer is remembered under the node's session, if it named one."""
         session = message.node_session
         answer = _Answer(seqs=[o.seq for o in message.observations])
-        loop = asyncio.get_running_loop()
         wanted: list[int] = []  # positions to decode and match, in order
-        promised: list[asyncio.Future[ObservationResult] | None] = []  # their answers in the memory
+        memory: _MessageMemory | None = None
+        seqs: NodeSession | None = None  # the session's used seqs, if this camera may use it
+        if session:
+            memory = _MessageMemory(asyncio.get_running_loop().create_future())
+            self._recent.expire()  # once for the message: `peek` below does not
+            owner = self._used.owner(session)
+            if owner is None or owner == camera:
+                seqs = self._used.session(camera, session)
         for position, (item, seq) in enumerate(zip(message.observations, answer.seqs, strict=True)):
-            key = (camera, session, seq)
-            if session and (earlier := self._recent.get(key)) is not None:
-                # Never matched, and its share of packed embeddings is wiped as the batch is decoded; the
-                # protobuf's own bytes go when the message does. Not counted again: it is the same face.
-                answer.remembered[position] = earlier
-                continue
-            refusal = self._refusal(item, camera) or self._replay(camera, session, seq)
-            promise: asyncio.Future[ObservationResult] | None = None
-            if session:  # remembered now, so a second copy of this seq later in the message finds it
-                promise = loop.create_future()
-                self._recent.remember(key, promise)
+            if memory is not None:
+                key = (camera, session, seq)
+                if (earlier := self._recent.peek(key)) is not None:
+                    # Never matched, and its share of packed embeddings is wiped as the batch is decoded;
+                    # the protobuf's own bytes go when the message does. Not counted again: the same face.
+                    answer.remembered[position] = earlier
+                    continue
+                # Remembered now, so a second copy of this seq later in the message finds it.
+                self._recent.remember(key, memory.answers, memory.add(position, key))
+            refusal = self._refusal(item, camera) or _replay(session, seqs, seq)
             if refusal is not None:
-                self._fix(answer, position, refusal, camera, promise)
+                self._fix(answer, position, refusal, camera, memory)
                 continue
             wanted.append(position)
-            promised.append(promise)
+        if memory is not None:
+            self._recent.expire()  # and once more, for the bound on entries, now the message's are in
         accepted: list[Observation] = []
-        awaiting: list[tuple[ResendKey, asyncio.Future[ObservationResult]]] = []
         decoded = convert.observations(message, wanted)
-        for position, promise, found in zip(wanted, promised, decoded, strict=True):
+        for position, found in zip(wanted, decoded, strict=True):
             if isinstance(found, convert.MalformedObservation):
                 refusal = ObservationResult.rejected(RejectCode.MALFORMED, str(found))
-                self._fix(answer, position, refusal, camera, promise)
+                self._fix(answer, position, refusal, camera, memory)
                 continue
             accepted.append(found)
             answer.submitted.append(position)
-            if promise is not None:
-                awaiting.append(((camera, session, answer.seqs[position]), promise))
         answer.future = self._batcher.submit(accepted, owner=camera)
         if message.ended_track_ids:
             # After this message's own faces are matched: they may be those tracks' last.
             ended = list(message.ended_track_ids[:1024])
             answer.future.add_done_callback(lambda _: self._ingest.tracks_ended(camera, session, ended))
-        if awaiting:
-            answer.future.add_done_callback(lambda batch: self._settle(batch, awaiting))
+        if memory is not None:
+            submitted, remembered = answer.submitted, memory
+            answer.future.add_done_callback(lambda batch: self._settle(batch, submitted, remembered))
         return answer
 
     def _fix(
@@ -287,12 +298,12 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         position: int,
         refusal: ObservationResult,
         camera: str,
-        promise: asyncio.Future[ObservationResult] | None,
+        memory: _MessageMemory | None,
     ) -> None:
-        """Answers a refused observation now (counted, and kept in the memory if it was promised there)."""
+        """Answers a refused observation now (counted, and kept in the memory if it is remembered there)."""
         answer.fixed[position] = self._ingest.refuse(camera, refusal)
-        if promise is not None:
-            promise.set_result(answer.fixed[position])
+        if memory is not None:
+            memory.values[memory.slots[position]] = answer.fixed[position]
 
     @staticmethod
     def _refusal(item: ipb.Observation, camera: str) -> ObservationResult | None:
@@ -303,40 +314,45 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
             )
         return None
 
-    def _replay(self, camera: str, session: str, seq: int) -> ObservationResult | None:
-        """Refuses a node session another camera used, or a seq this session already used (a re-send the
-        memory of recent answers did not cover). Without a node session nothing can be checked."""
-        if not session:
-            return None
-        owner = self._used.owner(session)
-        if owner is not None and owner != camera:
-            return ObservationResult.rejected(
-                RejectCode.CAMERA_MISMATCH, "this node session belongs to another camera"
-            )
-        if not self._used.use(camera, session, seq):
-            return ObservationResult.rejected(
-                RejectCode.REPLAYED, f"seq {seq} was already used in this node session"
-            )
-        return None
-
     def _settle(
-        self,
-        batch: asyncio.Future[list[ObservationResult]],
-        awaiting: list[tuple[ResendKey, asyncio.Future[ObservationResult]]],
+        self, batch: asyncio.Future[list[ObservationResult]], submitted: list[int], memory: _MessageMemory
     ) -> None:
         """Copies a batch's answers into the memory, whether or not its stream is still there to read them."""
         failure = batch.exception() if not batch.cancelled() else StoreUnavailable("the batch was cancelled")
         if failure is not None:
-            for key, pending in awaiting:
-                self._recent.forget(key)  # nothing was decided: a re-send must be matched afresh
-                pending.set_exception(failure)
-                pending.exception()  # retrieved here, so asyncio does not log it when nobody re-sends
-            return
-        for (key, pending), result in zip(awaiting, batch.result(), strict=True):
-            pending.set_result(result)
-            if result.reject_code in _RETRYABLE:
-                self._recent.forget(key)  # the node re-sends it: it must be matched afresh then
+            for position in submitted:
+                slot = memory.slots[position]
+                memory.values[slot] = failure
+                # Nothing was decided: a re-send must be matched afresh, and not refused as a replay of
+                # its own seq (the node keeps what was not answered and sends it again).
+                key = memory.keys[slot]
+                self._recent.forget(key, memory.answers)
                 self._used.may_resend(key[1], key[2])
+        else:
+            for position, result in zip(submitted, batch.result(), strict=True):
+                slot = memory.slots[position]
+                memory.values[slot] = result
+                if result.reject_code in _RETRYABLE:
+                    key = memory.keys[slot]
+                    self._recent.forget(key, memory.answers)  # the node re-sends it: matched afresh then
+                    self._used.may_resend(key[1], key[2])
+        memory.answers.set_result(memory.values)
+
+
+def _replay(session: str, seqs: NodeSession | None, seq: int) -> ObservationResult | None:
+    """Refuses a node session another camera used (`seqs` None), or a seq this session already used (a
+    re-send the memory of recent answers did not cover). Without a node session nothing can be checked."""
+    if not session:
+        return None
+    if seqs is None:
+        return ObservationResult.rejected(
+            RejectCode.CAMERA_MISMATCH, "this node session belongs to another camera"
+        )
+    if not seqs.use(seq):
+        return ObservationResult.rejected(
+            RejectCode.REPLAYED, f"seq {seq} was already used in this node session"
+        )
+    return None
 
 
 async def _next_answer(answers: asyncio.Queue[_Answer | None], reader: asyncio.Task[None]) -> _Answer | None:
@@ -366,7 +382,7 @@ class _Answer:
     seqs: list[int]
     fixed: dict[int, ObservationResult] = field(default_factory=dict)  # refused before matching
     submitted: list[int] = field(default_factory=list)  # positions sent to the matcher, in order
-    remembered: dict[int, asyncio.Future[ObservationResult]] = field(default_factory=dict)  # re-sends
+    remembered: dict[int, Remembered] = field(default_factory=dict)  # re-sends
     future: asyncio.Future[list[ObservationResult]] | None = None
 
     async def results(self) -> ipb.ObservationResults:
@@ -376,7 +392,23 @@ class _Answer:
         merged = dict(self.fixed)
         merged.update(zip(self.submitted, matched, strict=True))
         for position, earlier in self.remembered.items():
-            merged[position] = await asyncio.shield(earlier)
+            merged[position] = await earlier.wait()
         return ipb.ObservationResults(
             results=[convert.observation_result(seq, merged[i]) for i, seq in enumerate(self.seqs)]
         )
+
+
+@dataclass(slots=True)
+class _MessageMemory:
+    """The answers of one message's remembered observations, settled together when its batch is."""
+
+    answers: asyncio.Future[Answers]
+    keys: list[ResendKey] = field(default_factory=list)
+    slots: dict[int, int] = field(default_factory=dict)  # message position -> place in `answers`
+    values: Answers = field(default_factory=list)
+
+    def add(self, position: int, key: ResendKey) -> int:
+        self.slots[position] = slot = len(self.keys)
+        self.keys.append(key)
+        self.values.append(None)
+        return slot

@@ -10,8 +10,9 @@ This memory is the fast path, and it is per process. A re-send that reaches anot
 one after a restart, is matched again, but the store keeps one alert per (camera, node session, seq)
 (`Alert.source_ref`), so IngestService answers it with the stored alert and tells nobody twice.
 
-Only results are kept (outcome, alert id, reject code, reason); never an embedding or a crop. Entries are
-futures: a re-send that arrives while the original is still being matched waits for the same answer.
+Only results are kept (outcome, alert id, reject code, reason); never an embedding or a crop. A message's
+observations share one future of its answers (one future per observation cost more event-loop time than
+the protobuf conversion): a re-send that arrives while the original is still being matched waits for it.
 The memory is bounded in size and age, so a node that never reconnects costs nothing for long.
 """
 
@@ -27,12 +28,37 @@ from dataclasses import dataclass
 from lfr.domain.observation import ObservationResult
 
 ResendKey = tuple[str, str, int]  # (camera id, node session, seq)
+# One message's answers, by its remembered observations' places: an answer, or why none was decided (the
+# matcher failed on its batch, so a re-send must be matched afresh).
+Answers = list[ObservationResult | BaseException | None]
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class Remembered:
+    """One observation's remembered answer: its place in its message's answers, which may still be coming."""
+
     remembered_at: float
-    result: asyncio.Future[ObservationResult]
+    answers: asyncio.Future[Answers]
+    index: int
+
+    def done(self) -> bool:
+        return self.answers.done()
+
+    def result(self) -> ObservationResult:
+        """The answer; only once `done()`."""
+        return _answer(self.answers.result()[self.index])
+
+    async def wait(self) -> ObservationResult:
+        # Shielded: a re-send's stream that goes away must not cancel the original message's answers.
+        return _answer((await asyncio.shield(self.answers))[self.index])
+
+
+def _answer(value: ObservationResult | BaseException | None) -> ObservationResult:
+    if isinstance(value, BaseException):
+        raise value
+    if value is None:
+        raise RuntimeError("a message's answers were settled without this observation's")
+    return value
 
 
 class RecentResults:
@@ -44,31 +70,38 @@ class RecentResults:
         self._max_entries = max_entries
         self._max_age = max_age_seconds
         self._monotonic = monotonic
-        self._entries: OrderedDict[ResendKey, _Entry] = OrderedDict()  # oldest first
+        self._entries: OrderedDict[ResendKey, Remembered] = OrderedDict()  # oldest first
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: ResendKey) -> asyncio.Future[ObservationResult] | None:
-        self._expire()
-        entry = self._entries.get(key)
-        return entry.result if entry is not None else None
+    def get(self, key: ResendKey) -> Remembered | None:
+        self.expire()
+        return self._entries.get(key)
 
-    def remember(self, key: ResendKey, result: asyncio.Future[ObservationResult]) -> None:
+    def peek(self, key: ResendKey) -> Remembered | None:
+        """`get` without expiring first: for a message's observations after one `expire()` for all."""
+        return self._entries.get(key)
+
+    def remember(self, key: ResendKey, answers: asyncio.Future[Answers], index: int) -> None:
+        """Remembers that `key`'s answer will be `answers`' item `index`. Does not expire: call `expire()`
+        once after a message's observations are remembered."""
         self._entries.pop(key, None)  # re-inserted at the young end
-        self._entries[key] = _Entry(self._monotonic(), result)
-        self._expire()
+        self._entries[key] = Remembered(self._monotonic(), answers, index)
 
-    def forget(self, key: ResendKey) -> None:
-        self._entries.pop(key, None)
+    def forget(self, key: ResendKey, answers: asyncio.Future[Answers] | None = None) -> None:
+        """Forgets `key` (only if its answer is still `answers`' place, when given)."""
+        if answers is None or ((entry := self._entries.get(key)) is not None and entry.answers is answers):
+            self._entries.pop(key, None)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         oldest_kept = self._monotonic() - self._max_age
-        while self._entries:
-            key, entry = next(iter(self._entries.items()))
-            if len(self._entries) <= self._max_entries and entry.remembered_at > oldest_kept:
+        entries = self._entries
+        while entries:
+            key, entry = next(iter(entries.items()))
+            if len(entries) <= self._max_entries and entry.remembered_at > oldest_kept:
                 break
-            del self._entries[key]
+            del entries[key]
 
 
 class SeqRanges:
@@ -107,10 +140,18 @@ class SeqRanges:
 
 
 @dataclass(slots=True)
-class _Session:
+class NodeSession:
     camera: str
     seen: SeqRanges
     resendable: set[int]  # seen, but answered "store it later": the node re-sends these under their seq
+
+    def use(self, seq: int) -> bool:
+        """Marks `seq` used; False if it was used before (and is not waiting to be re-sent)."""
+        if seq in self.seen and seq not in self.resendable:
+            return False
+        self.resendable.discard(seq)
+        self.seen.add(seq)
+        return True
 
 
 class SessionSeqs:
@@ -122,7 +163,7 @@ class SessionSeqs:
     def __init__(self, max_sessions: int = 10_000, max_resendable: int = 1024) -> None:
         self._max_sessions = max_sessions
         self._max_resendable = max_resendable
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._sessions: OrderedDict[str, NodeSession] = OrderedDict()
 
     def owner(self, session: str) -> str | None:
         known = self._sessions.get(session)
@@ -130,17 +171,18 @@ class SessionSeqs:
 
     def use(self, camera: str, session: str, seq: int) -> bool:
         """Marks `seq` used; False if it was used before (and is not waiting to be re-sent)."""
+        return self.session(camera, session).use(seq)
+
+    def session(self, camera: str, session: str) -> NodeSession:
+        """The session's seqs, started for `camera` if new: for the seqs of one message (check `owner`
+        first: this does not)."""
         known = self._sessions.get(session)
         if known is None:
-            known = self._sessions[session] = _Session(camera, SeqRanges(), set())
+            known = self._sessions[session] = NodeSession(camera, SeqRanges(), set())
             while len(self._sessions) > self._max_sessions:
                 self._sessions.popitem(last=False)
         self._sessions.move_to_end(session)
-        if seq in known.seen and seq not in known.resendable:
-            return False
-        known.resendable.discard(seq)
-        known.seen.add(seq)
-        return True
+        return known
 
     def may_resend(self, session: str, seq: int) -> None:
         known = self._sessions.get(session)
