@@ -196,7 +196,7 @@ def start_matcher(params: Params, folder: Path) -> tuple[int, dict[str, str], An
             ready.set()
             await state["stop"].wait()
 
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True, name="event loop (gRPC aio)")
     thread.start()
     ready.wait(60)
 
@@ -369,6 +369,28 @@ async def _load(port: int, tokens: dict[str, str], params: Params, rate: float) 
     }
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each of this process's threads so far, by name: Python's name where the thread is a
+    Python thread (the matcher's, the event loop's, ...), the kernel's otherwise (gRPC's C core)."""
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        comm, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        name = names.get(int(task.name), comm)
+        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return used
+
+
+def cpu_per_answer(before: dict[str, float], after: dict[str, float], answered: int) -> dict[str, float]:
+    """Microseconds of CPU per observation answered, by thread, between two `thread_cpu()` readings."""
+    return {name: (cpu - before.get(name, 0.0)) * 1e6 / max(answered, 1) for name, cpu in after.items()}
+
+
 def _crop() -> bytes:
     import io
 
@@ -501,7 +523,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lfr-bench-") as folder:
         port, tokens, stop, _ = start_matcher(params, Path(folder))
         try:
+            before = thread_cpu()
             saturated = run_load(port, tokens, params, rate=0)
+            by_thread = cpu_per_answer(before, thread_cpu(), saturated["answered"])
             paced = run_load(port, tokens, params, rate=saturated["rate"] * params.paced_fraction)
         finally:
             stop()
@@ -540,6 +564,18 @@ def main() -> None:
         f"end-to-end / FAISS alone (batch{params.batch_max})", f"{saturated['rate'] / best_faiss:.0%}", ""
     )
     console.print(table)
+    threads = Table(
+        title="matcher process CPU per observation answered, by thread (the saturated load, its warm-up and "
+        "drain included)"
+    )
+    threads.add_column("thread")
+    threads.add_column("us per observation", justify="right")
+    for name, us in sorted(by_thread.items(), key=lambda item: -item[1]):
+        if us >= 0.05:
+            threads.add_row(name, f"{us:.1f}")
+    threads.add_row("total", f"{sum(by_thread.values()):.1f}")
+    threads.add_row(f"(FAISS alone, batch {params.batch_max})", f"{1e6 / best_faiss:.1f}")
+    console.print(threads)
 
 
 if __name__ == "__main__":
