@@ -3,6 +3,7 @@ batch's conversion (embeddings packed or not) what its observations' one by one 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC
 
 import numpy as np
@@ -20,7 +21,7 @@ from lfr.adapters.grpc.convert import (
     packed_embeddings,
 )
 from lfr.domain.errors import InvalidInput
-from lfr.domain.observation import Observation
+from lfr.domain.observation import FaceQuality, Observation
 from lfr.v1 import ingest_pb2 as ipb
 
 
@@ -157,9 +158,22 @@ def test_a_packed_total_that_disagrees_with_the_dimensions_refuses_every_observa
     assert "embeddings_f32le has 60 bytes, expected 64" in str(refused[0])
 
 
+def _sent_with(quality: ipb.FaceQuality | None) -> ipb.Observation:
+    message = ipb.Observation(
+        camera_id="c",
+        captured_at=Timestamp(seconds=1_700_000_000),
+        model_id="m",
+        dimension=1,
+        embedding_f32le=b"\x00\x00\x80\x3f",
+        crop_jpeg=b"\xff\xd8\xff\xd9",
+    )
+    if quality is not None:
+        message.quality.CopyFrom(quality)
+    return message
+
+
 def test_a_face_quality_reads_field_by_field_and_an_unset_one_as_all_zeros():
-    stamp = Timestamp(seconds=1_700_000_000)
-    quality = ipb.FaceQuality(
+    sent = ipb.FaceQuality(
         detector_score=0.9,
         face_width_px=80,
         face_height_px=96,
@@ -168,40 +182,7 @@ def test_a_face_quality_reads_field_by_field_and_an_unset_one_as_all_zeros():
         yaw_deg=-12.0,
         pitch_deg=4.5,
     )
-    with_quality = ipb.Observation(
-        camera_id="c",
-        captured_at=stamp,
-        model_id="m",
-        dimension=1,
-        embedding_f32le=b"\x00\x00\x80\x3f",
-        crop_jpeg=b"\xff\xd8\xff\xd9",
-        quality=quality,
-    )
-    without = ipb.Observation()
-    without.CopyFrom(with_quality)
-    without.ClearField("quality")
-    found, unset = observation(with_quality, ""), observation(without, "")
-    assert (
-        found.quality.detector_score,
-        found.quality.face_width_px,
-        found.quality.face_height_px,
-        found.quality.interocular_px,
-        found.quality.sharpness,
-        found.quality.yaw_deg,
-        found.quality.pitch_deg,
-    ) == pytest.approx((0.9, 80, 96, 31.5, 120.0, -12.0, 4.5))
-    assert unset.quality == observation_quality_of(ipb.FaceQuality())
-
-
-def observation_quality_of(message: ipb.FaceQuality):
-    """What an explicitly sent, all-default quality message converts to."""
-    sent = ipb.Observation(
-        camera_id="c",
-        captured_at=Timestamp(seconds=1),
-        model_id="m",
-        dimension=1,
-        embedding_f32le=b"\x00\x00\x80\x3f",
-        crop_jpeg=b"\xff\xd8\xff\xd9",
-        quality=message,
-    )
-    return observation(sent, "").quality
+    found = observation(_sent_with(sent), "").quality
+    assert dataclasses.astuple(found) == pytest.approx((0.9, 80, 96, 31.5, 120.0, -12.0, 4.5))
+    unset = observation(_sent_with(None), "").quality
+    assert unset == observation(_sent_with(ipb.FaceQuality()), "").quality == FaceQuality()
