@@ -113,3 +113,24 @@ def test_a_failed_statement_on_postgres_never_shows_its_parameters(postgres_stor
         store.close()
     assert "FACE-BYTES-7f3a" not in text
     assert "track-7f3a" not in text
+
+
+def test_a_database_locked_past_the_busy_timeout_is_store_unavailable(sqlite_url: str) -> None:
+    """The write lock is taken as a unit of work opens (BEGIN IMMEDIATE): a lock held elsewhere for longer
+    than the busy timeout must fail it as StoreUnavailable (so a hit is kept by its node and re-sent),
+    not as a driver exception."""
+    import sqlite3
+
+    from lfr.config import StoreSettings
+
+    settings = StoreSettings(url=sqlite_url, sqlite_busy_timeout_s=0.2)
+    store = SqlStore.open(sqlite_url, timeouts=settings.timeouts())
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer, e.g. an operator's sqlite3 shell
+        with store() as uow, pytest.raises(StoreUnavailable, match="database is locked"):
+            uow.windows.find()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        store.close()

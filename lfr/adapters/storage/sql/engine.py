@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -157,5 +159,10 @@ def _begin_immediate(connection: Any) -> None:
     # read first and writes later fails with SQLITE_BUSY instead of waiting whenever another writer
     # committed in between, which is the normal read-check-write shape of a unit of work here.
     # On the driver's connection: through SQLAlchemy's statement machinery this one line cost more CPU
-    # than the statements of the transaction it opens (bench/matcher.py, one per alert).
-    connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
+    # than the statements of the transaction it opens (bench/matcher.py, one per alert). SQLAlchemy does
+    # not wrap what a "begin" hook raises, so a driver error is wrapped here, as it would have been there
+    # (a lock held past the busy timeout must reach the services as StoreUnavailable).
+    try:
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise sa_exc.DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
