@@ -320,7 +320,10 @@ def _loaded_core(library: Path) -> str | None:
 
 
 def _log(report: KernelReport) -> None:
-    level = logging.WARNING if report.source in ("too-late", "none") or report.notes else logging.INFO
+    # A preset that works is the operator's choice: naming a faster kernel is advice, not a fault, and at
+    # WARNING it would reach the terminal of every command (Python prints warnings with no logging set up).
+    fault = report.source in ("too-late", "none") or (report.notes and report.source != "preset")
+    level = logging.WARNING if fault else logging.INFO
     logger.log(
         level,
         "FAISS BLAS kernel: %s (%s; OpenBLAS detected %s, best this CPU supports %s)%s",
