@@ -33,7 +33,7 @@ ResendKey = tuple[str, str, int]  # (camera id, node session, seq)
 Answers = list[ObservationResult | BaseException | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per observation, and a frozen dataclass is slower to make
 class Remembered:
     """One observation's remembered answer: its place in its message's answers, which may still be coming."""
 
@@ -116,10 +116,15 @@ class SeqRanges:
         self._lasts: list[int] = []
 
     def __contains__(self, seq: int) -> bool:
+        if not self._lasts or seq > self._lasts[-1]:  # a node's next seq: the usual question
+            return False
         i = bisect.bisect_right(self._firsts, seq) - 1
         return i >= 0 and seq <= self._lasts[i]
 
     def add(self, seq: int) -> None:
+        if self._lasts and seq == self._lasts[-1] + 1:  # a node's next seq extends its last range
+            self._lasts[-1] = seq
+            return
         i = bisect.bisect_right(self._firsts, seq) - 1
         if i >= 0 and seq <= self._lasts[i]:
             return
@@ -149,7 +154,8 @@ class NodeSession:
         """Marks `seq` used; False if it was used before (and is not waiting to be re-sent)."""
         if seq in self.seen and seq not in self.resendable:
             return False
-        self.resendable.discard(seq)
+        if self.resendable:
+            self.resendable.discard(seq)
         self.seen.add(seq)
         return True
 
