@@ -213,6 +213,14 @@ def make_accounts(container: Container) -> dict[str, str]:
     return tokens
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Each SQL store the matcher runs on: SQLite, and PostgreSQL where one is configured."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_store_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
 def matcher_config(store_url: str = "memory://", **overrides: object) -> LfrConfig:
     values: dict[str, object] = {
         "store.url": store_url,

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import grpc
 import numpy as np
-import pytest
 
 from lfr.adapters.grpc.convert import MAX_NODE_SESSION
 from lfr.bootstrap import Container, build_container, running_matcher
@@ -96,13 +95,6 @@ def stored(container: Container) -> tuple[list[str], list[str]]:
         records = list(uow.audit.records())
         assert verify_chain(records, uow.audit.head()).ok
     return alerts, [r.subject_id for r in records if r.action == "alert.raised"]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("postgres_store_url"))
 
 
 @asynccontextmanager

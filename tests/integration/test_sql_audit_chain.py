@@ -18,13 +18,6 @@ THREADS = 8
 APPENDS_EACH = 15
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_store_url"
-    url: str = request.getfixturevalue(fixture)
-    return url
-
-
 @pytest.fixture
 def store(store_url: str) -> Iterator[SqlStore]:
     opened = SqlStore.open(store_url)

@@ -66,13 +66,6 @@ class Replicas:
                 feed.resync()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("postgres_store_url"))
-
-
 @contextmanager
 def two_replicas(url: str) -> Iterator[Replicas]:
     with replica_pair(url) as (world, b, listeners):
