@@ -206,16 +206,22 @@ def end_to_end(n: int, seconds: float, search_threads: int) -> dict[str, float]:
             paced = run_load(port, tokens, params, rate=saturated["rate"] * params.paced_fraction)
         finally:
             stop()
+    return {**load_figures(answered, used, saturated, paced), "rss_growth": steady, "setup_s": setup_s}
+
+
+def load_figures(
+    answered: float, cpu_used: float, saturated: dict[str, Any], paced: dict[str, Any]
+) -> dict[str, float]:
+    """A matcher row's figures from its saturated load (answers per CPU-second of the answering process)
+    and its paced load (latency)."""
     return {
-        "e2e_qps_cpu": answered / used,
+        "e2e_qps_cpu": answered / cpu_used,
         "e2e_rate_wall": saturated["rate"],
         "paced_rate": paced["rate"],
         "alert_p50_ms": paced["alert_p50_ms"],
         "alert_p99_ms": paced["alert_p99_ms"],
         "result_p99_ms": paced["result_p99_ms"],
         "alerts": paced["alerts"],
-        "rss_growth": steady,
-        "setup_s": setup_s,
     }
 
 
@@ -345,13 +351,7 @@ def serve_load(pid: int, port: int, tokens: dict[str, str], n: int, seconds: flo
     used = process_cpu_s(pid) - cpu
     paced = run_load(port, tokens, paced_params, rate=saturated["rate"] * params.paced_fraction)
     return {
-        "e2e_qps_cpu": saturated["answered"] / used,
-        "e2e_rate_wall": saturated["rate"],
-        "paced_rate": paced["rate"],
-        "alert_p50_ms": paced["alert_p50_ms"],
-        "alert_p99_ms": paced["alert_p99_ms"],
-        "result_p99_ms": paced["result_p99_ms"],
-        "alerts": paced["alerts"],
+        **load_figures(saturated["answered"], used, saturated, paced),
         "rss_after_load": process_memory(pid)["VmRSS"],
     }
 
