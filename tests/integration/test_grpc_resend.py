@@ -95,9 +95,11 @@ async def test_memory_of_recent_results_is_bounded_in_size_and_age():
     assert kept is not None
     assert kept.result().alert_id == "a5"
     now[0] += 8.5  # seq 3 was remembered 10.5 s ago, seq 5 8.5 s ago
+    recent.expire()
     assert recent.get(("cam-1", "s", 3)) is None
     assert recent.get(("cam-1", "s", 5)) is not None
     now[0] += 2
+    recent.expire()
     assert recent.get(("cam-1", "s", 5)) is None
     assert len(recent) == 0
 

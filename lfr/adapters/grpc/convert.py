@@ -100,7 +100,7 @@ def observation(message: ipb.Observation, node_session: str = "") -> Observation
     """Raises MalformedObservation (an InvalidInput) if the message cannot become an Observation.
     `node_session` is its batch's: with the seq it names the observation for the store (`source_ref`)."""
     _check_node_session(node_session)
-    return _observation(message, node_session, None)
+    return _observation(message, node_session, None, {})
 
 
 def observations(
@@ -197,7 +197,7 @@ def _observation(
     message: ipb.Observation,
     node_session: str,
     packed: np.ndarray | MalformedObservation | None,
-    times: dict[tuple[int, int], datetime] | None = None,
+    times: dict[tuple[int, int], datetime],
 ) -> Observation:
     """`packed`: this observation's share of its batch's packed embeddings (None: its own field).
     `times`: capture times already converted in this batch, by (seconds, nanos)."""
@@ -205,14 +205,13 @@ def _observation(
         raise MalformedObservation(f"track_id must be printable text of at most {MAX_TRACK_ID} characters")
     stamp = message.captured_at
     key = (stamp.seconds, stamp.nanos)
-    captured_at = times.get(key) if times is not None else None
+    captured_at = times.get(key)
     if captured_at is None:
         try:
             captured_at = from_timestamp(stamp, "captured_at")
         except (InvalidInput, ValueError, OverflowError) as exc:
             raise MalformedObservation(f"captured_at: {exc}") from exc
-        if times is not None:
-            times[key] = captured_at
+        times[key] = captured_at
     if not message.model_id:
         raise MalformedObservation("model_id is required")
     if packed is None:

@@ -252,14 +252,14 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         seqs: NodeSession | None = None  # the session's used seqs, if this camera may use it
         if session:
             memory = _MessageMemory(asyncio.get_running_loop().create_future())
-            self._recent.expire()  # once for the message: `peek` below does not
+            self._recent.expire()  # once for the message: `get` below does not
             owner = self._used.owner(session)
             if owner is None or owner == camera:
                 seqs = self._used.session(camera, session)
         for position, (item, seq) in enumerate(zip(message.observations, answer.seqs, strict=True)):
             if memory is not None:
                 key = (camera, session, seq)
-                if (earlier := self._recent.peek(key)) is not None:
+                if (earlier := self._recent.get(key)) is not None:
                     # Never matched, and its share of packed embeddings is wiped as the batch is decoded;
                     # the protobuf's own bytes go when the message does. Not counted again: the same face.
                     answer.remembered[position] = earlier

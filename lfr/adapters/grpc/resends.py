@@ -41,11 +41,8 @@ class Remembered:
     answers: asyncio.Future[Answers]
     index: int
 
-    def done(self) -> bool:
-        return self.answers.done()
-
     def result(self) -> ObservationResult:
-        """The answer; only once `done()`."""
+        """The answer; only once its message's answers are settled."""
         return _answer(self.answers.result()[self.index])
 
     async def wait(self) -> ObservationResult:
@@ -76,11 +73,7 @@ class RecentResults:
         return len(self._entries)
 
     def get(self, key: ResendKey) -> Remembered | None:
-        self.expire()
-        return self._entries.get(key)
-
-    def peek(self, key: ResendKey) -> Remembered | None:
-        """`get` without expiring first: for a message's observations after one `expire()` for all."""
+        """What is remembered for `key`. Does not expire: call `expire()` first, once for a message."""
         return self._entries.get(key)
 
     def remember(self, key: ResendKey, answers: asyncio.Future[Answers], index: int) -> None:
@@ -89,10 +82,11 @@ class RecentResults:
         self._entries.pop(key, None)  # re-inserted at the young end
         self._entries[key] = Remembered(self._monotonic(), answers, index)
 
-    def forget(self, key: ResendKey, answers: asyncio.Future[Answers] | None = None) -> None:
-        """Forgets `key` (only if its answer is still `answers`' place, when given)."""
-        if answers is None or ((entry := self._entries.get(key)) is not None and entry.answers is answers):
-            self._entries.pop(key, None)
+    def forget(self, key: ResendKey, answers: asyncio.Future[Answers]) -> None:
+        """Forgets `key`, if its answer is still a place in `answers`."""
+        entry = self._entries.get(key)
+        if entry is not None and entry.answers is answers:
+            del self._entries[key]
 
     def expire(self) -> None:
         oldest_kept = self._monotonic() - self._max_age
