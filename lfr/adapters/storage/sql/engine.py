@@ -125,7 +125,6 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
         # The pool hands a connection to one thread at a time, so sqlite3's own thread check only gets
         # in the way.
         connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
-        pool_use_lifo=True,
     )
     busy_ms = int(busy_timeout_s * 1000)
     event.listen(engine, "connect", lambda conn, record: _configure_sqlite_connection(conn, busy_ms))
