@@ -253,9 +253,7 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
         if session:
             memory = _MessageMemory(asyncio.get_running_loop().create_future())
             self._recent.expire()  # once for the message: `get` below does not
-            owner = self._used.owner(session)
-            if owner is None or owner == camera:
-                seqs = self._used.session(camera, session)
+            seqs = self._used.session(camera, session)
         for position, (item, seq) in enumerate(zip(message.observations, answer.seqs, strict=True)):
             if memory is not None:
                 key = (camera, session, seq)
@@ -319,23 +317,18 @@ class CameraIngestServicer(ingest_pb2_grpc.CameraIngestServicer):
     ) -> None:
         """Copies a batch's answers into the memory, whether or not its stream is still there to read them."""
         failure = batch.exception() if not batch.cancelled() else StoreUnavailable("the batch was cancelled")
-        if failure is not None:
-            for position in submitted:
-                slot = memory.slots[position]
-                memory.values[slot] = failure
-                # Nothing was decided: a re-send must be matched afresh, and not refused as a replay of
-                # its own seq (the node keeps what was not answered and sends it again).
+        results: list[ObservationResult | BaseException] = (
+            [failure] * len(submitted) if failure is not None else list(batch.result())
+        )
+        for position, result in zip(submitted, results, strict=True):
+            slot = memory.slots[position]
+            memory.values[slot] = result
+            if isinstance(result, BaseException) or result.reject_code in _RETRYABLE:
+                # Nothing was decided, or the hit could not be kept: the node sends it again, to be matched
+                # afresh then, not answered from memory nor refused as a replay of its own seq.
                 key = memory.keys[slot]
                 self._recent.forget(key, memory.answers)
                 self._used.may_resend(key[1], key[2])
-        else:
-            for position, result in zip(submitted, batch.result(), strict=True):
-                slot = memory.slots[position]
-                memory.values[slot] = result
-                if result.reject_code in _RETRYABLE:
-                    key = memory.keys[slot]
-                    self._recent.forget(key, memory.answers)  # the node re-sends it: matched afresh then
-                    self._used.may_resend(key[1], key[2])
         memory.answers.set_result(memory.values)
 
 

@@ -170,13 +170,17 @@ class SessionSeqs:
         return known.camera if known is not None else None
 
     def use(self, camera: str, session: str, seq: int) -> bool:
-        """Marks `seq` used; False if it was used before (and is not waiting to be re-sent)."""
-        return self.session(camera, session).use(seq)
+        """Marks `seq` used; False if it was used before (and is not waiting to be re-sent), or if another
+        camera's session."""
+        known = self.session(camera, session)
+        return known is not None and known.use(seq)
 
-    def session(self, camera: str, session: str) -> NodeSession:
-        """The session's seqs, started for `camera` if new: for the seqs of one message (check `owner`
-        first: this does not)."""
+    def session(self, camera: str, session: str) -> NodeSession | None:
+        """The session's seqs, started for `camera` if new, for the seqs of one message; None if the session
+        belongs to another camera."""
         known = self._sessions.get(session)
+        if known is not None and known.camera != camera:
+            return None
         if known is None:
             known = self._sessions[session] = NodeSession(camera, SeqRanges(), set())
             while len(self._sessions) > self._max_sessions:
